@@ -1,0 +1,184 @@
+/* prune_step.c — hard-concrete masks, sparsity regulariser, schedules and AdamW (prune.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edgeprune/core.h"
+#include "edgeprune/prune.h"
+#include "edgeprune/rng.h"
+
+void prune_params_init(ep_mask_params *p, int64_t n_edges, int n_nodes, uint64_t seed) {
+  memset(p, 0, sizeof *p);
+  p->n_edges = n_edges;
+  p->n_nodes = n_nodes;
+  p->n = n_edges + n_nodes + 4;
+  p->theta = ep_calloc((size_t)p->n, sizeof *p->theta);
+  p->la_edge = p->theta;
+  p->la_node = p->theta + n_edges;
+  p->lam_edge = p->theta + n_edges + n_nodes;
+  p->lam_node = p->lam_edge + 2;
+  /* edges use counters [0, E), nodes [E, E+Nn) so the two never share a draw */
+  for (int64_t i = 0; i < n_edges + n_nodes; i++)
+    p->theta[i] = 10.0 + 0.01 * ep_rng_normal(seed, EP_RNG_STREAM_LOGALPHA, (uint64_t)i, 0);
+}
+
+void prune_params_free(ep_mask_params *p) {
+  free(p->theta);
+  memset(p, 0, sizeof *p);
+}
+
+double prune_hc_noise(uint64_t seed, uint32_t stream, int64_t step, int64_t index) {
+  double r = ep_rng_uniform(seed, stream, (uint64_t)step, (uint32_t)index);
+  return EP_PRUNE_HC_EPS + (1.0 - 2.0 * EP_PRUNE_HC_EPS) * r;
+}
+
+double prune_hc_sample(double log_alpha, double u, double *dz_dla) {
+  const double l = EP_PRUNE_HC_L, r = EP_PRUNE_HC_R, beta = EP_PRUNE_HC_BETA;
+  double x = (log(u) - log(1.0 - u) + log_alpha) / beta;
+  double s = 1.0 / (1.0 + exp(-x));
+  double zr = s * (r - l) + l;
+  double z = zr < 0 ? 0 : zr > 1 ? 1 : zr;
+  /* clamp passes no gradient outside (0, 1) */
+  if (dz_dla) *dz_dla = (zr > 0 && zr < 1) ? (r - l) * s * (1 - s) / beta : 0;
+  return z;
+}
+
+void prune_step_out_init(ep_step_out *o, const ep_mask_params *p) {
+  memset(o, 0, sizeof *o);
+  size_t E = (size_t)p->n_edges, Nn = (size_t)p->n_nodes;
+  o->u_edge = ep_calloc(E, sizeof(double));
+  o->z_edge = ep_calloc(E, sizeof(double));
+  o->dz_edge = ep_calloc(E, sizeof(double));
+  if (Nn) {
+    o->u_node = ep_calloc(Nn, sizeof(double));
+    o->z_node = ep_calloc(Nn, sizeof(double));
+    o->dz_node = ep_calloc(Nn, sizeof(double));
+  }
+  o->grad = ep_calloc((size_t)p->n, sizeof(double));
+}
+
+void prune_step_out_free(ep_step_out *o) {
+  free(o->u_edge);
+  free(o->z_edge);
+  free(o->dz_edge);
+  free(o->u_node);
+  free(o->z_node);
+  free(o->dz_node);
+  free(o->grad);
+  memset(o, 0, sizeof *o);
+}
+
+void prune_sample_masks(const ep_mask_params *p, uint64_t seed, int64_t step, ep_step_out *o) {
+  for (int64_t e = 0; e < p->n_edges; e++) o->u_edge[e] = prune_hc_noise(seed, EP_RNG_STREAM_EDGE_NOISE, step, e);
+  for (int i = 0; i < p->n_nodes; i++) o->u_node[i] = prune_hc_noise(seed, EP_RNG_STREAM_NODE_NOISE, step, i);
+}
+
+/* Regulariser of one mask group: sets value, sparsity, lambda gradients; returns
+ * d(reg)/dz (the same for every mask of the group). */
+static double reg_group(const double *z, int64_t n, const double *lam, double t, double *reg, double *s_out,
+                        double *g_lam) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; i++) sum += z[i];
+  double s = n ? 1.0 - sum / (double)n : 0;
+  double d = s - t;
+  *s_out = s;
+  *reg = lam[0] * d + lam[1] * d * d;
+  g_lam[0] = d;
+  g_lam[1] = d * d;
+  return n ? -(lam[0] + 2 * lam[1] * d) / (double)n : 0;
+}
+
+double prune_step_given_masks(const ep_backend_ops *be, void *ws, const ep_mask_params *p,
+                              const ep_step_targets *t, ep_step_out *o) {
+  const int64_t E = p->n_edges;
+  const int Nn = p->n_nodes;
+  double *dla_e = ep_malloc((size_t)(E + Nn + 1) * sizeof *dla_e), *dla_n = dla_e + E;
+  for (int64_t e = 0; e < E; e++) o->z_edge[e] = prune_hc_sample(p->la_edge[e], o->u_edge[e], &dla_e[e]);
+  for (int i = 0; i < Nn; i++) o->z_node[i] = prune_hc_sample(p->la_node[i], o->u_node[i], &dla_n[i]);
+  o->faith = be->faith(ws, o->z_edge, Nn ? o->z_node : NULL, o->dz_edge, Nn ? o->dz_node : NULL, NULL);
+  double *g = o->grad;
+  double gz_e = reg_group(o->z_edge, E, p->lam_edge, t->t_edge, &o->reg_edge, &o->s_edge, g + E + Nn);
+  for (int64_t e = 0; e < E; e++) g[e] = (o->dz_edge[e] + gz_e) * dla_e[e];
+  double gz_n = 0;
+  o->reg_node = 0;
+  o->s_node = 0;
+  if (Nn) {
+    gz_n = reg_group(o->z_node, Nn, p->lam_node, t->t_node, &o->reg_node, &o->s_node, g + E + Nn + 2);
+    if (!t->node_loss) {
+      gz_n = 0;
+      o->reg_node = 0;
+      g[E + Nn + 2] = g[E + Nn + 3] = 0;
+    }
+    for (int i = 0; i < Nn; i++) g[E + i] = (o->dz_node[i] + gz_n) * dla_n[i];
+  } else {
+    g[E + 2] = g[E + 3] = 0;
+  }
+  free(dla_e);
+  o->total = o->faith + o->reg_edge + o->reg_node;
+  return o->total;
+}
+
+double prune_step(const ep_backend_ops *be, void *ws, const ep_mask_params *p, uint64_t seed, int64_t step,
+                  const ep_step_targets *t, ep_step_out *o) {
+  prune_sample_masks(p, seed, step, o);
+  return prune_step_given_masks(be, ws, p, t, o);
+}
+
+double prune_target(double start, double target, int64_t step, int64_t warmup, int log_schedule) {
+  if (warmup <= 0 || step >= warmup) return target;
+  double f = (double)step / (double)warmup;
+  if (!log_schedule) return start + (target - start) * f;
+  EP_CHECK(start < 1 && target < 1, "log sparsity schedule needs start and target below 1");
+  return 1.0 - exp(log(1.0 - start) + (log(1.0 - target) - log(1.0 - start)) * f);
+}
+
+double prune_lr_factor(int64_t step, int64_t warmup, int64_t total) {
+  if (step < warmup) return (double)step / (double)warmup;
+  if (total <= warmup) return 0;
+  double f = (double)(total - step) / (double)(total - warmup);
+  return f > 0 ? f : 0;
+}
+
+void prune_adamw_init(ep_adamw *o, const ep_mask_params *p, const double lr[4]) {
+  memset(o, 0, sizeof *o);
+  for (int i = 0; i < 4; i++) o->lr[i] = lr[i];
+  o->beta1 = 0.9;
+  o->beta2 = 0.999;
+  o->eps = 1e-8;
+  o->weight_decay = 0.01;
+  o->m = ep_calloc((size_t)p->n, sizeof *o->m);
+  o->v = ep_calloc((size_t)p->n, sizeof *o->v);
+}
+
+void prune_adamw_free(ep_adamw *o) {
+  free(o->m);
+  free(o->v);
+  memset(o, 0, sizeof *o);
+}
+
+double prune_adamw_step(ep_adamw *o, ep_mask_params *p, const double *grad, double max_norm, double lr_factor) {
+  const int64_t E = p->n_edges, Nn = p->n_nodes, n = p->n;
+  double *g = ep_malloc((size_t)n * sizeof *g);
+  double ss = 0;
+  for (int64_t i = 0; i < n; i++) {
+    g[i] = i >= E + Nn ? -grad[i] : grad[i]; /* lambdas: gradient ascent */
+    ss += g[i] * g[i];
+  }
+  double norm = sqrt(ss);
+  if (max_norm > 0 && norm > max_norm) {
+    double c = max_norm / (norm + 1e-6); /* as torch.nn.utils.clip_grad_norm_ */
+    for (int64_t i = 0; i < n; i++) g[i] *= c;
+  }
+  o->t++;
+  const double bc1 = 1 - pow(o->beta1, (double)o->t), bc2 = 1 - pow(o->beta2, (double)o->t);
+  for (int64_t i = 0; i < n; i++) {
+    int grp = i < E ? 0 : i < E + Nn ? 1 : i < E + Nn + 2 ? 2 : 3;
+    double lr = o->lr[grp] * lr_factor;
+    p->theta[i] -= lr * o->weight_decay * p->theta[i];
+    o->m[i] = o->beta1 * o->m[i] + (1 - o->beta1) * g[i];
+    o->v[i] = o->beta2 * o->v[i] + (1 - o->beta2) * g[i] * g[i];
+    p->theta[i] -= lr * (o->m[i] / bc1) / (sqrt(o->v[i] / bc2) + o->eps);
+  }
+  free(g);
+  return norm;
+}
