@@ -28,23 +28,23 @@
  * before first use; forward_ws_free releases everything. Not shareable between threads
  * running at the same time. */
 typedef struct {
-  size_t rows_cap; /* B*T the row buffers hold */
-  int t_cap;       /* T the per-sequence buffers hold */
-  size_t out_cap;  /* B*P the gathered-row buffers hold */
+  size_t rows_cap;                    /* B*T the row buffers hold */
+  int t_cap;                          /* T the per-sequence buffers hold */
+  size_t out_cap;                     /* B*P the gathered-row buffers hold */
   size_t d_cap, q_cap, kv_cap, f_cap; /* widths the buffers were sized for */
-  float *x;        /* [B*T, D] residual stream */
-  float *h;        /* [B*T, D] normed input of a sub-block */
-  float *q;        /* [B*T, H*dh] */
-  float *k;        /* [B*T, Hkv*dh] */
-  float *v;        /* [B*T, Hkv*dh] */
-  float *att;      /* [B*T, H*dh] concatenated head outputs */
-  float *fc;       /* [B*T, F] MLP hidden (up projection for SwiGLU) */
-  float *gate;     /* [B*T, F] SwiGLU gate */
-  float *scores;   /* [T, T] attention scores of one (sequence, head) */
-  float *rope_cos; /* [T, dh/2] */
-  float *rope_sin; /* [T, dh/2] */
-  float *sel;      /* [B*P, D] residual rows at the requested positions */
-  float *seln;     /* [B*P, D] the same after the final norm */
+  float *x;                           /* [B*T, D] residual stream */
+  float *h;                           /* [B*T, D] normed input of a sub-block */
+  float *q;                           /* [B*T, H*dh] */
+  float *k;                           /* [B*T, Hkv*dh] */
+  float *v;                           /* [B*T, Hkv*dh] */
+  float *att;                         /* [B*T, H*dh] concatenated head outputs */
+  float *fc;                          /* [B*T, F] MLP hidden (up projection for SwiGLU) */
+  float *gate;                        /* [B*T, F] SwiGLU gate */
+  float *scores;                      /* [T, T] attention scores of one (sequence, head) */
+  float *rope_cos;                    /* [T, dh/2] */
+  float *rope_sin;                    /* [T, dh/2] */
+  float *sel;                         /* [B*P, D] residual rows at the requested positions */
+  float *seln;                        /* [B*P, D] the same after the final norm */
 } ep_forward_ws;
 
 void forward_ws_init(ep_forward_ws *ws);
@@ -60,10 +60,9 @@ void forward_ws_free(ep_forward_ws *ws);
  *   resid     [B, T, D] the final residual stream (before the final norm), or NULL
  * Bad arguments (token out of range, T beyond a learned position table, ...) are fatal
  * errors naming the sequence and position. */
-void forward_run(const ep_model *m, ep_forward_ws *ws, const int32_t *tokens,
-                 const int32_t *lengths, int B, int T, const int32_t *positions, int P,
-                 float *logits, float *resid);
+void forward_run(const ep_model *m, ep_forward_ws *ws, const int32_t *tokens, const int32_t *lengths, int B,
+                 int T, const int32_t *positions, int P, float *logits, float *resid);
 
 /* forward_run with a temporary workspace and no residual output. */
-void forward_logits(const ep_model *m, const int32_t *tokens, const int32_t *lengths, int B,
-                    int T, const int32_t *positions, int P, float *logits);
+void forward_logits(const ep_model *m, const int32_t *tokens, const int32_t *lengths, int B, int T,
+                    const int32_t *positions, int P, float *logits);

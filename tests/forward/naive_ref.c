@@ -10,13 +10,14 @@ static void lin(double *y, const double *x, const float *W, const float *b, int 
   for (int t = 0; t < n; t++)
     for (int o = 0; o < O; o++) {
       double s = b ? b[o] : 0.0;
-      for (int i = 0; i < I; i++) s += x[t * I + i] * W[(size_t)i * O + o];
+      for (int i = 0; i < I; i++)
+        s += x[t * I + i] * W[(size_t)i * O + o];
       y[t * O + o] = s;
     }
 }
 
-static void norm(const ep_model_config *c, double *y, const double *x, const float *w,
-                 const float *b, int n) {
+static void norm(const ep_model_config *c, double *y, const double *x, const float *w, const float *b,
+                 int n) {
   int D = c->d_model;
   for (int t = 0; t < n; t++) {
     const double *xr = x + t * D;
@@ -25,13 +26,18 @@ static void norm(const ep_model_config *c, double *y, const double *x, const flo
       memcpy(yr, xr, sizeof(double) * D);
     } else if (c->norm == EP_NORM_LAYERNORM) {
       double mu = 0, var = 0;
-      for (int i = 0; i < D; i++) mu += xr[i] / D;
-      for (int i = 0; i < D; i++) var += (xr[i] - mu) * (xr[i] - mu) / D;
-      for (int i = 0; i < D; i++) yr[i] = (xr[i] - mu) / sqrt(var + c->norm_eps) * w[i] + b[i];
+      for (int i = 0; i < D; i++)
+        mu += xr[i] / D;
+      for (int i = 0; i < D; i++)
+        var += (xr[i] - mu) * (xr[i] - mu) / D;
+      for (int i = 0; i < D; i++)
+        yr[i] = (xr[i] - mu) / sqrt(var + c->norm_eps) * w[i] + b[i];
     } else {
       double ms = 0;
-      for (int i = 0; i < D; i++) ms += xr[i] * xr[i] / D;
-      for (int i = 0; i < D; i++) yr[i] = xr[i] / sqrt(ms + c->norm_eps) * w[i];
+      for (int i = 0; i < D; i++)
+        ms += xr[i] * xr[i] / D;
+      for (int i = 0; i < D; i++)
+        yr[i] = xr[i] / sqrt(ms + c->norm_eps) * w[i];
     }
   }
 }
@@ -66,8 +72,10 @@ void naive_forward(const ep_model *m, const int32_t *tokens, int n, double *logi
       lin(v, h, w->w_v, w->b_v, n, D, Hk * dh);
       if (c->pos == EP_POS_ROPE)
         for (int t = 0; t < n; t++) {
-          for (int hh = 0; hh < H; hh++) rope(q + (t * H + hh) * dh, dh, t, c->rope_theta);
-          for (int hh = 0; hh < Hk; hh++) rope(k + (t * Hk + hh) * dh, dh, t, c->rope_theta);
+          for (int hh = 0; hh < H; hh++)
+            rope(q + (t * H + hh) * dh, dh, t, c->rope_theta);
+          for (int hh = 0; hh < Hk; hh++)
+            rope(k + (t * Hk + hh) * dh, dh, t, c->rope_theta);
         }
       for (int hh = 0; hh < H; hh++) {
         int kh = hh * Hk / H; /* the key/value head this query head shares */
@@ -76,20 +84,24 @@ void naive_forward(const ep_model *m, const int32_t *tokens, int n, double *logi
           double mx = -INFINITY, sum = 0;
           for (int j = 0; j <= last; j++) {
             double s = 0;
-            for (int d = 0; d < dh; d++) s += q[(i * H + hh) * dh + d] * k[(j * Hk + kh) * dh + d];
+            for (int d = 0; d < dh; d++)
+              s += q[(i * H + hh) * dh + d] * k[(j * Hk + kh) * dh + d];
             p[j] = s / sqrt((double)dh);
             if (p[j] > mx) mx = p[j];
           }
-          for (int j = 0; j <= last; j++) sum += (p[j] = exp(p[j] - mx));
+          for (int j = 0; j <= last; j++)
+            sum += (p[j] = exp(p[j] - mx));
           for (int d = 0; d < dh; d++) {
             double s = 0;
-            for (int j = 0; j <= last; j++) s += p[j] / sum * v[(j * Hk + kh) * dh + d];
+            for (int j = 0; j <= last; j++)
+              s += p[j] / sum * v[(j * Hk + kh) * dh + d];
             z[(i * H + hh) * dh + d] = s;
           }
         }
       }
       lin(o, z, w->w_o, w->b_o, n, H * dh, D);
-      for (int i = 0; i < n * D; i++) x[i] += o[i];
+      for (int i = 0; i < n * D; i++)
+        x[i] += o[i];
     }
     if (c->has_mlp[l]) {
       norm(c, h, x, w->ln2_w, w->ln2_b, n);
@@ -105,7 +117,8 @@ void naive_forward(const ep_model *m, const int32_t *tokens, int n, double *logi
           a[i] = g[i] / (1 + exp(-g[i])) * u;
       }
       lin(o, a, w->w_proj, w->b_proj, n, F, D);
-      for (int i = 0; i < n * D; i++) x[i] += o[i];
+      for (int i = 0; i < n * D; i++)
+        x[i] += o[i];
     }
   }
   if (resid) memcpy(resid, x, sizeof(double) * n * D);
@@ -116,7 +129,8 @@ void naive_forward(const ep_model *m, const int32_t *tokens, int n, double *logi
   for (int t = 0; t < n; t++)
     for (int vv = 0; vv < c->vocab_out; vv++) {
       double s = 0;
-      for (int i = 0; i < D; i++) s += h[t * D + i] * m->unembed[(size_t)vv * D + i];
+      for (int i = 0; i < D; i++)
+        s += h[t * D + i] * m->unembed[(size_t)vv * D + i];
       logits[(size_t)t * c->vocab_out + vv] = s;
     }
   free(x), free(h), free(q), free(k), free(v), free(z), free(a), free(g), free(o), free(p);

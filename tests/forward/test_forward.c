@@ -61,9 +61,11 @@ static void check_vs_naive(const char *name, const ep_model *m, int B, int T, co
   const ep_model_config *c = &m->cfg;
   const int V = c->vocab_out, D = c->d_model;
   int32_t *tok = malloc(sizeof *tok * B * T);
-  for (int i = 0; i < B * T; i++) tok[i] = tok_at(11, i, c->vocab);
+  for (int i = 0; i < B * T; i++)
+    tok[i] = tok_at(11, i, c->vocab);
   for (int b = 0; b < B; b++)
-    for (int t = len[b]; t < T; t++) tok[b * T + t] = -1; /* padding is never read */
+    for (int t = len[b]; t < T; t++)
+      tok[b * T + t] = -1; /* padding is never read */
   float *lg = malloc(sizeof *lg * B * T * V), *res = malloc(sizeof *res * B * T * D);
   ep_forward_ws ws;
   forward_ws_init(&ws);
@@ -82,8 +84,8 @@ static void check_vs_naive(const char *name, const ep_model *m, int B, int T, co
       worst_res = d > worst_res || isnan(d) ? d : worst_res;
     }
   }
-  printf("%-14s B=%d T=%d  max|logit|=%.3f  max|diff| logits %.3g resid %.3g\n", name, B, T,
-         scale, worst, worst_res);
+  printf("%-14s B=%d T=%d  max|logit|=%.3f  max|diff| logits %.3g resid %.3g\n", name, B, T, scale, worst,
+         worst_res);
   T_CHECK(worst <= 1e-4, "%s: logits differ from the naive reference by %g", name, worst);
   T_CHECK(worst_res <= 1e-4, "%s: residual differs from the naive reference by %g", name, worst_res);
   T_CHECK(scale > 0.5, "%s: logits too flat (%g) for the comparison to mean much", name, scale);
@@ -104,7 +106,8 @@ static void check_vs_naive(const char *name, const ep_model *m, int B, int T, co
     for (int p = 0; p < P; p++) {
       const float *row = sel + ((size_t)b * P + p) * V;
       if (pos[b * P + p] < 0) {
-        for (int i = 0; i < V; i++) zeros_ok &= row[i] == 0.0f;
+        for (int i = 0; i < V; i++)
+          zeros_ok &= row[i] == 0.0f;
         continue;
       }
       double d = t_max_abs_diff(row, lg + ((size_t)b * T + pos[b * P + p]) * V, (size_t)V);
@@ -157,7 +160,8 @@ static void check_vs_naive(const char *name, const ep_model *m, int B, int T, co
   T_CHECK(t_max_abs_diff(lw, lg, (size_t)B * T * V) == 0.0, "%s: forward_logits != forward_run", name);
 
   forward_ws_free(&ws);
-  free(tok), free(lg), free(res), free(ref), free(rres), free(pos), free(sel), free(tok2), free(lg2), free(lw);
+  free(tok), free(lg), free(res), free(ref), free(rres), free(pos), free(sel), free(tok2), free(lg2),
+      free(lw);
 }
 
 int main(void) {

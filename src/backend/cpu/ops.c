@@ -9,13 +9,13 @@
 
 /* Norm statistics are accumulated in double: the result is the correctly rounded float
  * that torch's float32 kernels approximate, so parity does not hinge on summation order. */
-void ops_layernorm(float *out, const float *x, const float *w, const float *b, size_t N, int D,
-                   float eps) {
+void ops_layernorm(float *out, const float *x, const float *w, const float *b, size_t N, int D, float eps) {
   for (size_t r = 0; r < N; r++) {
     const float *xr = x + r * (size_t)D;
     float *o = out + r * (size_t)D;
     double mean = 0, var = 0;
-    for (int i = 0; i < D; i++) mean += xr[i];
+    for (int i = 0; i < D; i++)
+      mean += xr[i];
     mean /= D;
     for (int i = 0; i < D; i++) {
       double d = xr[i] - mean;
@@ -35,14 +35,16 @@ void ops_rmsnorm(float *out, const float *x, const float *w, size_t N, int D, fl
     const float *xr = x + r * (size_t)D;
     float *o = out + r * (size_t)D;
     double ss = 0;
-    for (int i = 0; i < D; i++) ss += (double)xr[i] * xr[i];
+    for (int i = 0; i < D; i++)
+      ss += (double)xr[i] * xr[i];
     double rr = 1.0 / sqrt(ss / D + (double)eps);
-    for (int i = 0; i < D; i++) o[i] = w[i] * (float)(xr[i] * rr);
+    for (int i = 0; i < D; i++)
+      o[i] = w[i] * (float)(xr[i] * rr);
   }
 }
 
-void ops_matmul(float *out, const float *x, const float *W, const float *bias, size_t N, int n_in,
-                int n_out, float beta) {
+void ops_matmul(float *out, const float *x, const float *W, const float *bias, size_t N, int n_in, int n_out,
+                float beta) {
   if (N == 0) return;
   EP_CHECK(N <= (size_t)INT32_MAX, "matmul with %zu rows exceeds the BLAS int range", N);
   if (bias) {
@@ -52,19 +54,19 @@ void ops_matmul(float *out, const float *x, const float *W, const float *bias, s
       if (beta == 0.0f)
         memcpy(o, bias, (size_t)n_out * sizeof *o);
       else
-        for (int j = 0; j < n_out; j++) o[j] = beta * o[j] + bias[j];
+        for (int j = 0; j < n_out; j++)
+          o[j] = beta * o[j] + bias[j];
     }
     beta = 1.0f;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, n_out, n_in, 1.0f, x, n_in, W,
-              n_out, beta, out, n_out);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, n_out, n_in, 1.0f, x, n_in, W, n_out, beta,
+              out, n_out);
 }
 
 void ops_unembed(float *out, const float *x, const float *U, size_t N, int D, int V) {
   if (N == 0) return;
   EP_CHECK(N <= (size_t)INT32_MAX, "unembed with %zu rows exceeds the BLAS int range", N);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, V, D, 1.0f, x, D, U, D, 0.0f, out,
-              V);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, V, D, 1.0f, x, D, U, D, 0.0f, out, V);
 }
 
 void ops_gelu_tanh(float *x, size_t n) {
@@ -76,7 +78,8 @@ void ops_gelu_tanh(float *x, size_t n) {
 }
 
 void ops_relu(float *x, size_t n) {
-  for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+  for (size_t i = 0; i < n; i++)
+    x[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
 void ops_silu_mul(float *gate, const float *up, size_t n) {
@@ -100,8 +103,7 @@ void ops_rope_tables(float *cos_t, float *sin_t, int T, int dh, float theta) {
   }
 }
 
-void ops_rope_apply(float *x, const float *cos_t, const float *sin_t, size_t B, int T,
-                    int n_heads, int dh) {
+void ops_rope_apply(float *x, const float *cos_t, const float *sin_t, size_t B, int T, int n_heads, int dh) {
   int half = dh / 2;
   size_t stride = (size_t)n_heads * dh;
   for (size_t row = 0; row < B * (size_t)T; row++) {
@@ -118,9 +120,8 @@ void ops_rope_apply(float *x, const float *cos_t, const float *sin_t, size_t B, 
   }
 }
 
-void ops_attention(float *out, const float *q, const float *k, const float *v,
-                   const int32_t *lengths, int B, int T, int H, int Hkv, int dh, int causal,
-                   float *scores) {
+void ops_attention(float *out, const float *q, const float *k, const float *v, const int32_t *lengths, int B,
+                   int T, int H, int Hkv, int dh, int causal, float *scores) {
   const int qs = H * dh, ks = Hkv * dh, rep = H / Hkv;
   const float scale = 1.0f / sqrtf((float)dh);
   for (int b = 0; b < B; b++) {
@@ -134,25 +135,28 @@ void ops_attention(float *out, const float *q, const float *k, const float *v,
       const float *vb = v + base * ks + (size_t)g * dh;
       float *ob = out + base * qs + (size_t)h * dh;
       /* scores[T, nk] = scale * q_h[T, dh] @ k_g[nk, dh]^T */
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, nk, dh, scale, qb, qs, kb, ks, 0.0f,
-                  scores, nk);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, nk, dh, scale, qb, qs, kb, ks, 0.0f, scores,
+                  nk);
       for (int i = 0; i < T; i++) {
         float *s = scores + (size_t)i * nk;
         int n = causal && i + 1 < nk ? i + 1 : nk; /* visible keys 0..n-1 */
         float mx = s[0];
-        for (int j = 1; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+        for (int j = 1; j < n; j++)
+          mx = s[j] > mx ? s[j] : mx;
         float sum = 0.0f;
         for (int j = 0; j < n; j++) {
           s[j] = expf(s[j] - mx);
           sum += s[j];
         }
         float inv = 1.0f / sum;
-        for (int j = 0; j < n; j++) s[j] *= inv;
-        for (int j = n; j < nk; j++) s[j] = 0.0f;
+        for (int j = 0; j < n; j++)
+          s[j] *= inv;
+        for (int j = n; j < nk; j++)
+          s[j] = 0.0f;
       }
       /* out_h[T, dh] = probs[T, nk] @ v_g[nk, dh] */
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dh, nk, 1.0f, scores, nk, vb, ks,
-                  0.0f, ob, qs);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dh, nk, 1.0f, scores, nk, vb, ks, 0.0f, ob,
+                  qs);
     }
   }
 }
