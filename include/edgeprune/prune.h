@@ -14,12 +14,15 @@
 #include <stdint.h>
 
 #include "edgeprune/backend.h"
+#include "edgeprune/hardconcrete.h"
 
-/* Hard-concrete constants (Louizos et al., as in DESIGN section 1). */
-#define EP_PRUNE_HC_L (-0.1)
-#define EP_PRUNE_HC_R 1.1
-#define EP_PRUNE_HC_BETA (2.0 / 3.0)
-#define EP_PRUNE_HC_EPS 1e-6
+/* Hard-concrete constants come from hardconcrete.h (one definition for training and
+ * extraction); the training step evaluates the same formulas in double so that gradient
+ * checks are meaningful. */
+#define EP_PRUNE_HC_L ((double)EP_HC_LEFT)
+#define EP_PRUNE_HC_R ((double)EP_HC_RIGHT)
+#define EP_PRUNE_HC_BETA ((double)EP_HC_BETA)
+#define EP_PRUNE_HC_EPS ((double)EP_HC_EPS)
 
 typedef struct {
   int64_t n_edges;
