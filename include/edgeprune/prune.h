@@ -56,6 +56,7 @@ typedef struct {
   double *u_edge, *z_edge, *dz_edge;      /* [E] noise, mask, d(faith)/dz */
   double *u_node, *z_node, *dz_node;      /* [Nn] or NULL */
   double *grad;                           /* [n] d(total)/d(theta), lambdas included (not negated) */
+  double *dzdla_edge, *dzdla_node;        /* [E], [Nn] dz/dlog_alpha of the sample */
 } ep_step_out;
 
 void prune_step_out_init(ep_step_out *o, const ep_mask_params *p);
@@ -67,7 +68,13 @@ void prune_sample_masks(const ep_mask_params *p, uint64_t seed, int64_t step, ep
  * total gradient. Returns o->total. */
 double prune_step(const ep_backend_ops *be, void *ws, const ep_mask_params *p, uint64_t seed, int64_t step,
                   const ep_step_targets *t, ep_step_out *o);
-/* The same with masks already in o (u_*, z_* as given): used by gradient checks. */
+/* The two halves of a step, for data parallelism (sum the faithfulness parts of the
+ * replicas, weighted by their share of the batch, between them):
+ * prune_step_faith: z from log_alpha and o's u, o->faith and o->dz_* from the backend;
+ * prune_step_finish: regulariser, sparsities and o->grad from o->faith / o->dz_*. */
+void prune_step_faith(const ep_backend_ops *be, void *ws, const ep_mask_params *p, ep_step_out *o);
+double prune_step_finish(const ep_mask_params *p, const ep_step_targets *t, ep_step_out *o);
+/* The same with u already in o: used by gradient checks. */
 double prune_step_given_masks(const ep_backend_ops *be, void *ws, const ep_mask_params *p,
                               const ep_step_targets *t, ep_step_out *o);
 

@@ -49,7 +49,9 @@ void prune_step_out_init(ep_step_out *o, const ep_mask_params *p) {
   o->u_edge = ep_calloc(E, sizeof(double));
   o->z_edge = ep_calloc(E, sizeof(double));
   o->dz_edge = ep_calloc(E, sizeof(double));
+  o->dzdla_edge = ep_calloc(E, sizeof(double));
   if (Nn) {
+    o->dzdla_node = ep_calloc(Nn, sizeof(double));
     o->u_node = ep_calloc(Nn, sizeof(double));
     o->z_node = ep_calloc(Nn, sizeof(double));
     o->dz_node = ep_calloc(Nn, sizeof(double));
@@ -65,6 +67,8 @@ void prune_step_out_free(ep_step_out *o) {
   free(o->z_node);
   free(o->dz_node);
   free(o->grad);
+  free(o->dzdla_edge);
+  free(o->dzdla_node);
   memset(o, 0, sizeof *o);
 }
 
@@ -88,17 +92,20 @@ static double reg_group(const double *z, int64_t n, const double *lam, double t,
   return n ? -(lam[0] + 2 * lam[1] * d) / (double)n : 0;
 }
 
-double prune_step_given_masks(const ep_backend_ops *be, void *ws, const ep_mask_params *p,
-                              const ep_step_targets *t, ep_step_out *o) {
+void prune_step_faith(const ep_backend_ops *be, void *ws, const ep_mask_params *p, ep_step_out *o) {
   const int64_t E = p->n_edges;
   const int Nn = p->n_nodes;
-  double *dla_e = ep_malloc((size_t)(E + Nn + 1) * sizeof *dla_e), *dla_n = dla_e + E;
-  for (int64_t e = 0; e < E; e++) o->z_edge[e] = prune_hc_sample(p->la_edge[e], o->u_edge[e], &dla_e[e]);
-  for (int i = 0; i < Nn; i++) o->z_node[i] = prune_hc_sample(p->la_node[i], o->u_node[i], &dla_n[i]);
+  for (int64_t e = 0; e < E; e++) o->z_edge[e] = prune_hc_sample(p->la_edge[e], o->u_edge[e], &o->dzdla_edge[e]);
+  for (int i = 0; i < Nn; i++) o->z_node[i] = prune_hc_sample(p->la_node[i], o->u_node[i], &o->dzdla_node[i]);
   o->faith = be->faith(ws, o->z_edge, Nn ? o->z_node : NULL, o->dz_edge, Nn ? o->dz_node : NULL, NULL);
+}
+
+double prune_step_finish(const ep_mask_params *p, const ep_step_targets *t, ep_step_out *o) {
+  const int64_t E = p->n_edges;
+  const int Nn = p->n_nodes;
   double *g = o->grad;
   double gz_e = reg_group(o->z_edge, E, p->lam_edge, t->t_edge, &o->reg_edge, &o->s_edge, g + E + Nn);
-  for (int64_t e = 0; e < E; e++) g[e] = (o->dz_edge[e] + gz_e) * dla_e[e];
+  for (int64_t e = 0; e < E; e++) g[e] = (o->dz_edge[e] + gz_e) * o->dzdla_edge[e];
   double gz_n = 0;
   o->reg_node = 0;
   o->s_node = 0;
@@ -109,13 +116,18 @@ double prune_step_given_masks(const ep_backend_ops *be, void *ws, const ep_mask_
       o->reg_node = 0;
       g[E + Nn + 2] = g[E + Nn + 3] = 0;
     }
-    for (int i = 0; i < Nn; i++) g[E + i] = (o->dz_node[i] + gz_n) * dla_n[i];
+    for (int i = 0; i < Nn; i++) g[E + i] = (o->dz_node[i] + gz_n) * o->dzdla_node[i];
   } else {
     g[E + 2] = g[E + 3] = 0;
   }
-  free(dla_e);
   o->total = o->faith + o->reg_edge + o->reg_node;
   return o->total;
+}
+
+double prune_step_given_masks(const ep_backend_ops *be, void *ws, const ep_mask_params *p,
+                              const ep_step_targets *t, ep_step_out *o) {
+  prune_step_faith(be, ws, p, o);
+  return prune_step_finish(p, t, o);
 }
 
 double prune_step(const ep_backend_ops *be, void *ws, const ep_mask_params *p, uint64_t seed, int64_t step,

@@ -1,0 +1,132 @@
+/* prune_deck.c — the input-deck keys of prune / step-dump / eval and the typed config.
+ * Defaults are the reference GPT-2 settings of DESIGN section 1. */
+#include <math.h>
+#include <string.h>
+
+#include "edgeprune/core.h"
+#include "edgeprune/train.h"
+
+#define NO_RANGE 1, 0
+#define BIG 1e18
+
+const ep_deck_key prune_deck_keys[] = {
+    {"model.path", EP_DECK_STRING, NULL, NO_RANGE, NULL,
+     "model: edgeprune model file (.h5), Hugging Face folder or Tracr config"},
+    {"data.path", EP_DECK_STRING, NULL, NO_RANGE, NULL, "dataset file (.h5) from `edgeprune dataset`"},
+    {"data.train_split", EP_DECK_STRING, "train", NO_RANGE, NULL, "split used for training"},
+    {"data.val_split", EP_DECK_STRING, "validation", NO_RANGE, NULL,
+     "split used for validation and eval (\"\" for none in prune)"},
+    {"prune.steps", EP_DECK_INT, "3000", 1, BIG, NULL, "optimizer steps"},
+    {"prune.batch_size", EP_DECK_INT, "32", 1, 1 << 20, NULL, "examples per step (global batch)"},
+    {"prune.edge_lr", EP_DECK_FLOAT, "0.8", 0, BIG, NULL, "learning rate of the edge log_alphas"},
+    {"prune.node_lr", EP_DECK_FLOAT, "0.8", 0, BIG, NULL, "learning rate of the node log_alphas"},
+    {"prune.edge_lambda_lr", EP_DECK_FLOAT, "0.8", 0, BIG, NULL, "learning rate of the edge lambdas (ascent)"},
+    {"prune.node_lambda_lr", EP_DECK_FLOAT, "0.8", 0, BIG, NULL, "learning rate of the node lambdas (ascent)"},
+    {"prune.lr_warmup", EP_DECK_INT, "200", 0, BIG, NULL, "linear learning-rate warmup steps"},
+    {"prune.sparsity_warmup", EP_DECK_INT, "2500", 0, BIG, NULL, "steps over which targets ramp from start"},
+    {"prune.start_edge_sparsity", EP_DECK_FLOAT, "0.0", 0, 1, NULL, "edge sparsity target at step 0"},
+    {"prune.target_edge_sparsity", EP_DECK_FLOAT, "0.98", 0, 2, NULL,
+     "final edge sparsity target (above 1 pushes to maximal sparsity)"},
+    {"prune.start_node_sparsity", EP_DECK_FLOAT, "0.0", 0, 1, NULL, "node sparsity target at step 0"},
+    {"prune.target_node_sparsity", EP_DECK_FLOAT, "0.72", 0, 2, NULL, "final node sparsity target"},
+    {"prune.node_loss", EP_DECK_BOOL, "true", NO_RANGE, NULL,
+     "node sparsity regulariser (off: node lambdas stay 0, node masks still trained)"},
+    {"prune.node_masks", EP_DECK_BOOL, "true", NO_RANGE, NULL, "train writer (node) masks as well as edges"},
+    {"prune.embedding_nodes", EP_DECK_BOOL, "true", NO_RANGE, NULL, "tok/pos embeddings are masked writers"},
+    {"prune.ablation", EP_DECK_CHOICE, "interchange", NO_RANGE, "interchange|zero|mean",
+     "what a pruned edge carries: the corrupted run, zero, or the dataset mean"},
+    {"prune.loss", EP_DECK_CHOICE, "kl", NO_RANGE, "kl|kl_sum|position_kl|mse", "faithfulness loss"},
+    {"prune.schedule", EP_DECK_CHOICE, "linear", NO_RANGE, "linear|log",
+     "sparsity target ramp: linear, or log-linear in (1 - t)"},
+    {"prune.max_grad_norm", EP_DECK_FLOAT, "1.0", 0, BIG, NULL, "global gradient-norm clip (0: off)"},
+    {"prune.seed", EP_DECK_INT, "0", 0, 9.007199254740992e15, NULL,
+     "seed of the mask noise, log_alpha init and data order"},
+    {"run.out_dir", EP_DECK_STRING, "out", NO_RANGE, NULL, "output folder (circuit.h5)"},
+    {"run.log_every", EP_DECK_INT, "10", 1, BIG, NULL, "progress line every N steps"},
+    {"run.val_every", EP_DECK_INT, "500", 0, BIG, NULL, "validation every N steps (0: only at the end)"},
+    {"run.val_examples", EP_DECK_INT, "256", 0, BIG, NULL, "validation examples used (0: all)"},
+    {"debug.inject_nan_step", EP_DECK_INT, "-1", -1, BIG, NULL,
+     "testing only: make the loss NaN at this step (-1: never)"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+static void fill(ep_prune_config *c, const ep_deck *d) {
+  c->model_path = deck_string(d, "model.path");
+  c->data_path = deck_string(d, "data.path");
+  c->train_split = deck_string(d, "data.train_split");
+  c->val_split = deck_string(d, "data.val_split");
+  c->out_dir = deck_string(d, "run.out_dir");
+  c->steps = deck_int(d, "prune.steps");
+  c->batch_size = deck_int(d, "prune.batch_size");
+  c->lr[0] = deck_float(d, "prune.edge_lr");
+  c->lr[1] = deck_float(d, "prune.node_lr");
+  c->lr[2] = deck_float(d, "prune.edge_lambda_lr");
+  c->lr[3] = deck_float(d, "prune.node_lambda_lr");
+  c->lr_warmup = deck_int(d, "prune.lr_warmup");
+  c->sparsity_warmup = deck_int(d, "prune.sparsity_warmup");
+  c->start_edge = deck_float(d, "prune.start_edge_sparsity");
+  c->target_edge = deck_float(d, "prune.target_edge_sparsity");
+  c->start_node = deck_float(d, "prune.start_node_sparsity");
+  c->target_node = deck_float(d, "prune.target_node_sparsity");
+  c->node_loss = deck_bool(d, "prune.node_loss");
+  c->node_masks = deck_bool(d, "prune.node_masks");
+  c->embedding_nodes = deck_bool(d, "prune.embedding_nodes");
+  const char *a = deck_string(d, "prune.ablation");
+  c->ablation = !strcmp(a, "zero") ? EP_ABLATE_ZERO : !strcmp(a, "mean") ? EP_ABLATE_MEAN : EP_ABLATE_INTERCHANGE;
+  const char *l = deck_string(d, "prune.loss");
+  c->loss = !strcmp(l, "kl_sum")        ? EP_LOSS_KL_SUM
+            : !strcmp(l, "position_kl") ? EP_LOSS_POSITION_KL
+            : !strcmp(l, "mse")         ? EP_LOSS_MSE
+                                        : EP_LOSS_KL;
+  c->log_schedule = !strcmp(deck_string(d, "prune.schedule"), "log");
+  c->max_grad_norm = deck_float(d, "prune.max_grad_norm");
+  c->seed = deck_int(d, "prune.seed");
+  c->log_every = deck_int(d, "run.log_every");
+  c->val_every = deck_int(d, "run.val_every");
+  c->val_examples = deck_int(d, "run.val_examples");
+  c->inject_nan_step = deck_int(d, "debug.inject_nan_step");
+}
+
+void prune_config_from_deck(ep_prune_config *c, const ep_deck *d, const char *deck_path) {
+  memset(c, 0, sizeof *c);
+  fill(c, d);
+  const char *f = deck_path ? deck_path : "(deck)";
+  if (c->target_edge < c->start_edge)
+    ep_fatal("%s: prune.target_edge_sparsity = %g is below prune.start_edge_sparsity = %g", f, c->target_edge,
+             c->start_edge);
+  if (c->target_node < c->start_node)
+    ep_fatal("%s: prune.target_node_sparsity = %g is below prune.start_node_sparsity = %g", f, c->target_node,
+             c->start_node);
+  if (c->log_schedule && (c->target_edge >= 1 || c->target_node >= 1))
+    ep_fatal("%s: prune.schedule = log needs prune.target_edge_sparsity and prune.target_node_sparsity below 1 "
+             "(got %g and %g): log-linear in (1 - t) is undefined at t >= 1",
+             f, c->target_edge, c->target_node);
+  if (c->lr_warmup > c->steps)
+    ep_fatal("%s: prune.lr_warmup = %lld exceeds prune.steps = %lld", f, (long long)c->lr_warmup,
+             (long long)c->steps);
+}
+
+void prune_config_defaults(ep_prune_config *c) {
+  memset(c, 0, sizeof *c);
+  c->model_path = c->data_path = "";
+  c->train_split = "train";
+  c->val_split = "validation";
+  c->out_dir = "out";
+  c->steps = 3000;
+  c->batch_size = 32;
+  for (int i = 0; i < 4; i++) c->lr[i] = 0.8;
+  c->lr_warmup = 200;
+  c->sparsity_warmup = 2500;
+  c->start_edge = 0;
+  c->target_edge = 0.98;
+  c->start_node = 0;
+  c->target_node = 0.72;
+  c->node_loss = c->node_masks = c->embedding_nodes = 1;
+  c->ablation = EP_ABLATE_INTERCHANGE;
+  c->loss = EP_LOSS_KL;
+  c->max_grad_norm = 1.0;
+  c->log_every = 10;
+  c->val_every = 500;
+  c->val_examples = 256;
+  c->inject_nan_step = -1;
+}

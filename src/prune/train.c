@@ -1,0 +1,297 @@
+/* train.c — the Edge Pruning training loop (train.h).
+ *
+ * Data parallel over MPI ranks when more than one is running: every rank takes a
+ * contiguous shard of each global batch, the faithfulness loss and d/dz are summed over
+ * the ranks weighted by shard size, and every rank then applies the same regulariser
+ * and AdamW update, so the parameters stay identical everywhere. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edgeprune/core.h"
+#include "edgeprune/grid.h"
+#include "edgeprune/hardconcrete.h"
+#include "edgeprune/rng.h"
+#include "edgeprune/train.h"
+
+void prune_check_dataset(const ep_dataset *d, const ep_model_config *cfg, const char *file, const char *split) {
+  if (d->n < 1) ep_fatal("%s: split '%s' has no examples", file, split);
+  int longest = 0;
+  for (int64_t i = 0; i < d->n; i++) longest = d->length[i] > longest ? d->length[i] : longest;
+  if (cfg->pos == EP_POS_LEARNED && longest > cfg->n_ctx)
+    ep_fatal("%s: split '%s' has a sequence of length %d, longer than the model's context of %d positions", file,
+             split, longest, cfg->n_ctx);
+  for (int64_t i = 0; i < d->n; i++) {
+    const int len = d->length[i], T = d->max_len;
+    if (len < 1 || len > T) ep_fatal("%s: split '%s' example %lld has length %d (rows of %d)", file, split, (long long)i, len, T);
+    if (!(0 <= d->loss_start[i] && d->loss_start[i] < d->loss_end[i] && d->loss_end[i] <= len))
+      ep_fatal("%s: split '%s' example %lld: loss positions [%d, %d) are not inside [0, %d)", file, split,
+               (long long)i, d->loss_start[i], d->loss_end[i], len);
+    for (int t = 0; t < len; t++) {
+      int a = d->clean[i * T + t], b = d->corrupted[i * T + t];
+      if (a < 0 || a >= cfg->vocab || b < 0 || b >= cfg->vocab)
+        ep_fatal("%s: split '%s' example %lld position %d: token id %d is outside the model vocabulary of %d", file,
+                 split, (long long)i, t, (a < 0 || a >= cfg->vocab) ? a : b, cfg->vocab);
+    }
+  }
+}
+
+void prune_batch_gather(ep_batch_buf *bb, const ep_dataset *d, const int64_t *idx, int n) {
+  const int T = d->max_len;
+  bb->clean = ep_realloc(bb->clean, (size_t)n * T * sizeof(int32_t) + 1);
+  bb->corrupted = ep_realloc(bb->corrupted, (size_t)n * T * sizeof(int32_t) + 1);
+  int32_t **cols[5] = {&bb->length, &bb->loss_start, &bb->loss_end, &bb->target, &bb->distractor};
+  const int32_t *src[5] = {d->length, d->loss_start, d->loss_end, d->target, d->distractor};
+  for (int k = 0; k < 5; k++) *cols[k] = ep_realloc(*cols[k], (size_t)n * sizeof(int32_t) + 1);
+  for (int i = 0; i < n; i++) {
+    memcpy(bb->clean + (size_t)i * T, d->clean + idx[i] * T, (size_t)T * sizeof(int32_t));
+    memcpy(bb->corrupted + (size_t)i * T, d->corrupted + idx[i] * T, (size_t)T * sizeof(int32_t));
+    for (int k = 0; k < 5; k++) (*cols[k])[i] = src[k] ? src[k][idx[i]] : -1;
+  }
+  bb->b = (ep_batch){n, T, bb->clean, bb->corrupted, bb->length, bb->loss_start, bb->loss_end};
+}
+
+void prune_batch_free(ep_batch_buf *bb) {
+  free(bb->clean);
+  free(bb->corrupted);
+  free(bb->length);
+  free(bb->loss_start);
+  free(bb->loss_end);
+  free(bb->target);
+  free(bb->distractor);
+  memset(bb, 0, sizeof *bb);
+}
+
+void prune_epoch_order(uint64_t seed, int64_t epoch, int64_t n, int64_t *perm) {
+  for (int64_t i = 0; i < n; i++) perm[i] = i;
+  for (int64_t i = n - 1; i > 0; i--) { /* Fisher-Yates with the counter RNG */
+    uint32_t w[4];
+    ep_rng_words(seed, EP_RNG_STREAM_DATA, (uint64_t)epoch, (uint32_t)i, w);
+    uint64_t r = ((uint64_t)w[0] << 32 | w[1]) % (uint64_t)(i + 1);
+    int64_t t = perm[i];
+    perm[i] = perm[r];
+    perm[r] = t;
+  }
+}
+
+void prune_expected_masks(const double *la, int64_t n, double *z) {
+  const double l = EP_PRUNE_HC_L, r = EP_PRUNE_HC_R;
+  for (int64_t i = 0; i < n; i++) {
+    double s = 1.0 / (1.0 + exp(-la[i]));
+    double v = s * (r - l) + l;
+    z[i] = v < 0 ? 0 : v > 1 ? 1 : v;
+  }
+}
+
+void prune_mean_writers(const ep_backend_ops *be, void *ws, const ep_graph *g, const ep_model_config *cfg,
+                        const ep_dataset *d, int64_t batch, float *out) {
+  const int T = d->max_len, D = cfg->d_model, W = g->n_writers;
+  const size_t WTD = (size_t)W * T * D;
+  double *sum = ep_calloc(WTD, sizeof *sum);
+  int64_t *cnt = ep_calloc((size_t)T, sizeof *cnt);
+  float *wo = ep_malloc((size_t)W * batch * T * D * sizeof *wo);
+  for (int64_t first = 0; first < d->n; first += batch) {
+    int n = (int)(d->n - first < batch ? d->n - first : batch);
+    be->writer_outputs(ws, d->corrupted + first * T, d->length + first, n, T, wo);
+    for (int b = 0; b < n; b++) {
+      const int len = d->length[first + b];
+      for (int t = 0; t < len; t++) {
+        for (int w = 0; w < W; w++) {
+          const float *src = wo + (((size_t)w * n + b) * T + t) * D;
+          double *dst = sum + ((size_t)w * T + t) * D;
+          for (int k = 0; k < D; k++) dst[k] += src[k];
+        }
+      }
+      for (int t = 0; t < len; t++) cnt[t]++;
+    }
+  }
+  for (int w = 0; w < W; w++)
+    for (int t = 0; t < T; t++)
+      for (int k = 0; k < D; k++) {
+        size_t i = ((size_t)w * T + t) * D + k;
+        out[i] = cnt[t] ? (float)(sum[i] / (double)cnt[t]) : 0.0f;
+      }
+  free(wo);
+  free(sum);
+  free(cnt);
+}
+
+static void *make_ws(const ep_prune_config *c, const ep_model *m, const ep_graph *g, int B, int T) {
+  ep_engine_opts eo = {c->loss, c->ablation, c->node_masks, EP_PREC_F32};
+  return backend_cpu()->create(m, g, &eo, B, T);
+}
+
+double prune_eval_masks(const ep_prune_config *c, const ep_model *m, const ep_graph *g, const ep_dataset *d,
+                        const double *z_edge, const double *z_node, float *out_masked, float *out_full) {
+  const ep_backend_ops *be = backend_cpu();
+  const int64_t B = c->batch_size < d->n ? c->batch_size : d->n;
+  void *ws = make_ws(c, m, g, (int)B, d->max_len);
+  float *mean = NULL;
+  if (c->ablation == EP_ABLATE_MEAN) {
+    mean = ep_malloc((size_t)g->n_writers * d->max_len * m->cfg.d_model * sizeof *mean);
+    prune_mean_writers(be, ws, g, &m->cfg, d, B, mean);
+  }
+  ep_batch_buf bb = {0};
+  int64_t *idx = ep_malloc((size_t)B * sizeof *idx);
+  double total = 0;
+  int64_t pos = 0;
+  const int Vo = m->cfg.vocab_out;
+  for (int64_t first = 0; first < d->n; first += B) {
+    int n = (int)(d->n - first < B ? d->n - first : B);
+    for (int i = 0; i < n; i++) idx[i] = first + i;
+    prune_batch_gather(&bb, d, idx, n);
+    int64_t P = be->prepare(ws, &bb.b, mean);
+    double loss = be->faith(ws, z_edge, c->node_masks ? z_node : NULL, NULL, NULL,
+                            out_masked ? out_masked + pos * Vo : NULL);
+    if (out_full) be->full_outputs(ws, out_full + pos * Vo);
+    pos += P;
+    total += loss * n;
+  }
+  free(idx);
+  prune_batch_free(&bb);
+  free(mean);
+  be->destroy(ws);
+  return total / (double)d->n;
+}
+
+static void fmt_eta(double s, char *buf, size_t n) {
+  if (!isfinite(s) || s < 0) s = 0;
+  long t = (long)(s + 0.5);
+  if (t >= 3600) snprintf(buf, n, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+  else snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+}
+
+/* Validation: the deterministic masks on (a prefix of) the validation split. */
+static double validate(const ep_prune_config *c, const ep_model *m, const ep_graph *g, const ep_dataset *val,
+                       const ep_mask_params *p) {
+  ep_dataset sub = *val;
+  if (c->val_examples > 0 && sub.n > c->val_examples) sub.n = c->val_examples;
+  double *ze = ep_malloc((size_t)p->n_edges * sizeof *ze);
+  double *zn = ep_malloc((size_t)(p->n_nodes + 1) * sizeof *zn);
+  prune_expected_masks(p->la_edge, p->n_edges, ze);
+  prune_expected_masks(p->la_node, p->n_nodes, zn);
+  double kl = prune_eval_masks(c, m, g, &sub, ze, zn, NULL, NULL);
+  free(ze);
+  free(zn);
+  return kl;
+}
+
+int prune_train(const ep_prune_config *c, const ep_model *m, const ep_graph *g, const ep_dataset *train,
+                const ep_dataset *val, ep_mask_params *p, ep_train_result *res) {
+  const ep_backend_ops *be = backend_cpu();
+  memset(res, 0, sizeof *res);
+  res->val_kl = NAN;
+  EP_CHECK(g->embedding_nodes == c->embedding_nodes, "graph and config disagree on embedding nodes");
+  EP_CHECK(p->n_edges == g->n_edges && p->n_nodes == (c->node_masks ? g->n_writers : 0),
+           "mask parameters do not match the graph");
+  if (train->n < c->batch_size)
+    ep_fatal("prune.batch_size = %lld is larger than the training split (%lld examples)", (long long)c->batch_size,
+             (long long)train->n);
+  /* data parallelism when running under several MPI ranks */
+  ep_grid grid;
+  int dp = 1, replica = 0, use_grid = ep_mpi_active() && ep_size > 1;
+  if (use_grid) {
+    grid_init(&grid, 1);
+    dp = grid.n_replicas;
+    replica = grid.replica;
+  }
+  int64_t first, count;
+  grid_batch_shard(c->batch_size, dp, replica, &first, &count);
+  const int T = train->max_len;
+  void *ws = count > 0 ? make_ws(c, m, g, (int)count, T) : NULL;
+  float *mean = NULL;
+  if (c->ablation == EP_ABLATE_MEAN && ws) {
+    mean = ep_malloc((size_t)g->n_writers * T * m->cfg.d_model * sizeof *mean);
+    prune_mean_writers(be, ws, g, &m->cfg, train, count, mean);
+  }
+  ep_adamw opt;
+  prune_adamw_init(&opt, p, c->lr);
+  ep_step_out o;
+  prune_step_out_init(&o, p);
+  ep_batch_buf bb = {0};
+  int64_t *perm = ep_malloc((size_t)train->n * sizeof *perm);
+  const int64_t per_epoch = train->n / c->batch_size;
+  int64_t epoch = -1;
+  double t0 = ep_time_now(), t_last = t0;
+  int64_t step_last = 0;
+  int status = 0;
+  ep_log("prune: %lld edges, %d nodes%s, %lld training examples (T = %d), batch %lld over %d replica(s), %lld steps",
+         (long long)g->n_edges, g->n_writers, c->node_masks ? " (masked)" : " (unmasked)", (long long)train->n, T,
+         (long long)c->batch_size, dp, (long long)c->steps);
+  for (int64_t step = 0; step < c->steps; step++) {
+    const int64_t e = step / per_epoch, k = step % per_epoch;
+    if (e != epoch) {
+      prune_epoch_order((uint64_t)c->seed, e, train->n, perm);
+      epoch = e;
+    }
+    ep_step_targets tg = {prune_target(c->start_edge, c->target_edge, step, c->sparsity_warmup, c->log_schedule),
+                          prune_target(c->start_node, c->target_node, step, c->sparsity_warmup, c->log_schedule),
+                          c->node_loss};
+    prune_sample_masks(p, (uint64_t)c->seed, step, &o);
+    if (ws) {
+      prune_batch_gather(&bb, train, perm + k * c->batch_size + first, (int)count);
+      be->prepare(ws, &bb.b, mean);
+      prune_step_faith(be, ws, p, &o);
+    } else {
+      o.faith = 0;
+      memset(o.dz_edge, 0, (size_t)p->n_edges * sizeof *o.dz_edge);
+      if (p->n_nodes) memset(o.dz_node, 0, (size_t)p->n_nodes * sizeof *o.dz_node);
+      for (int64_t i = 0; i < p->n_edges; i++) o.z_edge[i] = prune_hc_sample(p->la_edge[i], o.u_edge[i], &o.dzdla_edge[i]);
+      for (int i = 0; i < p->n_nodes; i++) o.z_node[i] = prune_hc_sample(p->la_node[i], o.u_node[i], &o.dzdla_node[i]);
+    }
+    if (step == c->inject_nan_step) o.faith = NAN;
+    if (use_grid) {
+      /* the loss is a mean over examples: weight each replica by its share */
+      const double w = (double)count / (double)c->batch_size;
+      o.faith *= w;
+      for (int64_t i = 0; i < p->n_edges; i++) o.dz_edge[i] *= w;
+      for (int i = 0; i < p->n_nodes; i++) o.dz_node[i] *= w;
+      grid_allreduce_dp_f64(&grid, &o.faith, 1);
+      grid_allreduce_dp_f64(&grid, o.dz_edge, (size_t)p->n_edges);
+      if (p->n_nodes) grid_allreduce_dp_f64(&grid, o.dz_node, (size_t)p->n_nodes);
+    }
+    prune_step_finish(p, &tg, &o);
+    if (!isfinite(o.total)) {
+      if (ep_rank == 0)
+        fprintf(stderr,
+                "edgeprune prune: the loss is not finite at step %lld (faithfulness %g, edge regulariser %g, node "
+                "regulariser %g); stopping with the masks of step %lld, no output written\n",
+                (long long)step, o.faith, o.reg_edge, o.reg_node, (long long)step - 1);
+      res->stopped_nan = 1;
+      status = 1;
+      break;
+    }
+    prune_adamw_step(&opt, p, o.grad, c->max_grad_norm, prune_lr_factor(step, c->lr_warmup, c->steps));
+    res->steps_done = step + 1;
+    res->last_faith = o.faith;
+    res->last_edge_sparsity = o.s_edge;
+    res->last_node_sparsity = o.s_node;
+    const int last = step + 1 == c->steps;
+    if ((step + 1) % c->log_every == 0 || last) {
+      double now = ep_time_now();
+      double rate = (double)(step + 1 - step_last) / fmax(now - t_last, 1e-9);
+      char eta[32];
+      fmt_eta((double)(c->steps - step - 1) / rate, eta, sizeof eta);
+      ep_log("step %6lld/%lld  loss %.5f  edges %.4f (target %.4f)  nodes %.4f (target %.4f)  "
+             "lambda_e %.3f %.3f  lambda_n %.3f %.3f  %.2f steps/s  ETA %s",
+             (long long)step + 1, (long long)c->steps, o.faith, o.s_edge, tg.t_edge, o.s_node, tg.t_node,
+             p->lam_edge[0], p->lam_edge[1], p->n_nodes ? p->lam_node[0] : 0.0, p->n_nodes ? p->lam_node[1] : 0.0,
+             rate, eta);
+      t_last = now;
+      step_last = step + 1;
+    }
+    if (val && ((c->val_every > 0 && (step + 1) % c->val_every == 0) || last)) {
+      res->val_kl = validate(c, m, g, val, p);
+      ep_log("validation at step %lld: loss %.6f with deterministic masks", (long long)step + 1, res->val_kl);
+    }
+  }
+  free(perm);
+  prune_batch_free(&bb);
+  prune_step_out_free(&o);
+  prune_adamw_free(&opt);
+  free(mean);
+  if (ws) be->destroy(ws);
+  if (use_grid) grid_free(&grid);
+  return status;
+}
