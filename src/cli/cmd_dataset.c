@@ -146,7 +146,7 @@ static int run(int argc, char **argv) {
     for (int s = 0; s < ns; s++) {
       char *attrs = make_attrs(gen_attrs, tok_dir);
       dataset_write(&splits[s], out, names[s], attrs);
-      ep_log("dataset: %lld %s examples (split %s, %d tokens max) in %.2f s -> %s\n",
+      ep_log("dataset: %lld %s examples (split %s, %d tokens max) in %.2f s -> %s",
              (long long)splits[s].n, task, names[s], splits[s].max_len, dt, out);
       free(attrs);
       dataset_free(&splits[s]);
@@ -166,7 +166,7 @@ static int run(int argc, char **argv) {
     double dt = ep_time_now() - t0;
     char *attrs = make_attrs(gen_attrs, tok_dir);
     dataset_write(&d, out, split, attrs);
-    ep_log("dataset: %lld %s examples (split %s, %d tokens max) in %.2f s -> %s\n", (long long)d.n,
+    ep_log("dataset: %lld %s examples (split %s, %d tokens max) in %.2f s -> %s", (long long)d.n,
            task, split, d.max_len, dt, out);
     free(attrs);
     dataset_free(&d);
