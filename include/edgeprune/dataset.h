@@ -49,8 +49,8 @@ void dataset_shape(const char *path, const char *split, int64_t *n, int *max_len
 /* Read rows [first, first+count) of a split into d (allocated here). With comm_parallel
  * != 0 the file is opened with MPI-IO and the read is collective over MPI_COMM_WORLD:
  * every rank must call it (count may be 0). */
-void dataset_read_rows(ep_dataset *d, const char *path, const char *split, int64_t first,
-                       int64_t count, int comm_parallel);
+void dataset_read_rows(ep_dataset *d, const char *path, const char *split, int64_t first, int64_t count,
+                       int comm_parallel);
 /* Write a split to path (creating or adding to the file; an existing split of that name
  * is replaced). Always atomic: the new file is written to a temporary (a copy of the
  * old one when adding) and renamed over path. attrs_json is NULL or a JSON object whose

@@ -12,8 +12,8 @@
 #include "edgeprune/tokenizer.h"
 
 typedef struct {
-  const char *task;         /* ioi, ioi-t1, gt, gp, boolexpr, reverse, xproportion */
-  int64_t n;                /* examples */
+  const char *task; /* ioi, ioi-t1, gt, gp, boolexpr, reverse, xproportion */
+  int64_t n;        /* examples */
   uint64_t seed;
   const char *form;         /* boolexpr: "fewshot" (default) or "instruction" */
   int template_index;       /* ioi-t1: which of the 30 IOI templates (0..29) */
@@ -24,8 +24,7 @@ typedef struct {
 /* Generate p->n examples into d (allocated here). *attrs_json gets a malloc'd JSON
  * object of the generator parameters, for dataset_write. tok may be NULL for the
  * Tracr tasks. */
-void taskgen_generate(ep_dataset *d, const ep_taskgen_params *p, const ep_tokenizer *tok,
-                      char **attrs_json);
+void taskgen_generate(ep_dataset *d, const ep_taskgen_params *p, const ep_tokenizer *tok, char **attrs_json);
 
 /* Read one of the paper's JSONL splits as it is (the format is detected from the fields:
  * IOI, Greater-Than, Gendered Pronoun, Boolean Expressions) into d; task must agree with

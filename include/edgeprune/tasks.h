@@ -49,8 +49,8 @@ ep_metric_kind task_metric_kind(const ep_task_info *t, const ep_dataset *d, int6
 /* Task metric of example i of d. logits is [n_pos, vocab], the logits at the example's
  * loss positions loss_start..loss_end-1 (n_pos of them; the metric reads the last).
  * Returns NAN when the task has no metric. Fatal error on ids outside the vocabulary. */
-double task_metric(const ep_task_info *t, const ep_dataset *d, int64_t i, const float *logits,
-                   int n_pos, int vocab);
+double task_metric(const ep_task_info *t, const ep_dataset *d, int64_t i, const float *logits, int n_pos,
+                   int vocab);
 
 /* The pieces, for direct use and tests. logits is one position's [vocab]. */
 double task_logit_diff(const float *logits, int vocab, int target, int distractor);

@@ -52,7 +52,8 @@ static int run(int argc, char **argv) {
     if (n > 0 && line[n - 1] == '\r') n--;
     int32_t *ids;
     size_t k = tokenizer_encode(t, line, n, &ids);
-    for (size_t j = 0; j < k; j++) printf(j ? " %d" : "%d", ids[j]);
+    for (size_t j = 0; j < k; j++)
+      printf(j ? " %d" : "%d", ids[j]);
     putchar('\n');
     free(ids);
   }

@@ -41,8 +41,10 @@ void dataset_alloc(ep_dataset *d, int64_t n, int max_len) {
   d->corrupted = ep_calloc(cells ? cells : 1, sizeof *d->corrupted);
   int32_t **f[N_ROW_FIELDS];
   row_field_ptrs(d, f);
-  for (int k = 0; k < N_ROW_FIELDS; k++) *f[k] = ep_calloc(n ? (size_t)n : 1, sizeof(int32_t));
-  for (int64_t i = 0; i < n; i++) d->target[i] = d->distractor[i] = d->aux[i] = -1;
+  for (int k = 0; k < N_ROW_FIELDS; k++)
+    *f[k] = ep_calloc(n ? (size_t)n : 1, sizeof(int32_t));
+  for (int64_t i = 0; i < n; i++)
+    d->target[i] = d->distractor[i] = d->aux[i] = -1;
 }
 
 void dataset_free(ep_dataset *d) {
@@ -51,7 +53,8 @@ void dataset_free(ep_dataset *d) {
   free(d->corrupted);
   int32_t **f[N_ROW_FIELDS];
   row_field_ptrs(d, f);
-  for (int k = 0; k < N_ROW_FIELDS; k++) free(*f[k]);
+  for (int k = 0; k < N_ROW_FIELDS; k++)
+    free(*f[k]);
   free(d->answer_tokens);
   memset(d, 0, sizeof *d);
 }
@@ -101,8 +104,8 @@ static void read_answer_tokens(ep_dataset *d, hid_t g, const char *path) {
 
 /* Read rows [first, first+count) of dataset `name` (rank 1 or 2) into buf; xfer is the
  * transfer property list (collective under MPI-IO). count may be 0. */
-static void read_rows(hid_t g, const char *name, const char *path, int64_t first, int64_t count,
-                      int64_t n, int width, int ndim, hid_t xfer, int32_t *buf) {
+static void read_rows(hid_t g, const char *name, const char *path, int64_t first, int64_t count, int64_t n,
+                      int width, int ndim, hid_t xfer, int32_t *buf) {
   if (!h5io_exists(g, name)) ep_fatal("%s: dataset '%s' is missing", path, name);
   int64_t dims[8];
   int nd = h5io_dims(g, name, dims, path);
@@ -124,15 +127,15 @@ static void read_rows(hid_t g, const char *name, const char *path, int64_t first
     EP_CHECK_H5(H5Sselect_none(mspace));
   }
   if (H5Dread(ds, H5T_NATIVE_INT32, mspace, fspace, xfer, buf) < 0)
-    ep_fatal("%s: cannot read rows [%lld, %lld) of '%s'", path, (long long)first,
-             (long long)(first + count), name);
+    ep_fatal("%s: cannot read rows [%lld, %lld) of '%s'", path, (long long)first, (long long)(first + count),
+             name);
   EP_CHECK_H5(H5Sclose(mspace));
   EP_CHECK_H5(H5Sclose(fspace));
   EP_CHECK_H5(H5Dclose(ds));
 }
 
-void dataset_read_rows(ep_dataset *d, const char *path, const char *split, int64_t first,
-                       int64_t count, int comm_parallel) {
+void dataset_read_rows(ep_dataset *d, const char *path, const char *split, int64_t first, int64_t count,
+                       int comm_parallel) {
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
   EP_CHECK_H5(fapl);
   hid_t xfer = H5Pcreate(H5P_DATASET_XFER);
@@ -142,7 +145,9 @@ void dataset_read_rows(ep_dataset *d, const char *path, const char *split, int64
     EP_CHECK_H5(H5Pset_dxpl_mpio(xfer, H5FD_MPIO_COLLECTIVE));
   }
   hid_t f = -1;
-  H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDONLY, fapl); }
+  H5E_BEGIN_TRY {
+    f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+  }
   H5E_END_TRY;
   if (f < 0) ep_fatal("cannot open '%s' as an HDF5 file (missing, unreadable or not HDF5)", path);
   hid_t g = open_split(f, path, split);
@@ -150,8 +155,8 @@ void dataset_read_rows(ep_dataset *d, const char *path, const char *split, int64
   int T;
   split_shape(g, path, split, &n, &T);
   if (first < 0 || count < 0 || first + count > n)
-    ep_fatal("%s: rows [%lld, %lld) requested from split '%s' of %lld examples", path,
-             (long long)first, (long long)(first + count), split, (long long)n);
+    ep_fatal("%s: rows [%lld, %lld) requested from split '%s' of %lld examples", path, (long long)first,
+             (long long)(first + count), split, (long long)n);
   memset(d, 0, sizeof *d);
   read_split_meta(d, g, path);
   dataset_alloc(d, count, T);
@@ -248,7 +253,9 @@ void dataset_write(const ep_dataset *d, const char *path, const char *split, con
   if (probe) {
     fclose(probe);
     copy_file(path, tmp);
-    H5E_BEGIN_TRY { f = H5Fopen(tmp, H5F_ACC_RDWR, H5P_DEFAULT); }
+    H5E_BEGIN_TRY {
+      f = H5Fopen(tmp, H5F_ACC_RDWR, H5P_DEFAULT);
+    }
     H5E_END_TRY;
     if (f < 0) {
       ep_atomic_abort(tmp);
@@ -269,7 +276,8 @@ void dataset_write(const ep_dataset *d, const char *path, const char *split, con
   write_i32(g, "corrupted", 2, dims, d->corrupted);
   const int32_t *rows[N_ROW_FIELDS] = {d->length, d->loss_start, d->loss_end,
                                        d->target, d->distractor, d->aux};
-  for (int k = 0; k < N_ROW_FIELDS; k++) write_i32(g, row_field_names[k], 1, dims, rows[k]);
+  for (int k = 0; k < N_ROW_FIELDS; k++)
+    write_i32(g, row_field_names[k], 1, dims, rows[k]);
   if (d->n_answer_tokens > 0) {
     int64_t k = d->n_answer_tokens;
     write_i32(g, "answer_tokens", 1, &k, d->answer_tokens);

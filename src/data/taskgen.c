@@ -28,7 +28,8 @@ static void builder_add(builder *b, const int32_t *clean, const int32_t *corr, i
     b->cap = b->cap ? 2 * b->cap : 1024;
     b->off = ep_realloc(b->off, (size_t)b->cap * sizeof *b->off);
     int32_t **f[] = {&b->len, &b->loss_start, &b->loss_end, &b->target, &b->distractor, &b->aux};
-    for (size_t k = 0; k < sizeof f / sizeof *f; k++) *f[k] = ep_realloc(*f[k], (size_t)b->cap * sizeof(int32_t));
+    for (size_t k = 0; k < sizeof f / sizeof *f; k++)
+      *f[k] = ep_realloc(*f[k], (size_t)b->cap * sizeof(int32_t));
   }
   while (b->ntok + 2 * (size_t)len > b->tokcap) {
     b->tokcap = b->tokcap ? 2 * b->tokcap : 1 << 16;
@@ -61,7 +62,8 @@ static void builder_finish(builder *b, ep_dataset *d, const char *task, int pad_
     int L = b->len[e];
     memcpy(rc, b->tok + b->off[e], (size_t)L * sizeof *rc);
     memcpy(rx, b->tok + b->off[e] + (size_t)L, (size_t)L * sizeof *rx);
-    for (int t = L; t < T; t++) rc[t] = rx[t] = pad_id;
+    for (int t = L; t < T; t++)
+      rc[t] = rx[t] = pad_id;
     d->length[e] = L;
     d->loss_start[e] = b->loss_start[e];
     d->loss_end[e] = b->loss_end[e];
@@ -97,7 +99,9 @@ static uint32_t draw_u32(draws *r) {
 }
 
 /* Uniform in [0, m) (multiply-shift; bias below 2^-32 * m, negligible for our lists). */
-static int draw_below(draws *r, int m) { return (int)(((uint64_t)draw_u32(r) * (uint64_t)m) >> 32); }
+static int draw_below(draws *r, int m) {
+  return (int)(((uint64_t)draw_u32(r) * (uint64_t)m) >> 32);
+}
 
 #define MAX_ATTEMPTS 10000
 
@@ -133,8 +137,10 @@ static void word_list_build(word_list *w, const ep_tokenizer *tok, const char *c
   char buf[256];
   for (int i = 0; i < n; i++) {
     int skip = 0;
-    for (int j = 0; j < i && !skip; j++) skip = !strcmp(words[j], words[i]); /* duplicates */
-    for (int j = 0; j < n_exclude && !skip; j++) skip = !strcmp(exclude[j], words[i]);
+    for (int j = 0; j < i && !skip; j++)
+      skip = !strcmp(words[j], words[i]); /* duplicates */
+    for (int j = 0; j < n_exclude && !skip; j++)
+      skip = !strcmp(exclude[j], words[i]);
     if (skip) continue;
     snprintf(buf, sizeof buf, " %s", words[i]);
     int id = single_token(tok, buf);
@@ -204,16 +210,17 @@ static const char *const ioi_abba[15] = {
 };
 
 /* Places and objects of the reference splits (all 20 of each that occur there). */
-static const char *const ioi_places[20] = {"bar",    "beach",   "cafe",   "cave",   "desert",
-                                           "forest", "gym",     "home",   "lake",   "library",
-                                           "market", "mountain", "museum", "park",   "river",
-                                           "school", "shop",    "store",  "theater", "zoo"};
-static const char *const ioi_objects[20] = {
-    "apple", "banana", "blackberry", "blueberry", "cantaloupe", "cherry", "coconut",
-    "grape", "honeydew", "kiwi", "mango", "orange", "papaya", "peach", "pear",
-    "pineapple", "plum", "raspberry", "strawberry", "watermelon"};
+static const char *const ioi_places[20] = {
+    "bar",    "beach",    "cafe",   "cave", "desert", "forest", "gym",  "home",  "lake",    "library",
+    "market", "mountain", "museum", "park", "river",  "school", "shop", "store", "theater", "zoo"};
+static const char *const ioi_objects[20] = {"apple",     "banana",  "blackberry", "blueberry",  "cantaloupe",
+                                            "cherry",    "coconut", "grape",      "honeydew",   "kiwi",
+                                            "mango",     "orange",  "papaya",     "peach",      "pear",
+                                            "pineapple", "plum",    "raspberry",  "strawberry", "watermelon"};
 
-int taskgen_ioi_n_templates(void) { return 30; }
+int taskgen_ioi_n_templates(void) {
+  return 30;
+}
 
 const char *taskgen_ioi_template(int i) {
   EP_CHECK(i >= 0 && i < 30, "IOI template %d outside 0..29", i);
@@ -222,8 +229,8 @@ const char *taskgen_ioi_template(int i) {
 
 /* Fill an IOI template up to (not including) its final " {A}": a fills {A}, the first
  * {B} gets b1 and later ones b2. */
-static void ioi_fill(char *out, size_t cap, const char *tmpl, const char *a, const char *b1,
-                     const char *b2, const char *place, const char *object) {
+static void ioi_fill(char *out, size_t cap, const char *tmpl, const char *a, const char *b1, const char *b2,
+                     const char *place, const char *object) {
   const char *end = tmpl + strlen(tmpl) - strlen(" {A}");
   EP_ASSERT(!strcmp(end, " {A}"));
   size_t k = 0;
@@ -263,8 +270,10 @@ static void gen_ioi(builder *b, const ep_taskgen_params *p, const ep_tokenizer *
   if (one) EP_CHECK(p->template_index >= 0 && p->template_index < 30, "--template must be in 0..29");
   const char *const *names_src[2] = {tw_girls, tw_boys};
   const char **all = ep_malloc((TW_GIRLS_N + TW_BOYS_N) * sizeof *all);
-  for (int i = 0; i < TW_GIRLS_N; i++) all[i] = names_src[0][i];
-  for (int i = 0; i < TW_BOYS_N; i++) all[TW_GIRLS_N + i] = names_src[1][i];
+  for (int i = 0; i < TW_GIRLS_N; i++)
+    all[i] = names_src[0][i];
+  for (int i = 0; i < TW_BOYS_N; i++)
+    all[TW_GIRLS_N + i] = names_src[1][i];
   word_list names;
   word_list_build(&names, tok, all, TW_GIRLS_N + TW_BOYS_N, NULL, 0);
   free(all);
@@ -278,7 +287,8 @@ static void gen_ioi(builder *b, const ep_taskgen_params *p, const ep_tokenizer *
       /* BABA for even examples, ABBA for odd ones: balanced by construction */
       int t = one ? p->template_index : (int)(e % 2) * 15 + draw_below(&r, 15);
       int na = draw_below(&r, names.n), nb;
-      do nb = draw_below(&r, names.n);
+      do
+        nb = draw_below(&r, names.n);
       while (nb == na);
       /* three fresh names for the corrupted prompt: its IO, S1 and S2 are all different */
       int c[3];
@@ -287,7 +297,8 @@ static void gen_ioi(builder *b, const ep_taskgen_params *p, const ep_tokenizer *
         do {
           c[j] = draw_below(&r, names.n);
           ok = c[j] != na && c[j] != nb;
-          for (int q = 0; q < j; q++) ok = ok && c[j] != c[q];
+          for (int q = 0; q < j; q++)
+            ok = ok && c[j] != c[q];
         } while (!ok);
       }
       const char *place = ioi_places[draw_below(&r, 20)];
@@ -300,7 +311,8 @@ static void gen_ioi(builder *b, const ep_taskgen_params *p, const ep_tokenizer *
       builder_add(b, ci, xi, len, len - 1, len, names.id[na], names.id[nb], t);
       done = 1;
     }
-    EP_CHECK(done, "IOI example %lld: no equal-length prompt pair in %d attempts", (long long)e, MAX_ATTEMPTS);
+    EP_CHECK(done, "IOI example %lld: no equal-length prompt pair in %d attempts", (long long)e,
+             MAX_ATTEMPTS);
   }
   free(ci);
   free(xi);
@@ -350,7 +362,8 @@ static void gen_gt(builder *b, const ep_taskgen_params *p, const ep_tokenizer *t
   static const int nc = GT_CENTURY_MAX - GT_CENTURY_MIN + 1;
   unsigned char ok[GT_CENTURY_MAX - GT_CENTURY_MIN + 1][100];
   for (int c = 0; c < nc; c++)
-    for (int y = 0; y < 100; y++) ok[c][y] = (unsigned char)gt_year_splits(tok, GT_CENTURY_MIN + c, y, years);
+    for (int y = 0; y < 100; y++)
+      ok[c][y] = (unsigned char)gt_year_splits(tok, GT_CENTURY_MIN + c, y, years);
   char clean[256], corr[256];
   int32_t *ci = NULL, *xi = NULL;
   for (int64_t e = 0; e < p->n; e++) {
@@ -369,7 +382,8 @@ static void gen_gt(builder *b, const ep_taskgen_params *p, const ep_tokenizer *t
       builder_add(b, ci, xi, len, len - 1, len, -1, -1, y1);
       done = 1;
     }
-    EP_CHECK(done, "Greater-Than example %lld: no valid prompt pair in %d attempts", (long long)e, MAX_ATTEMPTS);
+    EP_CHECK(done, "Greater-Than example %lld: no valid prompt pair in %d attempts", (long long)e,
+             MAX_ATTEMPTS);
   }
   free(ci);
   free(xi);
@@ -603,7 +617,9 @@ static void tracr_vocab_default(tracr_vocab *v, int xprop) {
   }
 }
 
-static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_name(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 static void tracr_vocab_load(tracr_vocab *v, const char *path) {
   size_t len;
@@ -654,7 +670,8 @@ static void gen_tracr(builder *b, const ep_taskgen_params *p, cJSON *attrs, int 
   for (int64_t e = 0; e < p->n; e++) {
     draws r = {p->seed, e, 0};
     clean[0] = corr[0] = v.bos;
-    for (int t = 1; t <= L; t++) clean[t] = v.in_id[draw_below(&r, v.n_in)];
+    for (int t = 1; t <= L; t++)
+      clean[t] = v.in_id[draw_below(&r, v.n_in)];
     int same;
     do { /* another random input of the same length */
       same = 1;
@@ -669,14 +686,14 @@ static void gen_tracr(builder *b, const ep_taskgen_params *p, cJSON *attrs, int 
   cJSON_AddNumberToObject(attrs, "input_length", L);
   cJSON_AddNumberToObject(attrs, "bos_id", v.bos);
   cJSON *names = cJSON_AddArrayToObject(attrs, "input_tokens");
-  for (int i = 0; i < v.n_in; i++) cJSON_AddItemToArray(names, cJSON_CreateString(v.in_name[i]));
+  for (int i = 0; i < v.n_in; i++)
+    cJSON_AddItemToArray(names, cJSON_CreateString(v.in_name[i]));
   cJSON_AddStringToObject(attrs, "vocabulary", p->tracr_config ? p->tracr_config : "built-in");
 }
 
 /* ---- generator entry ------------------------------------------------------------------------ */
 
-void taskgen_generate(ep_dataset *d, const ep_taskgen_params *p, const ep_tokenizer *tok,
-                      char **attrs_json) {
+void taskgen_generate(ep_dataset *d, const ep_taskgen_params *p, const ep_tokenizer *tok, char **attrs_json) {
   EP_CHECK(p->n >= 1, "the number of examples must be positive (got %lld)", (long long)p->n);
   int tracr = !strcmp(p->task, "reverse") || !strcmp(p->task, "xproportion");
   EP_CHECK(tracr || tok, "task '%s' needs a tokenizer", p->task);
@@ -726,7 +743,8 @@ static cJSON *jsonl_next(jsonl_reader *r) {
     r->pos += l + (nl ? 1 : 0);
     r->line++;
     size_t k = 0;
-    while (k < l && (s[k] == ' ' || s[k] == '\t' || s[k] == '\r')) k++;
+    while (k < l && (s[k] == ' ' || s[k] == '\t' || s[k] == '\r'))
+      k++;
     if (k == l) continue;
     cJSON *j = cJSON_ParseWithLength(s, l);
     if (!j) ep_fatal("%s:%ld: not valid JSON", r->path, r->line);
@@ -743,7 +761,9 @@ static const char *jsonl_str(const jsonl_reader *r, const cJSON *j, const char *
   return v->valuestring;
 }
 
-static int has(const cJSON *j, const char *key) { return cJSON_GetObjectItemCaseSensitive(j, key) != NULL; }
+static int has(const cJSON *j, const char *key) {
+  return cJSON_GetObjectItemCaseSensitive(j, key) != NULL;
+}
 
 /* The first token of text (which must tokenize to at least one token). */
 static int first_token(const ep_tokenizer *tok, const char *text, const jsonl_reader *r, const char *what) {
@@ -862,11 +882,12 @@ void taskgen_from_paper_jsonl(ep_dataset *d, const char *task, const char *path,
     if (nc == 0) ep_fatal("%s:%ld: empty prompt", path, r.line);
     if (nc != nx) {
       if (strict)
-        ep_fatal("%s:%ld: clean and corrupted prompts have %zu and %zu tokens (must be equal)", path,
-                 r.line, nc, nx);
+        ep_fatal("%s:%ld: clean and corrupted prompts have %zu and %zu tokens (must be equal)", path, r.line,
+                 nc, nx);
       if (!fitted++) first_fitted = r.line;
       xi = ep_realloc(xi, nc * sizeof *xi);
-      for (size_t t = nx; t < nc; t++) xi[t] = pad;
+      for (size_t t = nx; t < nc; t++)
+        xi[t] = pad;
     }
     builder_add(&b, ci, xi, (int)nc, (int)nc - 1, (int)nc, target, distractor, aux);
     free(clean);
@@ -910,7 +931,8 @@ static int split_predict(const char *s, char **prompt, char **answer) {
     if (*t != ' ' && *t != '\t' && *t != '\r' && *t != '\n') return 0;
   size_t pl = (size_t)(open - s);
   size_t sp = 0;
-  while (sp < pl && s[pl - 1 - sp] == ' ') sp++;
+  while (sp < pl && s[pl - 1 - sp] == ' ')
+    sp++;
   *prompt = ep_malloc(pl - sp + 1);
   memcpy(*prompt, s, pl - sp);
   (*prompt)[pl - sp] = '\0';
@@ -947,7 +969,8 @@ int taskgen_custom_jsonl(const char *path, const char *default_split, const ep_t
         ep_fatal("%s:%ld: malformed <predict>...</predict> in \"corrupted\"", path, r.line);
     } else {
       size_t l = strlen(corr_text);
-      while (l > 0 && corr_text[l - 1] == ' ') l--;
+      while (l > 0 && corr_text[l - 1] == ' ')
+        l--;
       cprompt = ep_malloc(l + 1);
       memcpy(cprompt, corr_text, l);
       cprompt[l] = '\0';
@@ -958,8 +981,8 @@ int taskgen_custom_jsonl(const char *path, const char *default_split, const ep_t
     size_t nx = tokenizer_encode(tok, cprompt, strlen(cprompt), &xi);
     if (nc == 0) ep_fatal("%s:%ld: empty prompt before <predict>", path, r.line);
     if (nc != nx)
-      ep_fatal("%s:%ld: clean and corrupted prompts have %zu and %zu tokens (must be equal)", path,
-               r.line, nc, nx);
+      ep_fatal("%s:%ld: clean and corrupted prompts have %zu and %zu tokens (must be equal)", path, r.line,
+               nc, nx);
     int target = single_token(tok, answer);
     if (target < 0) ep_fatal("%s:%ld: the answer \"%s\" is not a single token", path, r.line, answer);
     int distractor = -1;
@@ -969,7 +992,8 @@ int taskgen_custom_jsonl(const char *path, const char *default_split, const ep_t
         ep_fatal("%s:%ld: the corrupted answer \"%s\" is not a single token", path, r.line, canswer);
     }
     int s = 0;
-    while (s < n_split && strcmp(nm[s], split)) s++;
+    while (s < n_split && strcmp(nm[s], split))
+      s++;
     if (s == n_split) {
       if (n_split == cap) {
         cap *= 2;
@@ -992,7 +1016,8 @@ int taskgen_custom_jsonl(const char *path, const char *default_split, const ep_t
   free(r.text);
   if (total == 0) ep_fatal("%s: no examples", path);
   *splits = ep_calloc((size_t)n_split, sizeof **splits);
-  for (int s = 0; s < n_split; s++) builder_finish(&bs[s], &(*splits)[s], "jsonl", tokenizer_eot_id(tok));
+  for (int s = 0; s < n_split; s++)
+    builder_finish(&bs[s], &(*splits)[s], "jsonl", tokenizer_eot_id(tok));
   free(bs);
   *names = nm;
   cJSON *attrs = cJSON_CreateObject();

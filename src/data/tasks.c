@@ -7,17 +7,17 @@
 #include "edgeprune/core.h"
 
 static const ep_task_info tasks[] = {
-    {"ioi", "Indirect Object Identification, 15 BABA + 15 ABBA templates", EP_METRIC_LOGIT_DIFF,
-     "logit_diff", 1, 0},
+    {"ioi", "Indirect Object Identification, 15 BABA + 15 ABBA templates", EP_METRIC_LOGIT_DIFF, "logit_diff",
+     1, 0},
     {"ioi-t1", "Indirect Object Identification, one template", EP_METRIC_LOGIT_DIFF, "logit_diff", 1, 0},
     {"gt", "Greater-Than: \"The N lasted from XXYY to XX\"", EP_METRIC_GT_PROB_DIFF, "prob_diff", 1, 0},
     {"gp", "Gendered Pronoun: \"So NAME ..., isn't\" -> he/she", EP_METRIC_LOGIT_DIFF, "logit_diff", 1, 0},
-    {"boolexpr", "Boolean Expressions (few-shot or instruction prompt)", EP_METRIC_LOGIT_DIFF,
-     "logit_diff", 1, 0},
+    {"boolexpr", "Boolean Expressions (few-shot or instruction prompt)", EP_METRIC_LOGIT_DIFF, "logit_diff",
+     1, 0},
     {"reverse", "Tracr: reverse a sequence of tokens 1..3", EP_METRIC_NONE, "none", 0, 1},
     {"xproportion", "Tracr: running fraction of 'x' tokens", EP_METRIC_NONE, "none", 0, 1},
-    {"jsonl", "custom prompts from JSONL (<predict>target</predict>)", EP_METRIC_LOGIT_DIFF,
-     "logit_diff", 1, 0},
+    {"jsonl", "custom prompts from JSONL (<predict>target</predict>)", EP_METRIC_LOGIT_DIFF, "logit_diff", 1,
+     0},
 };
 
 const ep_task_info *task_list(int *n) {
@@ -41,7 +41,8 @@ static double log_sum_exp(const float *logits, int vocab) {
   for (int v = 0; v < vocab; v++)
     if (logits[v] > m) m = logits[v];
   double s = 0;
-  for (int v = 0; v < vocab; v++) s += exp((double)logits[v] - m);
+  for (int v = 0; v < vocab; v++)
+    s += exp((double)logits[v] - m);
   return m + log(s);
 }
 
@@ -77,8 +78,8 @@ ep_metric_kind task_metric_kind(const ep_task_info *t, const ep_dataset *d, int6
   return t->metric;
 }
 
-double task_metric(const ep_task_info *t, const ep_dataset *d, int64_t i, const float *logits,
-                   int n_pos, int vocab) {
+double task_metric(const ep_task_info *t, const ep_dataset *d, int64_t i, const float *logits, int n_pos,
+                   int vocab) {
   EP_CHECK(i >= 0 && i < d->n, "example %lld outside the dataset of %lld", (long long)i, (long long)d->n);
   EP_CHECK(n_pos >= 1, "no loss positions for example %lld", (long long)i);
   const float *last = logits + (size_t)(n_pos - 1) * (size_t)vocab;

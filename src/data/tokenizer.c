@@ -31,12 +31,12 @@ typedef struct {
 
 struct ep_tokenizer {
   int n_vocab;
-  char *bytes;        /* all token byte strings, back to back */
-  size_t *offset;     /* [n_vocab + 1] token i is bytes[offset[i], offset[i+1]) */
-  int32_t *vslot;     /* open-addressing table of ids keyed by token bytes, -1 empty */
-  size_t vslot_cap;   /* power of two */
-  merge_slot *mslot;  /* open-addressing table of merges keyed by id pair */
-  size_t mslot_cap;   /* power of two */
+  char *bytes;       /* all token byte strings, back to back */
+  size_t *offset;    /* [n_vocab + 1] token i is bytes[offset[i], offset[i+1]) */
+  int32_t *vslot;    /* open-addressing table of ids keyed by token bytes, -1 empty */
+  size_t vslot_cap;  /* power of two */
+  merge_slot *mslot; /* open-addressing table of merges keyed by id pair */
+  size_t mslot_cap;  /* power of two */
   int n_merges;
   int32_t byte_id[256]; /* id of each single-byte token */
   int eot_id;           /* id of "<|endoftext|>", -1 when the vocabulary lacks it */
@@ -47,7 +47,8 @@ struct ep_tokenizer {
 /* GPT-2's map from bytes to printable code points: printable Latin-1 bytes map to
  * themselves, the other 68 bytes to 256, 257, ... in byte order. */
 static void byte_map_build(int byte_to_cp[256], int cp_to_byte[512]) {
-  for (int i = 0; i < 512; i++) cp_to_byte[i] = -1;
+  for (int i = 0; i < 512; i++)
+    cp_to_byte[i] = -1;
   int extra = 0;
   for (int b = 0; b < 256; b++) {
     int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
@@ -107,8 +108,8 @@ enum { CH_OTHER = 0, CH_LETTER = EP_UCLASS_LETTER, CH_NUMBER = EP_UCLASS_NUMBER,
 /* \s of the reference regex engine: the Unicode White_Space property. */
 static int is_white_space(int32_t cp) {
   return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
-         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
-         cp == 0x205F || cp == 0x3000;
+         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
+         cp == 0x3000;
 }
 
 static int char_class(int32_t cp) {
@@ -198,7 +199,8 @@ static void load_vocab(ep_tokenizer *t, const char *path, const int cp_to_byte[5
     const char *at = cJSON_GetErrorPtr();
     long line = 1;
     if (at && at >= text && at <= text + len)
-      for (const char *p = text; p < at; p++) line += *p == '\n';
+      for (const char *p = text; p < at; p++)
+        line += *p == '\n';
     ep_fatal("%s:%ld: not valid JSON", path, line);
   }
   if (!cJSON_IsObject(root)) ep_fatal("%s: expected a JSON object of token -> id", path);
@@ -213,7 +215,8 @@ static void load_vocab(ep_tokenizer *t, const char *path, const int cp_to_byte[5
   /* first pass: place each token by id */
   size_t *start = ep_malloc((size_t)n * sizeof *start);
   long *blen = ep_malloc((size_t)n * sizeof *blen);
-  for (int i = 0; i < n; i++) blen[i] = -1;
+  for (int i = 0; i < n; i++)
+    blen[i] = -1;
   char *scratch = ep_malloc(total + 1);
   size_t pos = 0;
   cJSON_ArrayForEach(e, root) {
@@ -248,9 +251,11 @@ static void load_vocab(ep_tokenizer *t, const char *path, const int cp_to_byte[5
   free(text);
 
   t->vslot_cap = 1;
-  while (t->vslot_cap < (size_t)n * 2) t->vslot_cap <<= 1;
+  while (t->vslot_cap < (size_t)n * 2)
+    t->vslot_cap <<= 1;
   t->vslot = ep_malloc(t->vslot_cap * sizeof *t->vslot);
-  for (size_t i = 0; i < t->vslot_cap; i++) t->vslot[i] = -1;
+  for (size_t i = 0; i < t->vslot_cap; i++)
+    t->vslot[i] = -1;
   size_t mask = t->vslot_cap - 1;
   for (int id = 0; id < n; id++) {
     const char *s = t->bytes + t->offset[id];
@@ -258,7 +263,8 @@ static void load_vocab(ep_tokenizer *t, const char *path, const int cp_to_byte[5
     if (vocab_find(t, s, sl) >= 0)
       ep_fatal("%s: two tokens spell the same bytes (ids %d and %d)", path, vocab_find(t, s, sl), id);
     size_t h = hash_bytes(s, sl) & mask;
-    while (t->vslot[h] >= 0) h = (h + 1) & mask;
+    while (t->vslot[h] >= 0)
+      h = (h + 1) & mask;
     t->vslot[h] = id;
   }
 }
@@ -267,9 +273,11 @@ static void load_merges(ep_tokenizer *t, const char *path, const int cp_to_byte[
   size_t len;
   char *text = ep_read_file(path, &len);
   size_t n_lines = 1;
-  for (size_t i = 0; i < len; i++) n_lines += text[i] == '\n';
+  for (size_t i = 0; i < len; i++)
+    n_lines += text[i] == '\n';
   t->mslot_cap = 1;
-  while (t->mslot_cap < n_lines * 2) t->mslot_cap <<= 1;
+  while (t->mslot_cap < n_lines * 2)
+    t->mslot_cap <<= 1;
   t->mslot = ep_calloc(t->mslot_cap, sizeof *t->mslot);
   size_t mask = t->mslot_cap - 1;
   char *buf = ep_malloc(len + 1);
@@ -293,11 +301,12 @@ static void load_merges(ep_tokenizer *t, const char *path, const int cp_to_byte[
       int b = vocab_find(t, buf + ka, (size_t)kb);
       int m = vocab_find(t, buf, (size_t)(ka + kb));
       if (a < 0 || b < 0 || m < 0)
-        ep_fatal("%s:%ld: merge '%.*s' uses or makes a token missing from vocab.json", path, line_no,
-                 (int)ll, line);
+        ep_fatal("%s:%ld: merge '%.*s' uses or makes a token missing from vocab.json", path, line_no, (int)ll,
+                 line);
       uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
       size_t h = hash_u64(key) & mask;
-      while (t->mslot[h].used && t->mslot[h].key != key) h = (h + 1) & mask;
+      while (t->mslot[h].used && t->mslot[h].key != key)
+        h = (h + 1) & mask;
       /* a repeated pair takes the later rank, as a Python dict built from the list does */
       t->mslot[h].used = 1;
       t->mslot[h].key = key;
@@ -339,9 +348,13 @@ void tokenizer_free(ep_tokenizer *t) {
   free(t);
 }
 
-int tokenizer_vocab_size(const ep_tokenizer *t) { return t->n_vocab; }
+int tokenizer_vocab_size(const ep_tokenizer *t) {
+  return t->n_vocab;
+}
 
-int tokenizer_eot_id(const ep_tokenizer *t) { return t->eot_id; }
+int tokenizer_eot_id(const ep_tokenizer *t) {
+  return t->eot_id;
+}
 
 int tokenizer_token_id(const ep_tokenizer *t, const char *token) {
   int byte_to_cp[256], cp_to_byte[512];
@@ -381,7 +394,8 @@ static void bpe_word(const ep_tokenizer *t, const unsigned char *s, size_t n, id
   int32_t stack_buf[64];
   int32_t *w = n <= 64 ? stack_buf : ep_malloc(n * sizeof *w);
   size_t len = n;
-  for (size_t i = 0; i < n; i++) w[i] = t->byte_id[s[i]];
+  for (size_t i = 0; i < n; i++)
+    w[i] = t->byte_id[s[i]];
   while (len > 1) {
     int32_t best_rank = INT32_MAX;
     int32_t ba = -1, bb = -1, bm = -1;
@@ -407,7 +421,8 @@ static void bpe_word(const ep_tokenizer *t, const unsigned char *s, size_t n, id
     }
     len = k;
   }
-  for (size_t i = 0; i < len; i++) id_push(out, w[i]);
+  for (size_t i = 0; i < len; i++)
+    id_push(out, w[i]);
   if (w != stack_buf) free(w);
 }
 

@@ -29,7 +29,8 @@ static void fill(ep_dataset *d, int64_t n, int T, int salt) {
   }
   d->n_answer_tokens = 100;
   d->answer_tokens = ep_malloc(100 * sizeof *d->answer_tokens);
-  for (int y = 0; y < 100; y++) d->answer_tokens[y] = 5000 + y;
+  for (int y = 0; y < 100; y++)
+    d->answer_tokens[y] = 5000 + y;
 }
 
 static int same_rows(const ep_dataset *a, int64_t first, const ep_dataset *b) {
@@ -116,8 +117,8 @@ int main(int argc, char **argv) {
     const int seeds[3] = {5, 5, 6};
     for (int k = 0; k < 3; k++) {
       remove(files[k]);
-      snprintf(cmd, sizeof cmd, "%s dataset --task ioi --n 3000 --seed %d --tokenizer %s --out %s",
-               argv[2], seeds[k], argv[3], files[k]);
+      snprintf(cmd, sizeof cmd, "%s dataset --task ioi --n 3000 --seed %d --tokenizer %s --out %s", argv[2],
+               seeds[k], argv[3], files[k]);
       T_CHECK(t_run_capture(cmd, out, sizeof out) == 0, "ran: %s", cmd);
     }
     T_CHECK(files_equal(f1, f2), "same seed -> identical file bytes");

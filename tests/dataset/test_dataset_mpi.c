@@ -58,7 +58,8 @@ int main(int argc, char **argv) {
         ok = ok && r.clean[i * T + t] == 100 * g + t && r.corrupted[i * T + t] == -100 * g - t;
       ok = ok && r.target[i] == g && r.distractor[i] == g + 1 && r.loss_start[i] == T - 1 && r.aux[i] == -1;
     }
-    T_CHECK(ok, "rank %d pass %d rows [%lld, %lld)", ep_rank, pass, (long long)first, (long long)(first + count));
+    T_CHECK(ok, "rank %d pass %d rows [%lld, %lld)", ep_rank, pass, (long long)first,
+            (long long)(first + count));
     dataset_free(&r);
   }
   free(path);

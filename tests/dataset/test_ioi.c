@@ -113,9 +113,7 @@ int main(int argc, char **argv) {
       per_template[found]++;
       if (found < 15) n_baba++;
       /* IO and S: the answer is the name said once, the distractor the repeated one */
-      if (d.target[i] != token_of(tok, m.a) ||
-          d.distractor[i] != token_of(tok, m.b1))
-        bad_roles++;
+      if (d.target[i] != token_of(tok, m.a) || d.distractor[i] != token_of(tok, m.b1)) bad_roles++;
       if (!match_template(taskgen_ioi_template(found), ctext, &cm, 0) || strcmp(cm.place, m.place) ||
           strcmp(cm.object, m.object) || !strcmp(cm.a, cm.b1) || !strcmp(cm.a, cm.b2) ||
           !strcmp(cm.b1, cm.b2) || !strcmp(cm.a, m.a) || !strcmp(cm.a, m.b1) || !strcmp(cm.b1, m.a) ||
@@ -124,19 +122,23 @@ int main(int argc, char **argv) {
       }
     }
     uint64_t h = 1469598103934665603ull;
-    for (int t = 0; t < L; t++) h = (h ^ (uint32_t)c[t]) * 1099511628211ull;
+    for (int t = 0; t < L; t++)
+      h = (h ^ (uint32_t)c[t]) * 1099511628211ull;
     hash[i] = h;
     free(text);
     free(ctext);
   }
   T_CHECK(bad_template == 0, "%lld prompts match no template", (long long)bad_template);
   T_CHECK(bad_roles == 0, "%lld examples with wrong IO/S roles or answer tokens", (long long)bad_roles);
-  T_CHECK(bad_corr == 0, "%lld corrupted prompts are not the template with three fresh names", (long long)bad_corr);
-  T_CHECK(bad_len == 0, "%lld examples with unequal lengths, bad padding or loss positions", (long long)bad_len);
+  T_CHECK(bad_corr == 0, "%lld corrupted prompts are not the template with three fresh names",
+          (long long)bad_corr);
+  T_CHECK(bad_len == 0, "%lld examples with unequal lengths, bad padding or loss positions",
+          (long long)bad_len);
   double frac = (double)n_baba / (double)n;
   T_CHECK(frac > 0.495 && frac < 0.505, "BABA fraction %.4f not within 1%% of 0.5", frac);
   int used = 0;
-  for (int k = 0; k < 30; k++) used += per_template[k] > 0;
+  for (int k = 0; k < 30; k++)
+    used += per_template[k] > 0;
   T_CHECK(used == 30, "only %d of 30 templates used", used);
 
   /* Duplicates: expected number of equal pairs by chance is sum_t C(n_t,2)/K_t, with K_t the
@@ -155,7 +157,8 @@ int main(int argc, char **argv) {
   }
   qsort(hash, (size_t)n, sizeof *hash, cmp_u64);
   int64_t dups = 0;
-  for (int64_t i = 1; i < n; i++) dups += hash[i] == hash[i - 1];
+  for (int64_t i = 1; i < n; i++)
+    dups += hash[i] == hash[i - 1];
   printf("duplicate prompts: %lld (expected by chance %.1f)\n", (long long)dups, expected);
   T_CHECK(dups <= 2 * expected + 10, "%lld duplicate prompts, chance gives %.1f", (long long)dups, expected);
 

@@ -27,8 +27,10 @@ int main(void) {
 
   /* Greater-Than: year tokens at 100..199; put all mass on three years */
   int32_t years[100];
-  for (int y = 0; y < 100; y++) years[y] = 100 + y;
-  for (int v = 0; v < V; v++) last[v] = -1e4f;
+  for (int y = 0; y < 100; y++)
+    years[y] = 100 + y;
+  for (int v = 0; v < V; v++)
+    last[v] = -1e4f;
   last[100 + 60] = 0.0f;          /* y = 60 */
   last[100 + 30] = 0.0f;          /* y = 30 */
   last[100 + 45] = (float)log(2); /* y = 45: twice the mass */
@@ -50,7 +52,8 @@ int main(void) {
   d.n_answer_tokens = 100;
   d.answer_tokens = ep_malloc(100 * sizeof(int32_t));
   memcpy(d.answer_tokens, years, sizeof years);
-  T_CLOSE(task_metric(task_find("gt"), &d, 1, lg, 2, V), 0.25, 1e-9, 0, "task_metric gt reads the last position");
+  T_CLOSE(task_metric(task_find("gt"), &d, 1, lg, 2, V), 0.25, 1e-9, 0,
+          "task_metric gt reads the last position");
   last[5] = -1e4f;
   d.target[0] = 160;
   d.distractor[0] = 130;
@@ -60,7 +63,8 @@ int main(void) {
   T_CHECK(task_metric_kind(task_find("jsonl"), &d, 0) == EP_METRIC_LOGIT_DIFF, "jsonl with distractor");
   d.distractor[1] = -1;
   d.target[1] = 160;
-  T_CHECK(task_metric_kind(task_find("jsonl"), &d, 1) == EP_METRIC_TARGET_LOGPROB, "jsonl without distractor");
+  T_CHECK(task_metric_kind(task_find("jsonl"), &d, 1) == EP_METRIC_TARGET_LOGPROB,
+          "jsonl without distractor");
   T_CHECK(isnan(task_metric(task_find("reverse"), &d, 0, lg, 2, V)), "reverse has no metric");
   T_CHECK(task_find("nope") == NULL, "unknown task");
   int nt;

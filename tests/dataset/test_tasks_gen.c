@@ -99,7 +99,8 @@ static void test_gp(void) {
     int ok = sscanf(c, "So %63s", n1) == 1 && sscanf(x, "So %63s", n2) == 1 && strcmp(n1, n2) != 0;
     /* same template: the texts agree after the name */
     ok = ok && !strcmp(c + 3 + strlen(n1), x + 3 + strlen(n2));
-    ok = ok && ((d.target[i] == he && d.distractor[i] == she) || (d.target[i] == she && d.distractor[i] == he));
+    ok = ok &&
+         ((d.target[i] == he && d.distractor[i] == she) || (d.target[i] == she && d.distractor[i] == he));
     n_he += d.target[i] == he;
     if (!ok && bad++ < 3) fprintf(stderr, "gp: \"%s\" / \"%s\"\n", c, x);
     free(c);
@@ -115,7 +116,8 @@ static void test_gp(void) {
 static const char *bp;
 static int b_expr(void);
 static void b_skip(void) {
-  while (*bp == ' ') bp++;
+  while (*bp == ' ')
+    bp++;
 }
 static int b_atom(void) {
   b_skip();
@@ -126,8 +128,10 @@ static int b_atom(void) {
     bp++;
     int v = b_expr();
     b_skip();
-    if (*bp == ')') bp++;
-    else return -100;
+    if (*bp == ')')
+      bp++;
+    else
+      return -100;
     return v;
   }
   return -100;
@@ -174,10 +178,14 @@ static void test_boolexpr(const char *form) {
     /* corrupted = every literal flipped: same text length changes only at literals */
     size_t k = 0, j = 0;
     while (ok && c[k] && x[j]) {
-      if (!strncmp(c + k, "True", 4) && !strncmp(x + j, "False", 5)) k += 4, j += 5;
-      else if (!strncmp(c + k, "False", 5) && !strncmp(x + j, "True", 4)) k += 5, j += 4;
-      else if (c[k] == x[j]) k++, j++;
-      else ok = 0;
+      if (!strncmp(c + k, "True", 4) && !strncmp(x + j, "False", 5))
+        k += 4, j += 5;
+      else if (!strncmp(c + k, "False", 5) && !strncmp(x + j, "True", 4))
+        k += 5, j += 4;
+      else if (c[k] == x[j])
+        k++, j++;
+      else
+        ok = 0;
     }
     ok = ok && !c[k] && !x[j];
     if (!ok && bad++ < 3) fprintf(stderr, "boolexpr: \"%s\" / \"%s\"\n", c, x);
@@ -196,12 +204,14 @@ static void test_tracr(const char *task, int len, const int *allowed, int n_allo
   check_shape(&d, task, 1);
   int64_t bad = 0;
   for (int64_t i = 0; i < d.n; i++) {
-    const int32_t *c = d.clean + (size_t)i * (size_t)d.max_len, *x = d.corrupted + (size_t)i * (size_t)d.max_len;
+    const int32_t *c = d.clean + (size_t)i * (size_t)d.max_len,
+                  *x = d.corrupted + (size_t)i * (size_t)d.max_len;
     int ok = d.length[i] == len && c[0] == bos && x[0] == bos && d.pad_id == pad;
     int differ = 0;
     for (int t = 1; t < len && ok; t++) {
       int okc = 0, okx = 0;
-      for (int a = 0; a < n_allowed; a++) okc |= c[t] == allowed[a], okx |= x[t] == allowed[a];
+      for (int a = 0; a < n_allowed; a++)
+        okc |= c[t] == allowed[a], okx |= x[t] == allowed[a];
       ok = okc && okx;
       differ |= c[t] != x[t];
     }
@@ -247,7 +257,8 @@ static void test_from_ioi(const char *refdir) {
     free(full);
     cJSON_Delete(j);
   }
-  T_CHECK(bad == 0 && i == 200, "ioi-train.jsonl: %lld of %lld sentences differ", (long long)bad, (long long)i);
+  T_CHECK(bad == 0 && i == 200, "ioi-train.jsonl: %lld of %lld sentences differ", (long long)bad,
+          (long long)i);
   T_CHECK(strstr(attrs, "\"corrupted_fitted\":83") != NULL, "83 corrupted rows fitted: %s", attrs);
   free(attrs);
   free(text);

@@ -32,7 +32,8 @@ static int ids_equal(const ep_tokenizer *t, const char *s, const int32_t *want, 
 
 static void print_ids(const char *what, const int32_t *ids, size_t n) {
   fprintf(stderr, "  %s:", what);
-  for (size_t i = 0; i < n; i++) fprintf(stderr, " %d", ids[i]);
+  for (size_t i = 0; i < n; i++)
+    fprintf(stderr, " %d", ids[i]);
   fprintf(stderr, "\n");
 }
 
@@ -89,7 +90,8 @@ static void check_golden(const ep_tokenizer *t, cJSON *cases, cJSON *expect) {
     const cJSON *e = cJSON_GetArrayItem(expect, i);
     int m = cJSON_GetArraySize(e);
     int32_t *want = ep_malloc(((size_t)m + 1) * sizeof *want);
-    for (int k = 0; k < m; k++) want[k] = (int32_t)cJSON_GetArrayItem(e, k)->valuedouble;
+    for (int k = 0; k < m; k++)
+      want[k] = (int32_t)cJSON_GetArrayItem(e, k)->valuedouble;
     if (!ids_equal(t, s, want, (size_t)m)) {
       if (n_bad++ < 10) {
         int32_t *ids;
