@@ -17,6 +17,7 @@
 #define EP_CKPT_END_MARKER "edgeprune-checkpoint-end"
 #define EP_CKPT_FORMAT_VERSION 1
 #define EP_CKPT_MAX_SEEDS 8
+#define EP_CKPT_KEEP_DEFAULT 2 /* checkpoints kept by rotation unless the deck says otherwise */
 
 typedef enum { EP_CKPT_F32 = 0, EP_CKPT_F64 = 1, EP_CKPT_I64 = 2, EP_CKPT_U64 = 3 } ep_ckpt_type;
 
