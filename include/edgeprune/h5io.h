@@ -47,3 +47,11 @@ int h5io_has_attr(hid_t loc, const char *name);
 char *h5io_get_attr_str(hid_t loc, const char *name, const char *file);
 int64_t h5io_get_attr_i64(hid_t loc, const char *name, const char *file);
 double h5io_get_attr_f64(hid_t loc, const char *name, const char *file);
+
+/* 1-D array attributes (small: attributes live in the object header, 64 KiB in all). */
+void h5io_attr_strs(hid_t loc, const char *name, int64_t n, const char *const *strs);
+void h5io_attr_i32s(hid_t loc, const char *name, int64_t n, const int32_t *values);
+/* Readers: fatal when missing, of the wrong kind or not 1-D; *n gets the count; the
+ * result is malloc'd (strings: each string and the array). */
+char **h5io_get_attr_strs(hid_t loc, const char *name, int64_t *n, const char *file);
+int32_t *h5io_get_attr_i32s(hid_t loc, const char *name, int64_t *n, const char *file);

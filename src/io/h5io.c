@@ -230,3 +230,76 @@ double h5io_get_attr_f64(hid_t loc, const char *name, const char *file) {
   EP_CHECK_H5(H5Aclose(a));
   return v;
 }
+
+static void write_attr_1d(hid_t loc, const char *name, hid_t type, int64_t n, const void *values) {
+  if (H5Aexists(loc, name) > 0) EP_CHECK_H5(H5Adelete(loc, name));
+  hsize_t d = (hsize_t)n;
+  hid_t space = n > 0 ? H5Screate_simple(1, &d, NULL) : H5Screate(H5S_NULL);
+  EP_CHECK_H5(space);
+  hid_t a = H5Acreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+  if (a < 0) ep_fatal("cannot create attribute '%s' (%lld values; too large for an attribute?)", name, (long long)n);
+  if (n > 0) EP_CHECK_H5(H5Awrite(a, type, values));
+  EP_CHECK_H5(H5Aclose(a));
+  EP_CHECK_H5(H5Sclose(space));
+}
+
+void h5io_attr_strs(hid_t loc, const char *name, int64_t n, const char *const *strs) {
+  hid_t t = vlen_string_type();
+  write_attr_1d(loc, name, t, n, strs);
+  EP_CHECK_H5(H5Tclose(t));
+}
+
+void h5io_attr_i32s(hid_t loc, const char *name, int64_t n, const int32_t *values) {
+  write_attr_1d(loc, name, H5T_NATIVE_INT32, n, values);
+}
+
+/* Open a 1-D (or empty) attribute; *n gets its length. */
+static hid_t open_attr_1d(hid_t loc, const char *name, int64_t *n, const char *file) {
+  hid_t a = open_attr(loc, name, file);
+  hid_t sp = H5Aget_space(a);
+  EP_CHECK_H5(sp);
+  H5S_class_t cls = H5Sget_simple_extent_type(sp);
+  if (cls == H5S_NULL) {
+    *n = 0;
+  } else {
+    int nd = H5Sget_simple_extent_ndims(sp);
+    if (cls != H5S_SIMPLE || nd != 1) ep_fatal("%s: attribute '%s' should be a 1-D array", file, name);
+    hsize_t d = 0;
+    EP_CHECK_H5(H5Sget_simple_extent_dims(sp, &d, NULL));
+    *n = (int64_t)d;
+  }
+  EP_CHECK_H5(H5Sclose(sp));
+  return a;
+}
+
+char **h5io_get_attr_strs(hid_t loc, const char *name, int64_t *n, const char *file) {
+  hid_t a = open_attr_1d(loc, name, n, file);
+  hid_t ft = H5Aget_type(a);
+  EP_CHECK_H5(ft);
+  if (H5Tget_class(ft) != H5T_STRING || H5Tis_variable_str(ft) <= 0)
+    ep_fatal("%s: attribute '%s' should be an array of variable-length strings", file, name);
+  char **out = ep_calloc((size_t)*n + 1, sizeof *out);
+  hid_t t = vlen_string_type();
+  if (*n > 0 && H5Aread(a, t, out) < 0) ep_fatal("%s: cannot read attribute '%s'", file, name);
+  for (int64_t i = 0; i < *n; i++) { /* move into our allocator's ownership */
+    char *s = ep_strdup(out[i] ? out[i] : "");
+    H5free_memory(out[i]);
+    out[i] = s;
+  }
+  EP_CHECK_H5(H5Tclose(t));
+  EP_CHECK_H5(H5Tclose(ft));
+  EP_CHECK_H5(H5Aclose(a));
+  return out;
+}
+
+int32_t *h5io_get_attr_i32s(hid_t loc, const char *name, int64_t *n, const char *file) {
+  hid_t a = open_attr_1d(loc, name, n, file);
+  hid_t ft = H5Aget_type(a);
+  EP_CHECK_H5(ft);
+  if (H5Tget_class(ft) != H5T_INTEGER) ep_fatal("%s: attribute '%s' should be an integer array", file, name);
+  int32_t *out = ep_calloc((size_t)*n + 1, sizeof *out);
+  if (*n > 0 && H5Aread(a, H5T_NATIVE_INT32, out) < 0) ep_fatal("%s: cannot read attribute '%s'", file, name);
+  EP_CHECK_H5(H5Tclose(ft));
+  EP_CHECK_H5(H5Aclose(a));
+  return out;
+}
