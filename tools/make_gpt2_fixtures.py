@@ -105,10 +105,15 @@ def fixture(out, name, model, seqs, dtype="float32", shard=None):
     model = copy.deepcopy(model).eval()
     if dtype == "float16":
         model = model.half()
-    kw = {"safe_serialization": True}
-    if shard:
-        kw["max_shard_size"] = shard
-    model.save_pretrained(d, **kw)
+    kw = {"max_shard_size": shard} if shard else {}
+    try:
+        model.save_pretrained(d, safe_serialization=True, **kw)
+    except TypeError:  # releases where safetensors is the only format drop the flag
+        model.save_pretrained(d, **kw)
+    if shard and not os.path.exists(os.path.join(d, "model.safetensors.index.json")):
+        sys.exit(f"{d}: max_shard_size={shard} did not produce a sharded checkpoint")
+    if not any(f.endswith(".safetensors") for f in os.listdir(d)):
+        sys.exit(f"{d}: save_pretrained wrote no safetensors file")
     model = model.float()  # float16 weights, rounded, now computed in float32
     logits = logits_of(model, seqs)
     write_expected(os.path.join(d, "expected.json"), name, dtype, model, seqs, logits)

@@ -339,6 +339,11 @@ static void deck_read_file(ep_deck *d, deck_section_seen **secs_out, int *n_secs
         if (!deck_has_section(d->keys, d->n_keys, sec)) {
           char hint[256];
           deck_suggest_section(d, sec, hint, sizeof hint);
+          /* A key written at the top level, outside its section, is a common slip. */
+          for (int k = 0; k < d->n_keys && !hint[0]; k++)
+            if (strcmp(d->keys[k].name + deck_section_len(d->keys[k].name) + 1, sec) == 0)
+              snprintf(hint, sizeof hint, " (did you mean '%s'? keys go under their section)",
+                       d->keys[k].name);
           ep_fatal("%s:%d: unknown section '%s'%s", d->path, sec_line, sec, hint);
         }
         for (int s = 0; s < n_secs; s++)

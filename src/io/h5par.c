@@ -92,9 +92,12 @@ int64_t h5par_write_rows(hid_t loc, const char *name, hid_t mem_type, int64_t ro
     EP_CHECK_H5(H5Sselect_none(mspace));
   }
   static const char dummy[16];
-  hid_t dxpl = h5par_dxpl();
-  EP_CHECK_H5(H5Dwrite(ds, mem_type, mspace, fspace, dxpl, rows > 0 ? data : dummy));
-  EP_CHECK_H5(H5Pclose(dxpl));
+  /* An empty dataset has no storage to write to; every rank knows total, so all skip. */
+  if (total * (cols > 0 ? cols : 1) > 0) {
+    hid_t dxpl = h5par_dxpl();
+    EP_CHECK_H5(H5Dwrite(ds, mem_type, mspace, fspace, dxpl, rows > 0 ? data : dummy));
+    EP_CHECK_H5(H5Pclose(dxpl));
+  }
   EP_CHECK_H5(H5Sclose(mspace));
   EP_CHECK_H5(H5Sclose(fspace));
   EP_CHECK_H5(H5Dclose(ds));
@@ -106,9 +109,11 @@ void h5par_write_replicated(hid_t loc, const char *name, hid_t mem_type, int ndi
   EP_CHECK(ndim >= 1 && ndim <= 8, "dataset '%s': bad rank %d", name, ndim);
   int rank = 0;
   EP_CHECK_MPI(MPI_Comm_rank(comm, &rank));
-  hsize_t hd[8];
-  for (int i = 0; i < ndim; i++)
+  hsize_t hd[8], n_elems = 1;
+  for (int i = 0; i < ndim; i++) {
     hd[i] = (hsize_t)dims[i];
+    n_elems *= hd[i];
+  }
   hid_t fspace = H5Screate_simple(ndim, hd, NULL);
   EP_CHECK_H5(fspace);
   hid_t ds = h5par_create_dataset(loc, name, mem_type, fspace);
@@ -119,9 +124,11 @@ void h5par_write_replicated(hid_t loc, const char *name, hid_t mem_type, int ndi
     EP_CHECK_H5(H5Sselect_none(mspace));
   }
   static const char dummy[16];
-  hid_t dxpl = h5par_dxpl();
-  EP_CHECK_H5(H5Dwrite(ds, mem_type, mspace, fspace, dxpl, (rank == 0 && data) ? data : dummy));
-  EP_CHECK_H5(H5Pclose(dxpl));
+  if (n_elems > 0) { /* an empty dataset has no storage to write */
+    hid_t dxpl = h5par_dxpl();
+    EP_CHECK_H5(H5Dwrite(ds, mem_type, mspace, fspace, dxpl, (rank == 0 && data) ? data : dummy));
+    EP_CHECK_H5(H5Pclose(dxpl));
+  }
   EP_CHECK_H5(H5Sclose(mspace));
   EP_CHECK_H5(H5Sclose(fspace));
   EP_CHECK_H5(H5Dclose(ds));
@@ -168,9 +175,11 @@ void h5par_read_rows(hid_t loc, const char *name, hid_t mem_type, int64_t first,
     EP_CHECK_H5(H5Sselect_none(mspace));
   }
   static char dummy[16];
-  hid_t dxpl = h5par_dxpl();
-  EP_CHECK_H5(H5Dread(ds, mem_type, mspace, fspace, dxpl, count > 0 ? out : dummy));
-  EP_CHECK_H5(H5Pclose(dxpl));
+  if (dims[0] > 0 && (nd == 1 || dims[1] > 0)) { /* same on every rank: all read or none */
+    hid_t dxpl = h5par_dxpl();
+    EP_CHECK_H5(H5Dread(ds, mem_type, mspace, fspace, dxpl, count > 0 ? out : dummy));
+    EP_CHECK_H5(H5Pclose(dxpl));
+  }
   EP_CHECK_H5(H5Sclose(mspace));
   EP_CHECK_H5(H5Sclose(fspace));
   EP_CHECK_H5(H5Dclose(ds));
@@ -180,10 +189,17 @@ void h5par_read_all(hid_t loc, const char *name, hid_t mem_type, void *out, cons
   if (!h5io_exists(loc, name)) ep_fatal("%s: dataset '%s' is missing", file, name);
   hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
   EP_CHECK_H5(ds);
-  hid_t dxpl = h5par_dxpl();
-  if (H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, dxpl, out) < 0)
-    ep_fatal("%s: cannot read dataset '%s' (corrupt file or wrong type)", file, name);
-  EP_CHECK_H5(H5Pclose(dxpl));
+  hid_t space = H5Dget_space(ds);
+  EP_CHECK_H5(space);
+  hssize_t n = H5Sget_simple_extent_npoints(space);
+  EP_CHECK_H5(n);
+  EP_CHECK_H5(H5Sclose(space));
+  if (n > 0) { /* an empty dataset has no storage to read */
+    hid_t dxpl = h5par_dxpl();
+    if (H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, dxpl, out) < 0)
+      ep_fatal("%s: cannot read dataset '%s' (corrupt file or wrong type)", file, name);
+    EP_CHECK_H5(H5Pclose(dxpl));
+  }
   EP_CHECK_H5(H5Dclose(ds));
 }
 

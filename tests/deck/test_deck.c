@@ -169,6 +169,8 @@ static void test_errors(void) {
                "did you mean 'run.steps'");
   expect_error("wrongsec_key.yml", "model:\n  path: a\n  layers: 2\n  steps: 3\n", NULL, 4, "model.steps",
                "unknown key");
+  expect_error("toplevel_key.yml", "model:\n  path: a\n  layers: 2\nsteps: 5\n", NULL, 4, "steps",
+               "did you mean 'run.steps'");
   expect_error("unknown_section.yml", "runn:\n  steps: 5\n", NULL, 1, "runn", "did you mean 'run'");
   snprintf(text, sizeof text, "%srun:\n  steps: ten\n", ok_model);
   expect_error("bad_int.yml", text, NULL, 5, "run.steps", "integer");
@@ -208,6 +210,12 @@ static void test_errors(void) {
   expect_override_error("-P model.layer=3", "model.layer", "did you mean 'model.layers'");
   expect_override_error("-Pmodel.layers=x", "model.layers", "integer");
   expect_override_error("-P run.lr=-1", "run.lr", "out of range");
+
+  /* -P at the end of the command line, with nothing after it. */
+  char cmd0[1024], out0[4096];
+  snprintf(cmd0, sizeof cmd0, "'%s' - -P 2>&1", tool);
+  int rc0 = t_run_capture(cmd0, out0, sizeof out0);
+  T_CHECK(rc0 == 1 && strstr(out0, "-P needs"), "dangling -P: rc %d: %s", rc0, out0);
 
   /* A missing file names the file. */
   char cmd[1024], out[4096];

@@ -18,6 +18,7 @@
 
 #include "edgeprune/core.h"
 #include "edgeprune/forward.h"
+#include "edgeprune/model_io.h"
 #include "test_util.h"
 
 #define NMAX 5 /* longest input after BOS */
@@ -55,6 +56,8 @@ static tracr_cfg read_cfg(const char *dir, const char *name) {
   return c;
 }
 
+/* Load NAME through `edgeprune convert` and model_load of the HDF5 file; the direct load
+ * of the safetensors file must give the same config and the same weights. */
 static void convert_and_load(ep_model *m, const char *dir, const char *name, const char *bin,
                              const char *scratch) {
   char src[512], dst[512], cmd[2048], out[8192];
@@ -65,6 +68,13 @@ static void convert_and_load(ep_model *m, const char *dir, const char *name, con
   EP_CHECK(rc == 0, "edgeprune convert of %s exited %d: %s", src, rc, out);
   model_load(m, dst);
   remove(dst);
+  ep_model direct;
+  model_load(&direct, src);
+  T_CHECK(direct.cfg.n_layer == m->cfg.n_layer && direct.cfg.vocab_out == m->cfg.vocab_out &&
+              direct.cfg.causal == m->cfg.causal && direct.cfg.output == m->cfg.output &&
+              direct.n_floats == m->n_floats && !memcmp(direct.mem, m->mem, sizeof(float) * m->n_floats),
+          "%s: the converted model differs from the one loaded from %s", name, src);
+  model_free(&direct);
   T_CHECK(m->cfg.causal == 0 && m->cfg.norm == EP_NORM_NONE && m->cfg.act == EP_ACT_RELU,
           "%s: expected a bidirectional no-norm ReLU model (causal %d norm %d act %d)", name, m->cfg.causal,
           (int)m->cfg.norm, (int)m->cfg.act);
@@ -161,6 +171,11 @@ static void test_reverse(const char *dir, const char *bin, const char *scratch) 
   T_CHECK(n_int == 3 && m.cfg.vocab_out == 3, "reverse: %d int tokens, %d outputs (want 3, 3)", n_int,
           m.cfg.vocab_out);
   reverse_ctx c = {{0}, 0, 0};
+  /* The loader's names for the output rows must agree with the ranking used here. */
+  char src[512];
+  snprintf(src, sizeof src, "%s/reverse.safetensors", dir);
+  ep_model_tokens names;
+  model_load_tokens(&names, src);
   int ids[3];
   for (int s = 0; s < 3; s++) { /* symbol s is token s+1 */
     char name[16];
@@ -170,7 +185,11 @@ static void test_reverse(const char *dir, const char *bin, const char *scratch) 
     for (int i = 0; i < n_int; i++)
       rank += ints[i] < s + 1;
     c.out_index[s] = rank;
+    T_CHECK(rank < names.n_out && !strcmp(names.out[rank], name),
+            "reverse: output row %d is named '%s', want '%s'", rank,
+            rank < names.n_out ? names.out[rank] : "(none)", name);
   }
+  model_tokens_free(&names);
   ep_forward_ws ws;
   forward_ws_init(&ws);
   for (int n = 1; n <= NMAX; n++) {

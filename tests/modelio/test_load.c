@@ -1,0 +1,305 @@
+/* test_load.c — loading models in-process: GPT-2 safetensors in every dtype, with and
+ * without the "transformer." prefix, sharded, untied; the HDF5 model file round trip;
+ * Tracr models. Fixtures are written here at test time (fixture.c).
+ * usage: test_load INPUTS_DIR   (INPUTS_DIR/tracr holds the shipped Tracr models) */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edgeprune/core.h"
+#include "edgeprune/model.h"
+#include "edgeprune/model_file.h"
+#include "edgeprune/model_io.h"
+#include "edgeprune/safetensors.h"
+#include "fixture.h"
+#include "test_util.h"
+
+static const fx_gpt2 G = {2, 2, 16, 50, 12};
+static const char *tmp_root; /* this run's temporary folder */
+
+/* Count floats of got[] that are not bit-identical to rounded(want[]). */
+static long mismatches(const float *got, const float *want, size_t n, const char *dtype) {
+  long bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    float w = fx_rounded(want[i], dtype);
+    if (memcmp(&got[i], &w, sizeof w) != 0) bad++;
+  }
+  return bad;
+}
+
+/* Compare a strided block: rows x cols of got (row stride gs) vs want (row stride ws). */
+static long block_mismatches(const float *got, size_t gs, const float *want, size_t ws, size_t rows, size_t cols,
+                             const char *dtype) {
+  long bad = 0;
+  for (size_t r = 0; r < rows; r++) bad += mismatches(got + r * gs, want + r * ws, cols, dtype);
+  return bad;
+}
+
+static const float *T(const fx_set *s, const char *prefix, const char *fmt, int l) {
+  char name[128], full[160];
+  snprintf(name, sizeof name, fmt, l);
+  snprintf(full, sizeof full, "%s%s", prefix, name);
+  const fx_tensor *t = fx_find(s, full);
+  if (!t) {
+    fprintf(stderr, "fixture lacks %s\n", full);
+    exit(99);
+  }
+  return t->data;
+}
+
+/* Every weight of m against the fixture, mapping written out independently here. */
+static long check_gpt2(const ep_model *m, const fx_set *s, const char *pre, const char *dt) {
+  const size_t D = (size_t)G.D, F = 4 * (size_t)G.D, V = (size_t)G.V, C = (size_t)G.C;
+  long bad = 0;
+  bad += mismatches(m->wte, T(s, pre, "wte.weight", 0), V * D, dt);
+  bad += mismatches(m->wpe, T(s, pre, "wpe.weight", 0), C * D, dt);
+  for (int l = 0; l < G.L; l++) {
+    const ep_layer_weights *w = &m->layers[l];
+    const float *qkv = T(s, pre, "h.%d.attn.c_attn.weight", l), *qkvb = T(s, pre, "h.%d.attn.c_attn.bias", l);
+    bad += block_mismatches(w->w_q, D, qkv, 3 * D, D, D, dt);
+    bad += block_mismatches(w->w_k, D, qkv + D, 3 * D, D, D, dt);
+    bad += block_mismatches(w->w_v, D, qkv + 2 * D, 3 * D, D, D, dt);
+    bad += mismatches(w->b_q, qkvb, D, dt) + mismatches(w->b_k, qkvb + D, D, dt) + mismatches(w->b_v, qkvb + 2 * D, D, dt);
+    bad += mismatches(w->w_o, T(s, pre, "h.%d.attn.c_proj.weight", l), D * D, dt);
+    bad += mismatches(w->b_o, T(s, pre, "h.%d.attn.c_proj.bias", l), D, dt);
+    bad += mismatches(w->ln1_w, T(s, pre, "h.%d.ln_1.weight", l), D, dt);
+    bad += mismatches(w->ln1_b, T(s, pre, "h.%d.ln_1.bias", l), D, dt);
+    bad += mismatches(w->ln2_w, T(s, pre, "h.%d.ln_2.weight", l), D, dt);
+    bad += mismatches(w->ln2_b, T(s, pre, "h.%d.ln_2.bias", l), D, dt);
+    bad += mismatches(w->w_fc, T(s, pre, "h.%d.mlp.c_fc.weight", l), D * F, dt);
+    bad += mismatches(w->b_fc, T(s, pre, "h.%d.mlp.c_fc.bias", l), F, dt);
+    bad += mismatches(w->w_proj, T(s, pre, "h.%d.mlp.c_proj.weight", l), F * D, dt);
+    bad += mismatches(w->b_proj, T(s, pre, "h.%d.mlp.c_proj.bias", l), D, dt);
+  }
+  bad += mismatches(m->lnf_w, T(s, pre, "ln_f.weight", 0), D, dt);
+  bad += mismatches(m->lnf_b, T(s, pre, "ln_f.bias", 0), D, dt);
+  return bad;
+}
+
+static void check_cfg(const ep_model_config *c, int tied) {
+  T_CHECK(!strcmp(c->arch, "gpt2") && c->n_layer == 2 && c->n_head == 2 && c->n_kv_head == 2 && c->d_model == 16 &&
+              c->d_head == 8 && c->d_mlp == 64 && c->vocab == 50 && c->vocab_out == 50 && c->n_ctx == 12,
+          "gpt2 config shape fields");
+  T_CHECK(c->norm == EP_NORM_LAYERNORM && c->act == EP_ACT_GELU_TANH && c->pos == EP_POS_LEARNED && c->causal == 1 &&
+              c->final_norm == 1 && c->attn_bias == 1 && c->mlp_bias == 1 && c->tied_unembed == tied &&
+              c->norm_eps == 1e-5f && c->output == EP_OUTPUT_LOGITS,
+          "gpt2 config kinds");
+}
+
+/* A folder with config.json and model.safetensors in one dtype; loads and compares. */
+static void test_dtype(const char *root, const char *dtype, const char *prefix, int lm_head) {
+  char dir[600], p[700];
+  snprintf(dir, sizeof dir, "%s/%s_%s", root, dtype, *prefix ? "prefixed" : "plain");
+  T_CHECK(fx_mkdir(dir), "mkdir %s", dir);
+  fx_set s;
+  fx_gpt2_tensors(&s, &G, 1234 + (uint64_t)strlen(dtype), prefix, lm_head, 1);
+  snprintf(p, sizeof p, "%s/model.safetensors", dir);
+  fx_write_safetensors(p, &s, dtype, NULL, NULL, NULL);
+  snprintf(p, sizeof p, "%s/config.json", dir);
+  fx_write_gpt2_config(p, &G, NULL, NULL);
+  ep_model m;
+  model_load(&m, dir);
+  check_cfg(&m.cfg, 1);
+  long bad = check_gpt2(&m, &s, prefix, dtype);
+  T_CHECK(bad == 0, "%s (prefix '%s'): %ld values differ from the fixture rounded to %s", dtype, prefix, bad, dtype);
+  T_CHECK(m.unembed == m.wte, "%s: tied unembedding is the token embedding", dtype);
+  /* The special values really went through rounding (catches a writer that stored F32). */
+  if (!strcmp(dtype, "F16")) T_CHECK(isinf(m.wte[9]) && m.wte[9] > 0 && m.wte[8] == 2048.0f, "F16: 1e5 -> inf, 2049 -> 2048");
+  if (!strcmp(dtype, "BF16")) T_CHECK(m.wte[7] == 1.0f && m.wte[10] == 1.0f, "BF16 ties round to even");
+  model_free(&m);
+  fx_set_free(&s);
+}
+
+/* Shards: tensors spread over three files by index, plus the index JSON. */
+static int keep_shard(const char *name, void *arg) {
+  int shard = *(int *)arg;
+  if (strstr(name, "h.0.")) return shard == 0;
+  if (strstr(name, "h.1.")) return shard == 1;
+  return shard == 2;
+}
+
+static void test_sharded(const char *root) {
+  char dir[600], p[700];
+  snprintf(dir, sizeof dir, "%s/sharded", root);
+  T_CHECK(fx_mkdir(dir), "mkdir %s", dir);
+  fx_set s;
+  fx_gpt2_tensors(&s, &G, 77, "transformer.", 0, 0);
+  char index[16384];
+  size_t k = (size_t)snprintf(index, sizeof index, "{\"metadata\": {\"total_size\": 0}, \"weight_map\": {");
+  for (int shard = 0; shard < 3; shard++) {
+    snprintf(p, sizeof p, "%s/model-%05d-of-00003.safetensors", dir, shard + 1);
+    fx_write_safetensors(p, &s, "F32", NULL, keep_shard, &shard);
+    for (int i = 0; i < s.n; i++)
+      if (keep_shard(s.t[i].name, &shard))
+        k += (size_t)snprintf(index + k, sizeof index - k, "%s\"%s\": \"model-%05d-of-00003.safetensors\"",
+                              k > 50 ? ", " : "", s.t[i].name, shard + 1);
+  }
+  snprintf(index + k, sizeof index - k, "}}\n");
+  snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
+  fx_write_text(p, index);
+  snprintf(p, sizeof p, "%s/config.json", dir);
+  fx_write_gpt2_config(p, &G, NULL, NULL);
+  ep_model m;
+  model_load(&m, dir);
+  check_cfg(&m.cfg, 1);
+  T_CHECK(check_gpt2(&m, &s, "transformer.", "F32") == 0, "sharded checkpoint loads every tensor");
+  ep_safetensors st;
+  snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
+  safetensors_open(&st, p);
+  T_CHECK(st.n_files == 3, "three shards opened (%d)", st.n_files);
+  const ep_st_tensor *t = safetensors_find(&st, "transformer.h.1.mlp.c_fc.weight");
+  T_CHECK(t && strstr(safetensors_file_of(&st, t), "model-00002-of-00003"), "h.1 tensors live in shard 2");
+  safetensors_close(&st);
+  model_free(&m);
+  fx_set_free(&s);
+}
+
+/* tie_word_embeddings false: lm_head.weight becomes the unembedding. */
+static void test_untied(const char *root, ep_model *keep) {
+  char dir[600], p[700];
+  snprintf(dir, sizeof dir, "%s/untied", root);
+  T_CHECK(fx_mkdir(dir), "mkdir %s", dir);
+  fx_set s;
+  fx_gpt2_tensors(&s, &G, 5, "", 1, 0);
+  snprintf(p, sizeof p, "%s/model.safetensors", dir);
+  fx_write_safetensors(p, &s, "F32", NULL, NULL, NULL);
+  snprintf(p, sizeof p, "%s/config.json", dir);
+  fx_write_gpt2_config(p, &G, "\"tie_word_embeddings\": false", NULL);
+  /* Load through the safetensors path itself (config.json is its sibling). */
+  snprintf(p, sizeof p, "%s/model.safetensors", dir);
+  model_load(keep, p);
+  check_cfg(&keep->cfg, 0);
+  T_CHECK(check_gpt2(keep, &s, "", "F32") == 0, "untied: body weights");
+  T_CHECK(keep->unembed != keep->wte && mismatches(keep->unembed, fx_find(&s, "lm_head.weight")->data,
+                                                   (size_t)G.V * (size_t)G.D, "F32") == 0,
+          "untied: unembed is lm_head.weight");
+  fx_set_free(&s);
+}
+
+static int configs_equal(const ep_model_config *a, const ep_model_config *b) { return !memcmp(a, b, sizeof *a); }
+
+/* Model file round trip: bit-identical config and weights. */
+static void test_roundtrip(const char *root, const ep_model *m) {
+  char p[700];
+  snprintf(p, sizeof p, "%s/roundtrip.h5", root);
+  model_file_write(m, NULL, "test", p);
+  T_CHECK(fx_count_matching(root, ".tmp.") == 0, "no temporary left after writing");
+  ep_model r;
+  model_load(&r, p);
+  T_CHECK(configs_equal(&m->cfg, &r.cfg), "round trip: config identical");
+  T_CHECK(r.n_floats == m->n_floats && !memcmp(r.mem, m->mem, m->n_floats * sizeof(float)),
+          "round trip: %zu weights bit-identical", m->n_floats);
+  ep_model_config c;
+  model_load_config(&c, p);
+  T_CHECK(configs_equal(&c, &m->cfg), "model_load_config on the model file");
+  ep_model_tokens tok;
+  model_load_tokens(&tok, p);
+  T_CHECK(tok.n_in == 0 && tok.n_out == 0, "no token names in a GPT-2 model file");
+  model_tokens_free(&tok);
+  model_free(&r);
+}
+
+static void test_param_count(void) {
+  ep_model_config c;
+  model_config_defaults(&c);
+  const int64_t V = 50257, D = 768, C = 1024, L = 12;
+  int64_t want = V * D + C * D + L * (4 * D + (D * 3 * D + 3 * D) + (D * D + D) + (D * 4 * D + 4 * D) + (4 * D * D + D)) + 2 * D;
+  T_CHECK(model_param_count(&c) == want && want == 124439808, "GPT-2 small parameters %lld",
+          (long long)model_param_count(&c));
+  char buf[1024];
+  model_describe(&c, buf, sizeof buf);
+  T_CHECK(strstr(buf, "124,439,808 parameters") && strstr(buf, "12 layers") && strstr(buf, "50257"),
+          "summary: %s", buf);
+}
+
+static void test_tracr(const char *inputs) {
+  char p[700];
+  /* reverse: 4 layers, logits head over "1" "2" "3". */
+  snprintf(p, sizeof p, "%s/tracr/reverse.safetensors", inputs);
+  ep_model m;
+  model_load(&m, p);
+  const ep_model_config *c = &m.cfg;
+  T_CHECK(!strcmp(c->arch, "tracr") && c->n_layer == 4 && c->n_head == 1 && c->d_head == 12 && c->d_model == 41 &&
+              c->d_mlp == 30 && c->vocab == 5 && c->vocab_out == 3 && c->n_ctx == 6,
+          "reverse shapes");
+  T_CHECK(c->norm == EP_NORM_NONE && c->final_norm == 0 && c->act == EP_ACT_RELU && c->pos == EP_POS_LEARNED &&
+              c->causal == 0 && c->tied_unembed == 0 && c->output == EP_OUTPUT_LOGITS && c->bos_token == 3 &&
+              c->pad_token == 4,
+          "reverse kinds");
+  int all = 1;
+  for (int l = 0; l < 4; l++) all &= c->has_attn[l] && c->has_mlp[l];
+  T_CHECK(all, "reverse: every layer has attention and an MLP");
+  ep_safetensors st;
+  safetensors_open(&st, p);
+  float un[41 * 3], q[41 * 12];
+  safetensors_read_f32(&st, safetensors_find(&st, "unembedding"), un);
+  safetensors_read_f32(&st, safetensors_find(&st, "transformer/layer_2/attn/query_w"), q);
+  int ok = 1;
+  for (int i = 0; i < 41; i++)
+    for (int j = 0; j < 3; j++) ok &= m.unembed[j * 41 + i] == un[i * 3 + j];
+  T_CHECK(ok, "reverse: unembed is the transposed unembedding");
+  T_CHECK(!memcmp(m.layers[2].w_q, q, sizeof q), "reverse: layer 2 query_w as stored");
+  safetensors_close(&st);
+  ep_model_tokens tok;
+  model_load_tokens(&tok, p);
+  T_CHECK(tok.n_in == 5 && !strcmp(tok.in[0], "1") && !strcmp(tok.in[3], "BOS") && !strcmp(tok.in[4], "compiler_pad"),
+          "reverse input names");
+  T_CHECK(tok.n_out == 3 && !strcmp(tok.out[0], "1") && !strcmp(tok.out[1], "2") && !strcmp(tok.out[2], "3"),
+          "reverse output names");
+  /* Through the model file: weights and names survive. */
+  char h5[700];
+  snprintf(h5, sizeof h5, "%s/reverse.h5", tmp_root);
+  model_file_write(&m, &tok, p, h5);
+  ep_model r;
+  model_load(&r, h5);
+  T_CHECK(configs_equal(&r.cfg, &m.cfg) && !memcmp(r.mem, m.mem, m.n_floats * sizeof(float)), "reverse round trip");
+  ep_model_tokens tok2;
+  model_load_tokens(&tok2, h5);
+  int same = tok2.n_in == tok.n_in && tok2.n_out == tok.n_out;
+  for (int i = 0; same && i < tok.n_in; i++) same = !strcmp(tok.in[i], tok2.in[i]);
+  for (int i = 0; same && i < tok.n_out; i++) same = !strcmp(tok.out[i], tok2.out[i]);
+  T_CHECK(same, "reverse token names survive the model file");
+  model_tokens_free(&tok2);
+  model_tokens_free(&tok);
+  model_free(&r);
+  model_free(&m);
+
+  /* xproportion: 6 ids (4 = pad), numeric head reading residual dimension 0. */
+  snprintf(p, sizeof p, "%s/tracr/xproportion.config.json", inputs);
+  model_load(&m, p);
+  c = &m.cfg;
+  T_CHECK(c->n_layer == 2 && c->d_model == 14 && c->d_head == 7 && c->d_mlp == 1 && c->vocab == 6 &&
+              c->vocab_out == 1 && c->output == EP_OUTPUT_NUMERIC && c->bos_token == 0 && c->pad_token == 4,
+          "xproportion shapes");
+  float onehot[14] = {1};
+  T_CHECK(!memcmp(m.unembed, onehot, sizeof onehot), "xproportion: unembed is one-hot on dimension 0");
+  model_load_tokens(&tok, p);
+  T_CHECK(tok.n_in == 6 && !strcmp(tok.in[5], "x") && !strcmp(tok.in[4], "compiler_pad") && tok.n_out == 1,
+          "xproportion names");
+  model_tokens_free(&tok);
+  model_free(&m);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: test_load INPUTS_DIR\n");
+    return 2;
+  }
+  char *root = fx_tmpdir();
+  tmp_root = root;
+  test_param_count();
+  test_dtype(root, "F32", "", 0);
+  test_dtype(root, "F16", "transformer.", 1);
+  test_dtype(root, "BF16", "", 1);
+  test_dtype(root, "F64", "transformer.", 0);
+  test_sharded(root);
+  ep_model m;
+  test_untied(root, &m);
+  test_roundtrip(root, &m);
+  model_free(&m);
+  test_tracr(argv[1]);
+  fx_rmdir(root);
+  free(root);
+  return t_done();
+}
