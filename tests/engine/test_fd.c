@@ -125,6 +125,10 @@ int main(void) {
              EP_LOSS_POSITION_KL, 4);
   check_case("tracr mse zero nodes=0 emb=1", &m, 1, EP_ABLATE_ZERO, 0, EP_LOSS_MSE, 3);
   model_free(&m);
+  fx_llama_tiny(&m, 17);
+  check_case("llama kl interchange nodes=1 emb=1", &m, 1, EP_ABLATE_INTERCHANGE, 1, EP_LOSS_KL, 2);
+  check_case("llama kl mean nodes=0 emb=0", &m, 0, EP_ABLATE_MEAN, 0, EP_LOSS_KL, 2);
+  model_free(&m);
   printf("max relative error over all cases: %.3e\n", max_rel_seen);
   return t_done();
 }

@@ -76,24 +76,26 @@ int main(void) {
   ep_model m;
   char label[96];
   const char *an[] = {"interchange", "zero", "mean"};
-  for (int model = 0; model < 2; model++) {
+  const char *mname[] = {"gpt2", "tracr", "llama"};
+  for (int model = 0; model < 3; model++) {
     if (model == 0) fx_gpt2_tiny(&m, 3, 4, 32, 100, 5);
-    else fx_tracr_tiny(&m, 6);
+    else if (model == 1) fx_tracr_tiny(&m, 6);
+    else fx_llama_tiny(&m, 7);
     fx_batch f;
-    fx_batch_make(&f, 3, model ? 5 : 8, m.cfg.vocab, 2, 13);
+    fx_batch_make(&f, 3, model == 1 ? 5 : 8, m.cfg.vocab, 2, 13);
     int64_t Pc, Pk;
     float *clean = plain_at_loss(&m, &f, f.clean, &Pc);
     float *corr = plain_at_loss(&m, &f, f.corrupted, &Pk);
     for (int a = 0; a < 3; a++)
       for (int emb = 0; emb < 2; emb++)
         for (int prec = 0; prec < 2; prec++) {
-          snprintf(label, sizeof label, "%s z=1 %s emb=%d %s", model ? "tracr" : "gpt2", an[a], emb, prec ? "f64" : "f32");
+          snprintf(label, sizeof label, "%s z=1 %s emb=%d %s", mname[model], an[a], emb, prec ? "f64" : "f32");
           run(label, &m, emb, (ep_ablation)a, 1, (ep_precision)prec, 1.0, clean, clean, Pc, &f);
         }
     for (int prec = 0; prec < 2; prec++) {
-      snprintf(label, sizeof label, "%s z=0 interchange emb=1 %s", model ? "tracr" : "gpt2", prec ? "f64" : "f32");
+      snprintf(label, sizeof label, "%s z=0 interchange emb=1 %s", mname[model], prec ? "f64" : "f32");
       run(label, &m, 1, EP_ABLATE_INTERCHANGE, 1, (ep_precision)prec, 0.0, corr, clean, Pk, &f);
-      snprintf(label, sizeof label, "%s z=0 edges only %s", model ? "tracr" : "gpt2", prec ? "f64" : "f32");
+      snprintf(label, sizeof label, "%s z=0 edges only %s", mname[model], prec ? "f64" : "f32");
       run(label, &m, 1, EP_ABLATE_INTERCHANGE, 0, (ep_precision)prec, 0.0, corr, clean, Pk, &f);
     }
     free(clean);
