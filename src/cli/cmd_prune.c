@@ -54,7 +54,7 @@ static int run(int argc, char **argv) {
   prune_params_init(&p, g.n_edges, s.c.node_masks ? g.n_writers : 0, (uint64_t)s.c.seed);
   ep_train_result res;
   st = prune_train(&s.c, &s.m, &g, &train, have_val ? &val : NULL, &p, &res);
-  if (st == 0) {
+  if (st == 0 && !res.stopped_early) {
     float *la_e = ep_malloc((size_t)g.n_edges * sizeof *la_e);
     float *la_n = ep_malloc((size_t)(g.n_writers + 1) * sizeof *la_n);
     for (int64_t e = 0; e < g.n_edges; e++) la_e[e] = (float)p.la_edge[e];

@@ -45,6 +45,15 @@ const ep_deck_key prune_deck_keys[] = {
     {"run.log_every", EP_DECK_INT, "10", 1, BIG, NULL, "progress line every N steps"},
     {"run.val_every", EP_DECK_INT, "500", 0, BIG, NULL, "validation every N steps (0: only at the end)"},
     {"run.val_examples", EP_DECK_INT, "256", 0, BIG, NULL, "validation examples used (0: all)"},
+    {"run.checkpoint_every", EP_DECK_INT, "500", 0, BIG, NULL,
+     "write run.out_dir/checkpoints/ckpt-STEP.h5 every N steps (0: never)"},
+    {"run.checkpoint_keep", EP_DECK_INT, "2", 1, 1000, NULL, "checkpoints kept (older ones are deleted)"},
+    {"run.max_wall_time", EP_DECK_FLOAT, "0", 0, BIG, NULL,
+     "seconds: checkpoint and stop before this much wall time has passed (0: no limit)"},
+    {"run.restart", EP_DECK_CHOICE, "auto", NO_RANGE, "auto|never",
+     "auto: continue from the newest valid checkpoint in run.out_dir/checkpoints"},
+    {"debug.exit_after_step", EP_DECK_INT, "-1", -1, BIG, NULL,
+     "testing only: end the process after this step as a crash would (-1: never)"},
     {"debug.inject_nan_step", EP_DECK_INT, "-1", -1, BIG, NULL,
      "testing only: make the loss NaN at this step (-1: never)"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
@@ -85,6 +94,15 @@ static void fill(ep_prune_config *c, const ep_deck *d) {
   c->val_every = deck_int(d, "run.val_every");
   c->val_examples = deck_int(d, "run.val_examples");
   c->inject_nan_step = deck_int(d, "debug.inject_nan_step");
+  c->exit_after_step = deck_int(d, "debug.exit_after_step");
+  c->checkpoint_every = deck_int(d, "run.checkpoint_every");
+  c->checkpoint_keep = deck_int(d, "run.checkpoint_keep");
+  c->max_wall_time = deck_float(d, "run.max_wall_time");
+  c->restart = !strcmp(deck_string(d, "run.restart"), "auto");
+  /* run.* (output, logging, checkpoint cadence) and debug.* do not change the result */
+  static const char *const exclude[] = {"run.", "debug.", NULL};
+  c->config_hash = deck_hash(d, exclude);
+  c->deck = d;
 }
 
 void prune_config_from_deck(ep_prune_config *c, const ep_deck *d, const char *deck_path) {
@@ -129,4 +147,8 @@ void prune_config_defaults(ep_prune_config *c) {
   c->val_every = 500;
   c->val_examples = 256;
   c->inject_nan_step = -1;
+  c->exit_after_step = -1;
+  c->checkpoint_every = 0;
+  c->checkpoint_keep = 2;
+  c->restart = 0;
 }

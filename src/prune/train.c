@@ -9,8 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+#include <sys/stat.h>
+
+#include "edgeprune/checkpoint.h"
 #include "edgeprune/core.h"
 #include "edgeprune/grid.h"
+#include "edgeprune/stopper.h"
 #include "edgeprune/hardconcrete.h"
 #include "edgeprune/rng.h"
 #include "edgeprune/train.h"
@@ -177,6 +182,61 @@ static double validate(const ep_prune_config *c, const ep_model *m, const ep_gra
   return kl;
 }
 
+/* The arrays of a checkpoint: every trainable value and the AdamW state. */
+static void ckpt_arrays(ep_ckpt_array *a, ep_mask_params *p, ep_adamw *opt, int64_t *t) {
+  a[0] = (ep_ckpt_array){"theta", EP_CKPT_F64, p->n, p->theta};
+  a[1] = (ep_ckpt_array){"adam_m", EP_CKPT_F64, p->n, opt->m};
+  a[2] = (ep_ckpt_array){"adam_v", EP_CKPT_F64, p->n, opt->v};
+  a[3] = (ep_ckpt_array){"adam_t", EP_CKPT_I64, 1, t};
+}
+
+static double write_checkpoint(const ep_prune_config *c, const char *dir, int64_t step, int dp, ep_mask_params *p,
+                               ep_adamw *opt) {
+  double t0 = ep_time_now();
+  if (ep_rank == 0 && mkdir(c->out_dir, 0777) != 0 && errno != EEXIST)
+    ep_fatal("cannot create run.out_dir '%s': %s", c->out_dir, strerror(errno));
+  EP_CHECK_MPI(MPI_Barrier(MPI_COMM_WORLD));
+  char *deck = c->deck ? deck_resolved_yaml(c->deck) : NULL;
+  ep_ckpt_meta meta = {step, step * c->batch_size, c->config_hash, 1, dp, 1, {(uint64_t)c->seed}, deck};
+  int64_t t = opt->t;
+  ep_ckpt_array a[4];
+  ckpt_arrays(a, p, opt, &t);
+  char *path = checkpoint_write(dir, &meta, 4, a, (int)c->checkpoint_keep, MPI_COMM_WORLD);
+  ep_log("checkpoint %s (step %lld)", path, (long long)step);
+  free(path);
+  free(deck);
+  return ep_time_now() - t0;
+}
+
+/* Continue from the newest valid checkpoint of this configuration; returns its step. */
+static int64_t read_checkpoint(const ep_prune_config *c, const char *dir, int dp, ep_mask_params *p, ep_adamw *opt) {
+  char *latest = checkpoint_find_latest(dir, MPI_COMM_WORLD);
+  if (!latest) return 0;
+  ep_ckpt_meta meta;
+  checkpoint_info(latest, &meta, MPI_COMM_WORLD);
+  if (meta.config_hash != c->config_hash)
+    ep_fatal("%s was written by another configuration (deck hash %016llx, this deck %016llx): use another "
+             "run.out_dir, remove the checkpoint, or set run.restart: never",
+             latest, (unsigned long long)meta.config_hash, (unsigned long long)c->config_hash);
+  if (meta.dp != dp || meta.pp != 1)
+    ep_fatal("%s was written on a grid of %d x %d ranks (pp x dp), this run has 1 x %d: restart on the same grid "
+             "for an identical continuation",
+             latest, meta.pp, meta.dp, dp);
+  if (meta.step > c->steps)
+    ep_fatal("%s is at step %lld, beyond prune.steps = %lld", latest, (long long)meta.step, (long long)c->steps);
+  checkpoint_meta_free(&meta);
+  int64_t t = 0;
+  ep_ckpt_array a[4];
+  ckpt_arrays(a, p, opt, &t);
+  checkpoint_read(latest, &meta, 4, a, MPI_COMM_WORLD);
+  opt->t = t;
+  ep_log("restarting from %s at step %lld", latest, (long long)meta.step);
+  int64_t step = meta.step;
+  checkpoint_meta_free(&meta);
+  free(latest);
+  return step;
+}
+
 int prune_train(const ep_prune_config *c, const ep_model *m, const ep_graph *g, const ep_dataset *train,
                 const ep_dataset *val, ep_mask_params *p, ep_train_result *res) {
   const ep_backend_ops *be = backend_cpu();
@@ -214,12 +274,21 @@ int prune_train(const ep_prune_config *c, const ep_model *m, const ep_graph *g, 
   const int64_t per_epoch = train->n / c->batch_size;
   int64_t epoch = -1;
   double t0 = ep_time_now(), t_last = t0;
-  int64_t step_last = 0;
   int status = 0;
+  const int use_mpi = ep_mpi_active();
+  char *ckdir = ep_path_join(c->out_dir, "checkpoints");
+  int64_t start = use_mpi && c->restart ? read_checkpoint(c, ckdir, dp, p, &opt) : 0;
+  res->start_step = start;
+  int64_t step_last = start;
+  ep_stopper stp;
+  if (use_mpi) {
+    stopper_install_signals();
+    stopper_init(&stp, MPI_COMM_WORLD, c->out_dir, c->max_wall_time, NULL);
+  }
   ep_log("prune: %lld edges, %d nodes%s, %lld training examples (T = %d), batch %lld over %d replica(s), %lld steps",
          (long long)g->n_edges, g->n_writers, c->node_masks ? " (masked)" : " (unmasked)", (long long)train->n, T,
          (long long)c->batch_size, dp, (long long)c->steps);
-  for (int64_t step = 0; step < c->steps; step++) {
+  for (int64_t step = start; step < c->steps; step++) {
     const int64_t e = step / per_epoch, k = step % per_epoch;
     if (e != epoch) {
       prune_epoch_order((uint64_t)c->seed, e, train->n, perm);
@@ -285,7 +354,23 @@ int prune_train(const ep_prune_config *c, const ep_model *m, const ep_graph *g, 
       res->val_kl = validate(c, m, g, val, p);
       ep_log("validation at step %lld: loss %.6f with deterministic masks", (long long)step + 1, res->val_kl);
     }
+    if (use_mpi && !last && c->checkpoint_every > 0 && (step + 1) % c->checkpoint_every == 0)
+      stopper_note_checkpoint_time(&stp, write_checkpoint(c, ckdir, step + 1, dp, p, &opt));
+    if (step == c->exit_after_step)
+      ep_fatal("debug.exit_after_step: ending the process after step %lld as a crash would", (long long)step + 1);
+    if (use_mpi && !last) {
+      ep_stop_reason why = stopper_should_stop(&stp);
+      if (why != EP_STOP_NONE) {
+        write_checkpoint(c, ckdir, step + 1, dp, p, &opt);
+        ep_log("stopping after step %lld (%s); run the same command again to continue", (long long)step + 1,
+               stopper_reason_name(why));
+        res->stopped_early = (int)why;
+        break;
+      }
+    }
   }
+  if (use_mpi) stopper_free(&stp);
+  free(ckdir);
   free(perm);
   prune_batch_free(&bb);
   prune_step_out_free(&o);
