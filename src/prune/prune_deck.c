@@ -20,8 +20,10 @@ const ep_deck_key prune_deck_keys[] = {
     {"prune.batch_size", EP_DECK_INT, "32", 1, 1 << 20, NULL, "examples per step (global batch)"},
     {"prune.edge_lr", EP_DECK_FLOAT, "0.8", 0, BIG, NULL, "learning rate of the edge log_alphas"},
     {"prune.node_lr", EP_DECK_FLOAT, "0.8", 0, BIG, NULL, "learning rate of the node log_alphas"},
-    {"prune.edge_lambda_lr", EP_DECK_FLOAT, "0.8", 0, BIG, NULL, "learning rate of the edge lambdas (ascent)"},
-    {"prune.node_lambda_lr", EP_DECK_FLOAT, "0.8", 0, BIG, NULL, "learning rate of the node lambdas (ascent)"},
+    {"prune.edge_lambda_lr", EP_DECK_FLOAT, "0.8", 0, BIG, NULL,
+     "learning rate of the edge lambdas (ascent)"},
+    {"prune.node_lambda_lr", EP_DECK_FLOAT, "0.8", 0, BIG, NULL,
+     "learning rate of the node lambdas (ascent)"},
     {"prune.lr_warmup", EP_DECK_INT, "200", 0, BIG, NULL, "linear learning-rate warmup steps"},
     {"prune.sparsity_warmup", EP_DECK_INT, "2500", 0, BIG, NULL, "steps over which targets ramp from start"},
     {"prune.start_edge_sparsity", EP_DECK_FLOAT, "0.0", 0, 1, NULL, "edge sparsity target at step 0"},
@@ -81,7 +83,9 @@ static void fill(ep_prune_config *c, const ep_deck *d) {
   c->node_masks = deck_bool(d, "prune.node_masks");
   c->embedding_nodes = deck_bool(d, "prune.embedding_nodes");
   const char *a = deck_string(d, "prune.ablation");
-  c->ablation = !strcmp(a, "zero") ? EP_ABLATE_ZERO : !strcmp(a, "mean") ? EP_ABLATE_MEAN : EP_ABLATE_INTERCHANGE;
+  c->ablation = !strcmp(a, "zero")   ? EP_ABLATE_ZERO
+                : !strcmp(a, "mean") ? EP_ABLATE_MEAN
+                                     : EP_ABLATE_INTERCHANGE;
   const char *l = deck_string(d, "prune.loss");
   c->loss = !strcmp(l, "kl_sum")        ? EP_LOSS_KL_SUM
             : !strcmp(l, "position_kl") ? EP_LOSS_POSITION_KL
@@ -116,9 +120,10 @@ void prune_config_from_deck(ep_prune_config *c, const ep_deck *d, const char *de
     ep_fatal("%s: prune.target_node_sparsity = %g is below prune.start_node_sparsity = %g", f, c->target_node,
              c->start_node);
   if (c->log_schedule && (c->target_edge >= 1 || c->target_node >= 1))
-    ep_fatal("%s: prune.schedule = log needs prune.target_edge_sparsity and prune.target_node_sparsity below 1 "
-             "(got %g and %g): log-linear in (1 - t) is undefined at t >= 1",
-             f, c->target_edge, c->target_node);
+    ep_fatal(
+        "%s: prune.schedule = log needs prune.target_edge_sparsity and prune.target_node_sparsity below 1 "
+        "(got %g and %g): log-linear in (1 - t) is undefined at t >= 1",
+        f, c->target_edge, c->target_node);
   if (c->lr_warmup > c->steps)
     ep_fatal("%s: prune.lr_warmup = %lld exceeds prune.steps = %lld", f, (long long)c->lr_warmup,
              (long long)c->steps);
@@ -132,7 +137,8 @@ void prune_config_defaults(ep_prune_config *c) {
   c->out_dir = "out";
   c->steps = 3000;
   c->batch_size = 32;
-  for (int i = 0; i < 4; i++) c->lr[i] = 0.8;
+  for (int i = 0; i < 4; i++)
+    c->lr[i] = 0.8;
   c->lr_warmup = 200;
   c->sparsity_warmup = 2500;
   c->start_edge = 0;

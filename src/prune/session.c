@@ -12,7 +12,8 @@ int session_parse(const ep_command *cmd, int argc, char **argv, const char *cons
                   ep_session *s) {
   memset(s, 0, sizeof *s);
   int n_ov = deck_collect_overrides(argc - 1, argv + 1, &s->ov, &s->rest, &s->n_rest);
-  for (int k = 0; flags && flags[k]; k++) values[k] = NULL;
+  for (int k = 0; flags && flags[k]; k++)
+    values[k] = NULL;
   for (int i = 0; i < s->n_rest; i++) {
     int matched = 0;
     for (int k = 0; flags && flags[k] && !matched; k++) {
@@ -24,7 +25,8 @@ int session_parse(const ep_command *cmd, int argc, char **argv, const char *cons
     }
     if (matched) continue;
     if (s->rest[i][0] == '-') return cli_usage_error(cmd, "unknown option '%s'", s->rest[i]);
-    if (s->deck_path) return cli_usage_error(cmd, "one input deck expected, got '%s' and '%s'", s->deck_path, s->rest[i]);
+    if (s->deck_path)
+      return cli_usage_error(cmd, "one input deck expected, got '%s' and '%s'", s->deck_path, s->rest[i]);
     s->deck_path = s->rest[i];
   }
   if (!s->deck_path) return cli_usage_error(cmd, "an input deck (DECK.yml) is required");

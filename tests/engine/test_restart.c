@@ -36,7 +36,8 @@ static float *read_la(const char *sub, const char *what, int64_t *n) {
 
 static int run(const char *args, char *out, size_t cap) {
   char cmd[2048];
-  snprintf(cmd, sizeof cmd, "cd '%s' && '%s' prune run.yml -P run.checkpoint_every=5 %s 2>&1", dir, bin, args);
+  snprintf(cmd, sizeof cmd, "cd '%s' && '%s' prune run.yml -P run.checkpoint_every=5 %s 2>&1", dir, bin,
+           args);
   return t_run_capture(cmd, out, cap);
 }
 
@@ -45,8 +46,8 @@ static void same_as_reference(const char *sub) {
   for (int k = 0; k < 2; k++) {
     int64_t na = 0, nb = 0;
     float *a = read_la("ref", what[k], &na), *b = read_la(sub, what[k], &nb);
-    T_CHECK(a && b && na == nb && memcmp(a, b, (size_t)na * sizeof *a) == 0, "%s: %s identical to the uninterrupted run",
-            sub, what[k]);
+    T_CHECK(a && b && na == nb && memcmp(a, b, (size_t)na * sizeof *a) == 0,
+            "%s: %s identical to the uninterrupted run", sub, what[k]);
     free(a);
     free(b);
   }
@@ -81,7 +82,8 @@ int main(int argc, char **argv) {
   char *deck = ep_path_join(dir, "run.yml");
   FILE *f = fopen(deck, "w");
   if (!f) return 2;
-  fputs("model:\n  path: model.h5\ndata:\n  path: data.h5\n  val_split: \"\"\nprune:\n  steps: 20\n  batch_size: 8\n"
+  fputs("model:\n  path: model.h5\ndata:\n  path: data.h5\n  val_split: \"\"\nprune:\n  steps: 20\n  "
+        "batch_size: 8\n"
         "  lr_warmup: 3\n  sparsity_warmup: 12\n  target_edge_sparsity: 0.5\n  target_node_sparsity: 0.3\n",
         f);
   fclose(f);
@@ -97,7 +99,8 @@ int main(int argc, char **argv) {
   snprintf(p, sizeof p, "%s/crash/checkpoints/ckpt-00000010.h5", dir);
   T_CHECK(access(p, R_OK) == 0, "checkpoint of step 10 exists");
   st = run("-P run.out_dir=crash", out, sizeof out);
-  T_CHECK(st == 0 && strstr(out, "restarting from") && strstr(out, "at step 10"), "restart (status %d):\n%s", st, out);
+  T_CHECK(st == 0 && strstr(out, "restarting from") && strstr(out, "at step 10"), "restart (status %d):\n%s",
+          st, out);
   same_as_reference("crash");
 
   snprintf(p, sizeof p, "%s/stopped", dir);
@@ -106,8 +109,8 @@ int main(int argc, char **argv) {
   f = fopen(p, "w");
   if (f) fclose(f);
   st = run("-P run.out_dir=stopped", out, sizeof out);
-  T_CHECK(st == 0 && strstr(out, "stop file") && strstr(out, "step 1 "), "stop file ends the run (status %d):\n%s", st,
-          out);
+  T_CHECK(st == 0 && strstr(out, "stop file") && strstr(out, "step 1 "),
+          "stop file ends the run (status %d):\n%s", st, out);
   snprintf(p, sizeof p, "%s/stopped/circuit.h5", dir);
   T_CHECK(access(p, F_OK) != 0, "no circuit after a stop");
   st = run("-P run.out_dir=stopped", out, sizeof out);
