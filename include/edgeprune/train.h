@@ -95,7 +95,7 @@ double prune_eval_masks(const ep_prune_config *c, const ep_model *m, const ep_gr
  * val_examples rows when > 0): the deck's loss (0 for the full model), logit difference
  * target - distractor and accuracy (argmax = target) at the last loss position where
  * the dataset has targets, exact match (argmax = the full model's argmax, over every
- * loss position) and the task metric of tasks.h when the task has one. */
+ * loss position; logits only) and the task metric of tasks.h when the task has one. */
 #define EP_EVAL_MAX_METRICS 8
 typedef struct {
   int n;

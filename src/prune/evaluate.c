@@ -71,9 +71,11 @@ void prune_evaluate(const ep_prune_config *c, const ep_model *m, const ep_graph 
     r->full[r->n] = acc[0] / n_t;
     r->circuit[r->n++] = acc[1] / n_t;
   }
-  r->names[r->n] = "exact_match";
-  r->full[r->n] = 1;
-  r->circuit[r->n++] = n_em ? em / n_em : NAN;
+  if (Vo > 1) { /* a numeric output (Tracr) has no argmax to match */
+    r->names[r->n] = "exact_match";
+    r->full[r->n] = 1;
+    r->circuit[r->n++] = n_em ? em / n_em : NAN;
+  }
   if (n_task) {
     r->names[r->n] = task->metric == EP_METRIC_GT_PROB_DIFF     ? "task_prob_diff"
                      : task->metric == EP_METRIC_TARGET_LOGPROB ? "task_target_logprob"
