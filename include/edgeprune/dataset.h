@@ -8,7 +8,13 @@
  *   /<split>/loss_end    int32 [N]
  *   /<split>/target      int32 [N]      answer token (-1 when the task has none)
  *   /<split>/distractor  int32 [N]      distractor token (-1 when none)
- * plus attributes: task, seed, n, pad_id, generator parameters, tokenizer. */
+ *   /<split>/aux         int32 [N]      task-specific integer (-1 when unused): Greater-Than:
+ *                                       the start year's last two digits YY (0..99); generated
+ *                                       IOI: the template index (0..14 BABA, 15..29 ABBA)
+ *   /<split>/answer_tokens int32 [K]    optional: token ids a task metric ranges over;
+ *                                       Greater-Than: the ids of "00".."99" (K = 100)
+ * plus attributes on the split group: task, n, max_len, pad_id, and those of attrs_json
+ * (seed, tokenizer, generator parameters). */
 #pragma once
 
 #include <stdint.h>
@@ -27,9 +33,13 @@ typedef struct {
   int32_t *loss_end;      /* [n] */
   int32_t *target;        /* [n], -1 where absent */
   int32_t *distractor;    /* [n], -1 where absent */
+  int32_t *aux;           /* [n], -1 where unused (Greater-Than: YY; IOI: template) */
+  int n_answer_tokens;    /* K, 0 when the task has none */
+  int32_t *answer_tokens; /* [K] or NULL */
 } ep_dataset;
 
-/* Allocate n rows of length T (zeroed, target/distractor -1). */
+/* Set up d (any previous contents are ignored, not freed) with n zeroed rows of length T:
+ * task "", pad_id 0, target/distractor/aux -1, no answer tokens. */
 void dataset_alloc(ep_dataset *d, int64_t n, int max_len);
 void dataset_free(ep_dataset *d);
 
@@ -40,7 +50,13 @@ void dataset_shape(const char *path, const char *split, int64_t *n, int *max_len
 /* Read rows [first, first+count) of a split into d (allocated here). With comm_parallel
  * != 0 the file is opened with MPI-IO and the read is collective over MPI_COMM_WORLD:
  * every rank must call it (count may be 0). */
-void dataset_read_rows(ep_dataset *d, const char *path, const char *split, int64_t first,
-                       int64_t count, int comm_parallel);
-/* Write a split to path (creating or adding to the file; atomic when creating). */
+void dataset_read_rows(ep_dataset *d, const char *path, const char *split, int64_t first, int64_t count,
+                       int comm_parallel);
+/* Write a split to path (creating or adding to the file; an existing split of that name
+ * is replaced). Always atomic: the new file is written to a temporary (a copy of the
+ * old one when adding) and renamed over path. attrs_json is NULL or a JSON object whose
+ * members become attributes of the split group (strings, integers, numbers; anything
+ * else is stored as its JSON text). Serial: call from one rank. */
 void dataset_write(const ep_dataset *d, const char *path, const char *split, const char *attrs_json);
+/* A string attribute of a split group (malloc'd), or NULL when absent. */
+char *dataset_attr_str(const char *path, const char *split, const char *name);

@@ -17,6 +17,11 @@ int tokenizer_vocab_size(const ep_tokenizer *t);
 /* Id of a token string as written in vocab.json (e.g. "Ġthe"), or -1. */
 int tokenizer_token_id(const ep_tokenizer *t, const char *token);
 
+/* Id of "<|endoftext|>" (50256 for GPT-2), or -1 when the vocabulary lacks it. */
+int tokenizer_eot_id(const ep_tokenizer *t);
+/* The raw bytes of token id (not NUL-terminated); *len gets their count. */
+const char *tokenizer_token_bytes(const ep_tokenizer *t, int id, size_t *len);
+
 /* Encode len bytes of UTF-8 text; *ids is allocated (caller frees); returns the count. */
 size_t tokenizer_encode(const ep_tokenizer *t, const char *text, size_t len, int32_t **ids);
 /* Decode ids to UTF-8 text (NUL-terminated, caller frees). */
