@@ -108,6 +108,16 @@ void circuit_set_metrics(ep_circuit *c, int n, const char *const *names, const d
  * was made on a different graph. */
 void circuit_graph_masks(const ep_circuit *c, const ep_graph *g, const char *file, uint8_t *edge_kept,
                          uint8_t *node_kept);
+/* The graph a circuit was made on, rebuilt from its layer/head counts and node names
+ * (layers without attention or MLP included). Fatal, naming `file`, when the names do
+ * not form such a graph. Free with graph_free. */
+void circuit_graph(const ep_circuit *c, const char *file, ep_graph *g);
+/* A new circuit from the masks stored in `in` with other options (e.g. another
+ * requested sparsity): same graph, log_alphas, model and deck; no metrics. */
+void circuit_reextract(const ep_circuit *in, const char *file, const ep_extract_options *opt,
+                       ep_circuit *out);
+/* Human-readable summary: counts, sparsities, thresholds, model, metrics. */
+void circuit_print_summary(const ep_circuit *c, const char *path, FILE *f);
 void circuit_free(ep_circuit *c);
 
 /* ---- the circuit file (src/io/circuit_file.c) ----------------------------------

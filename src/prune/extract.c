@@ -364,6 +364,68 @@ void circuit_graph_masks(const ep_circuit *c, const ep_graph *g, const char *fil
   if (node_kept) memcpy(node_kept, c->node_kept, (size_t)g->n_writers);
 }
 
+void circuit_graph(const ep_circuit *c, const char *file, ep_graph *g) {
+  if (c->n_layer < 0 || c->n_layer > EP_MAX_LAYERS || c->n_head < 0 || c->n_head > 4096)
+    ep_fatal("%s: bad graph shape (n_layer %d, n_head %d)", file, c->n_layer, c->n_head);
+  ep_model_config cfg;
+  model_config_defaults(&cfg);
+  cfg.n_layer = c->n_layer;
+  cfg.n_head = cfg.n_kv_head = c->n_head;
+  memset(cfg.has_attn, 0, sizeof cfg.has_attn);
+  memset(cfg.has_mlp, 0, sizeof cfg.has_mlp);
+  for (int w = 0; w < c->n_nodes; w++) {
+    int l, h, used = 0;
+    const char *s = c->node_name[w];
+    if (sscanf(s, "a%d.h%d%n", &l, &h, &used) == 2 && s[used] == '\0' && l >= 0 && l < c->n_layer)
+      cfg.has_attn[l] = 1;
+    else if (sscanf(s, "m%d%n", &l, &used) == 1 && s[used] == '\0' && l >= 0 && l < c->n_layer)
+      cfg.has_mlp[l] = 1;
+    else if (strcmp(s, "tok_embeds") != 0 && strcmp(s, "pos_embeds") != 0)
+      ep_fatal("%s: node '%s' is not a writer name of a %d-layer model", file, s, c->n_layer);
+  }
+  graph_init(g, &cfg, c->embedding_nodes);
+  circuit_graph_masks(c, g, file, NULL, NULL); /* every name must match */
+}
+
+void circuit_reextract(const ep_circuit *in, const char *file, const ep_extract_options *opt,
+                       ep_circuit *out) {
+  ep_graph g;
+  circuit_graph(in, file, &g);
+  extract_circuit(&g, in->edge_log_alpha, in->node_masks ? in->node_log_alpha : NULL, opt, out);
+  circuit_set_text(out, in->model, in->deck);
+  graph_free(&g);
+}
+
+void circuit_print_summary(const ep_circuit *c, const char *path, FILE *f) {
+  fprintf(f, "circuit file   %s\n", path);
+  fprintf(f, "model          %s\n", c->model && c->model[0] ? c->model : "(not recorded)");
+  fprintf(f, "graph          %d layers, %d heads, embedding nodes %s\n", c->n_layer, c->n_head,
+          c->embedding_nodes ? "on" : "off");
+  fprintf(f, "edges          %lld of %lld kept, sparsity %.6f (requested %.6f, threshold %.6f, expected %.6f)\n",
+          (long long)c->n_kept_edges, (long long)c->n_edges, c->edge_sparsity, c->requested_edge_sparsity,
+          c->edge_threshold, c->expected_edge_sparsity);
+  if (c->node_masks)
+    fprintf(f, "nodes          %d of %d kept, sparsity %.6f (requested %.6f, threshold %.6f, expected %.6f)\n",
+            c->n_kept_nodes, c->n_nodes, c->node_sparsity, c->requested_node_sparsity, c->node_threshold,
+            c->expected_node_sparsity);
+  else
+    fprintf(f, "nodes          %d of %d kept, sparsity %.6f (no node masks)\n", c->n_kept_nodes, c->n_nodes,
+            c->node_sparsity);
+  fprintf(f, "dangling       %s\n", c->prune_dangling ? "pruned" : "kept");
+  if (c->n_metrics) {
+    fprintf(f, "metrics        %-22s %14s %14s\n", "", "full", "circuit");
+    for (int i = 0; i < c->n_metrics; i++) {
+      fprintf(f, "               %-22s", c->metric_name[i]);
+      if (isnan(c->metric_full[i])) fprintf(f, " %14s", "-");
+      else fprintf(f, " %14.6g", c->metric_full[i]);
+      if (isnan(c->metric_circuit[i])) fprintf(f, " %14s\n", "-");
+      else fprintf(f, " %14.6g\n", c->metric_circuit[i]);
+    }
+  } else {
+    fprintf(f, "metrics        (none recorded)\n");
+  }
+}
+
 void circuit_free(ep_circuit *c) {
   if (c->edge_writer)
     for (int64_t e = 0; e < c->n_edges; e++) free(c->edge_writer[e]);

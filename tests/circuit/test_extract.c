@@ -245,11 +245,64 @@ static void test_shapes(void) {
   graph_free(&g);
 }
 
+/* GPT-2 small (32,936 edges): in every group, found here from each reader's own
+ * (layer, kind), the number of zeros is round(sum of P0) in closed form, and zeros are
+ * the group's smallest soft values. */
+static void test_gpt2_groups(void) {
+  ep_model_config cfg;
+  model_config_defaults(&cfg);
+  ep_graph g;
+  graph_init(&g, &cfg, 1);
+  int64_t n = g.n_edges;
+  float *la = malloc((size_t)n * sizeof *la), *val = malloc((size_t)n * sizeof *val);
+  uint64_t x = 12345;
+  for (int64_t e = 0; e < n; e++) { /* xorshift: log_alpha roughly uniform in [-6, 6] */
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    la[e] = -6.0f + 12.0f * (float)(x % 1000003) / 1000003.0f;
+  }
+  extract_edge_values(&g, la, val);
+  int n_groups = 0, bad = 0, skipped = 0;
+  for (int layer = 0; layer <= cfg.n_layer; layer++)
+    for (int kind = 0; kind <= EP_READER_RESID; kind++) {
+      double sum = 0;
+      int64_t zeros = 0, members = 0;
+      float max_zeroed = -1, min_soft_kept = 2;
+      for (int r = 0; r < g.n_readers; r++) {
+        if (g.readers[r].layer != layer || (int)g.readers[r].kind != kind) continue;
+        for (int w = 0; w < g.readers[r].n_in; w++) {
+          int64_t e = g.readers[r].edge_offset + w;
+          sum += p0(la[e]);
+          members++;
+          float soft = hc_soft_mask(la[e]);
+          if (val[e] == 0.0f) {
+            zeros++;
+            if (soft > max_zeroed) max_zeroed = soft;
+          } else if (soft < min_soft_kept) {
+            min_soft_kept = soft;
+          }
+        }
+      }
+      if (!members) continue;
+      n_groups++;
+      if (fabs(sum - floor(sum) - 0.5) < 1e-3) {
+        skipped++;
+        continue;
+      }
+      if (zeros != (int64_t)floor(sum + 0.5) || (zeros && max_zeroed > min_soft_kept)) bad++;
+    }
+  T_CHECK(n_groups == 12 * 4 + 1 && bad == 0, "gpt2 groups: %d groups (want 49), %d wrong, %d skipped", n_groups,
+          bad, skipped);
+  free(la);
+  free(val);
+  graph_free(&g);
+}
+
 int main(void) {
   test_topk();
   test_bisection();
   test_nodes_and_default();
   test_dangling();
   test_shapes();
+  test_gpt2_groups();
   return t_done();
 }
