@@ -406,11 +406,14 @@ int main(int argc, char **argv) {
   test_summary(&c, cpath);
   test_errors(cpath);
   test_reextract();
-  /* h5dump reads the file when it is installed. */
-  char cmd[2048];
-  snprintf(cmd, sizeof cmd, "command -v h5dump >/dev/null && h5dump -H '%s' >/dev/null 2>&1 && echo ok", cpath);
-  if (t_run_capture(cmd, out, sizeof out) == 0 && !strncmp(out, "ok", 2)) T_CHECK(1, "h5dump");
-  else printf("note: h5dump not available or failed on %s\n", cpath);
+  /* h5dump reads the whole file when it is installed. */
+  if (t_run_capture("command -v h5dump", out, sizeof out) == 0) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "h5dump '%s' > /dev/null 2>&1", cpath);
+    T_CHECK(t_run_capture(cmd, out, sizeof out) == 0, "h5dump reads %s", cpath);
+  } else {
+    printf("note: h5dump not installed; skipped the h5dump check\n");
+  }
   free(cpath);
   circuit_free(&c);
   graph_free(&g);
