@@ -13,37 +13,36 @@ static int circuit_run(int argc, char **argv);
 const ep_command ep_cmd_circuit = {
     .name = "circuit",
     .summary = "summarise a circuit file or export it as edges.json, Graphviz DOT or SVG",
-    .help =
-        "usage: edgeprune circuit CIRCUIT.h5 [--format summary|json|dot|svg|h5] [--out FILE]\n"
-        "                         [--edge-sparsity S] [--node-sparsity S] [--prune-dangling]\n"
-        "\n"
-        "Reads a circuit file written by 'edgeprune prune' and writes it in another form,\n"
-        "optionally after extracting the circuit again from its stored masks.\n"
-        "\n"
-        "options:\n"
-        "  --format summary  (default) counts, sparsities, thresholds, model and metrics as text\n"
-        "  --format json     the reference Edge Pruning edges.json: a JSON list of\n"
-        "                    [writer, reader] name pairs of the kept edges, e.g.\n"
-        "                    [[\"a0.h1\", \"a3.h7.q\"], [\"m2\", \"resid_post\"]]\n"
-        "  --format dot      Graphviz DOT: one node per head (a3.h7), MLP (m2), embedding and\n"
-        "                    resid_post, clustered by layer; an edge into a3.h7.q/.k/.v is drawn\n"
-        "                    into a3.h7, coloured and styled by q (red solid), k (green dashed),\n"
-        "                    v (blue bold)\n"
-        "  --format svg      the DOT graph laid out by Graphviz 'dot' (needs a build with\n"
-        "                    Graphviz; otherwise use '--format dot | dot -Tsvg > c.svg')\n"
-        "  --format h5       a new circuit file (needs --out); useful with the options below\n"
-        "  --out FILE        write to FILE (atomically) instead of standard output\n"
-        "  --edge-sparsity S extract again at edge sparsity S in [0, 1] (threshold by bisection\n"
-        "                    on the deterministic masks; default: the file's circuit as stored)\n"
-        "  --node-sparsity S extract again at node sparsity S (runs with node masks only)\n"
-        "  --prune-dangling  extract again, dropping edges into nodes that have no kept path to\n"
-        "                    resid_post (and marking those nodes removed)\n"
-        "                    Settings not given keep the file's values. Re-extracted circuits\n"
-        "                    carry no metrics (those described the stored circuit).\n"
-        "  -h, --help        this text\n"
-        "\n"
-        "Exit status 0 on success; non-zero with a one-line reason on stderr otherwise\n"
-        "(missing file, not a circuit file, unknown format).\n",
+    .help = "usage: edgeprune circuit CIRCUIT.h5 [--format summary|json|dot|svg|h5] [--out FILE]\n"
+            "                         [--edge-sparsity S] [--node-sparsity S] [--prune-dangling]\n"
+            "\n"
+            "Reads a circuit file written by 'edgeprune prune' and writes it in another form,\n"
+            "optionally after extracting the circuit again from its stored masks.\n"
+            "\n"
+            "options:\n"
+            "  --format summary  (default) counts, sparsities, thresholds, model and metrics as text\n"
+            "  --format json     the reference Edge Pruning edges.json: a JSON list of\n"
+            "                    [writer, reader] name pairs of the kept edges, e.g.\n"
+            "                    [[\"a0.h1\", \"a3.h7.q\"], [\"m2\", \"resid_post\"]]\n"
+            "  --format dot      Graphviz DOT: one node per head (a3.h7), MLP (m2), embedding and\n"
+            "                    resid_post, clustered by layer; an edge into a3.h7.q/.k/.v is drawn\n"
+            "                    into a3.h7, coloured and styled by q (red solid), k (green dashed),\n"
+            "                    v (blue bold)\n"
+            "  --format svg      the DOT graph laid out by Graphviz 'dot' (needs a build with\n"
+            "                    Graphviz; otherwise use '--format dot | dot -Tsvg > c.svg')\n"
+            "  --format h5       a new circuit file (needs --out); useful with the options below\n"
+            "  --out FILE        write to FILE (atomically) instead of standard output\n"
+            "  --edge-sparsity S extract again at edge sparsity S in [0, 1] (threshold by bisection\n"
+            "                    on the deterministic masks; default: the file's circuit as stored)\n"
+            "  --node-sparsity S extract again at node sparsity S (runs with node masks only)\n"
+            "  --prune-dangling  extract again, dropping edges into nodes that have no kept path to\n"
+            "                    resid_post (and marking those nodes removed)\n"
+            "                    Settings not given keep the file's values. Re-extracted circuits\n"
+            "                    carry no metrics (those described the stored circuit).\n"
+            "  -h, --help        this text\n"
+            "\n"
+            "Exit status 0 on success; non-zero with a one-line reason on stderr otherwise\n"
+            "(missing file, not a circuit file, unknown format).\n",
     .order = 70,
     .run = circuit_run,
 };
@@ -67,8 +66,10 @@ static int circuit_run_rank0(int argc, char **argv) {
   int reextract = 0, edge_given = 0, node_given = 0;
   for (int i = 1; i < argc; i++) {
     const char *v;
-    if ((v = cli_option(argc, argv, &i, "--format"))) format = v;
-    else if ((v = cli_option(argc, argv, &i, "--out"))) out = v;
+    if ((v = cli_option(argc, argv, &i, "--format")))
+      format = v;
+    else if ((v = cli_option(argc, argv, &i, "--out")))
+      out = v;
     else if ((v = cli_option(argc, argv, &i, "--edge-sparsity"))) {
       if (!parse_sparsity("--edge-sparsity", v, &opt.edge_sparsity)) return 2;
       reextract = edge_given = 1;
@@ -78,12 +79,12 @@ static int circuit_run_rank0(int argc, char **argv) {
     } else if (!strcmp(argv[i], "--prune-dangling")) {
       opt.prune_dangling = 1;
       reextract = 1;
-    }
-    else if (argv[i][0] == '-' && argv[i][1] != '\0')
+    } else if (argv[i][0] == '-' && argv[i][1] != '\0')
       return cli_usage_error(&ep_cmd_circuit, "unknown option '%s'", argv[i]);
     else if (path)
       return cli_usage_error(&ep_cmd_circuit, "more than one circuit file ('%s' and '%s')", path, argv[i]);
-    else path = argv[i];
+    else
+      path = argv[i];
   }
   if (!path) return cli_usage_error(&ep_cmd_circuit, "no circuit file given");
   int fmt = !strcmp(format, "summary") ? 0
@@ -93,7 +94,8 @@ static int circuit_run_rank0(int argc, char **argv) {
             : !strcmp(format, "h5")    ? 4
                                        : -1;
   if (fmt < 0)
-    return cli_usage_error(&ep_cmd_circuit, "unknown format '%s' (one of summary, json, dot, svg, h5)", format);
+    return cli_usage_error(&ep_cmd_circuit, "unknown format '%s' (one of summary, json, dot, svg, h5)",
+                           format);
   if (fmt == 4 && !out) return cli_usage_error(&ep_cmd_circuit, "--format h5 needs --out FILE");
   if (fmt == 3 && !circuit_svg_available()) {
     fprintf(stderr,

@@ -51,9 +51,12 @@ static void reader_node_name(const char *reader, char *out, size_t size) {
 static void json_string(FILE *f, const char *s) {
   fputc('"', f);
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-    else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-    else fputc(*p, f);
+    if (*p == '"' || *p == '\\')
+      fprintf(f, "\\%c", *p);
+    else if (*p < 0x20)
+      fprintf(f, "\\u%04x", *p);
+    else
+      fputc(*p, f);
   }
   fputc('"', f);
 }
@@ -202,7 +205,8 @@ void circuit_export_dot(const ep_circuit *c, FILE *f) {
   if (any_embed) {
     fputs("  { rank=same;\n", f);
     for (int w = 0; w < c->n_nodes; w++)
-      if (used[w] && parse_name(c->node_name[w]).kind == NAME_EMBED) dot_node(f, c->node_name[w], !c->node_kept[w], "    ");
+      if (used[w] && parse_name(c->node_name[w]).kind == NAME_EMBED)
+        dot_node(f, c->node_name[w], !c->node_kept[w], "    ");
     fputs("  }\n", f);
   }
   /* Per layer a cluster: the heads on one rank, the MLP below them. */
@@ -234,7 +238,8 @@ void circuit_export_dot(const ep_circuit *c, FILE *f) {
   /* Nodes whose names follow no known pattern (none in our graphs) still appear. */
   for (int w = 0; w < c->n_nodes; w++) {
     name_info ni = parse_name(c->node_name[w]);
-    if (used[w] && ni.kind != NAME_EMBED && ni.layer < 0) dot_node(f, c->node_name[w], !c->node_kept[w], "  ");
+    if (used[w] && ni.kind != NAME_EMBED && ni.layer < 0)
+      dot_node(f, c->node_name[w], !c->node_kept[w], "  ");
   }
   if (used[c->n_nodes]) dot_node(f, "resid_post", 0, "  ");
 
@@ -280,7 +285,8 @@ void circuit_export_svg(const ep_circuit *c, FILE *f) {
   if (!gvc) ep_fatal("Graphviz: cannot create a context");
   Agraph_t *g = agmemread(dot);
   if (!g) ep_fatal("Graphviz could not parse the circuit's DOT text");
-  if (gvLayout(gvc, g, "dot") != 0) ep_fatal("Graphviz 'dot' layout failed (is the dot layout plugin installed?)");
+  if (gvLayout(gvc, g, "dot") != 0)
+    ep_fatal("Graphviz 'dot' layout failed (is the dot layout plugin installed?)");
   if (gvRender(gvc, g, "svg", f) != 0)
     ep_fatal("Graphviz could not render SVG (is the core plugin registered? try 'dot -c' as root)");
   gvFreeLayout(gvc, g);

@@ -43,16 +43,19 @@ static double zero_group(const float *log_alpha, const int64_t *idx, int64_t n, 
   if (k > n) k = n;
   if (k > 0) {
     qsort(scratch, (size_t)n, sizeof *scratch, val_idx_cmp);
-    for (int64_t j = 0; j < k; j++) value[scratch[j].i] = 0.0f;
+    for (int64_t j = 0; j < k; j++)
+      value[scratch[j].i] = 0.0f;
   }
   double sum = 0.0;
-  for (int64_t j = 0; j < n; j++) sum += value[idx[j]];
+  for (int64_t j = 0; j < n; j++)
+    sum += value[idx[j]];
   return sum;
 }
 
 /* Edge indices of every edge of reader r, appended to idx. */
 static int64_t push_reader_edges(const ep_graph *g, int r, int64_t *idx, int64_t n) {
-  for (int w = 0; w < g->readers[r].n_in; w++) idx[n++] = g->readers[r].edge_offset + w;
+  for (int w = 0; w < g->readers[r].n_in; w++)
+    idx[n++] = g->readers[r].edge_offset + w;
   return n;
 }
 
@@ -128,7 +131,8 @@ double extract_node_values(const ep_graph *g, const float *log_alpha, float *val
 double extract_sparsity_at(const float *value, int64_t n, double threshold) {
   if (n == 0) return 0.0;
   int64_t kept = 0;
-  for (int64_t i = 0; i < n; i++) kept += (double)value[i] > threshold;
+  for (int64_t i = 0; i < n; i++)
+    kept += (double)value[i] > threshold;
   return 1.0 - (double)kept / (double)n;
 }
 
@@ -136,8 +140,10 @@ double extract_threshold(const float *value, int64_t n, double target) {
   double lo = 0.0, hi = 1.0;
   while (hi - lo > 1e-5) {
     double t = 0.5 * (lo + hi);
-    if (extract_sparsity_at(value, n, t) > target) hi = t;
-    else lo = t;
+    if (extract_sparsity_at(value, n, t) > target)
+      hi = t;
+    else
+      lo = t;
   }
   /* The reference keeps the last midpoint; taking the closer end of the final bracket
    * is never worse and lands within one mask of the target when values are distinct. */
@@ -186,14 +192,16 @@ static void prune_dangling(const ep_graph *g, uint8_t *edge_kept, uint8_t *node_
       int64_t e = g->readers[r].edge_offset + w;
       if (!alive[w] || (node_of[r] >= 0 && !alive[node_of[r]])) edge_kept[e] = 0;
     }
-  for (int w = 0; w < g->n_writers; w++) node_kept[w] = alive[w];
+  for (int w = 0; w < g->n_writers; w++)
+    node_kept[w] = alive[w];
   free(alive);
   free(node_of);
 }
 
 static double mean_prob_zero(const float *log_alpha, int64_t n) {
   double s = 0.0;
-  for (int64_t i = 0; i < n; i++) s += hc_prob_zero(log_alpha[i]);
+  for (int64_t i = 0; i < n; i++)
+    s += hc_prob_zero(log_alpha[i]);
   return n ? s / (double)n : 0.0;
 }
 
@@ -248,7 +256,8 @@ void extract_circuit(const ep_graph *g, const float *edge_log_alpha, const float
     }
   memcpy(c->edge_log_alpha, edge_log_alpha, ne * sizeof(float));
   c->node_name = ep_malloc((nn + 1) * sizeof(char *));
-  for (size_t w = 0; w < nn; w++) c->node_name[w] = ep_strdup(g->writers[w].name);
+  for (size_t w = 0; w < nn; w++)
+    c->node_name[w] = ep_strdup(g->writers[w].name);
   c->node_kept = ep_calloc(nn + 1, 1);
 
   /* Edges: deterministic values, then the threshold. */
@@ -256,7 +265,8 @@ void extract_circuit(const ep_graph *g, const float *edge_log_alpha, const float
   c->expected_edge_sparsity = mean_prob_zero(c->edge_log_alpha, g->n_edges);
   c->requested_edge_sparsity = opt->edge_sparsity >= 0.0 ? opt->edge_sparsity : det_edge;
   c->edge_threshold = extract_threshold(c->edge_value, g->n_edges, c->requested_edge_sparsity);
-  for (size_t e = 0; e < ne; e++) c->edge_kept[e] = (double)c->edge_value[e] > c->edge_threshold;
+  for (size_t e = 0; e < ne; e++)
+    c->edge_kept[e] = (double)c->edge_value[e] > c->edge_threshold;
 
   /* Nodes. */
   if (node_log_alpha) {
@@ -268,14 +278,16 @@ void extract_circuit(const ep_graph *g, const float *edge_log_alpha, const float
     c->expected_node_sparsity = mean_prob_zero(c->node_log_alpha, g->n_writers);
     c->requested_node_sparsity = opt->node_sparsity >= 0.0 ? opt->node_sparsity : det_node;
     c->node_threshold = extract_threshold(c->node_value, g->n_writers, c->requested_node_sparsity);
-    for (size_t w = 0; w < nn; w++) c->node_kept[w] = (double)c->node_value[w] > c->node_threshold;
+    for (size_t w = 0; w < nn; w++)
+      c->node_kept[w] = (double)c->node_value[w] > c->node_threshold;
   } else {
     if (opt->node_sparsity > 0.0)
       ep_fatal("a node sparsity (%g) was requested but the run trained no node masks", opt->node_sparsity);
     c->node_masks = 0;
     c->requested_node_sparsity = 0.0;
     c->node_threshold = 0.0;
-    for (size_t w = 0; w < nn; w++) c->node_kept[w] = 1;
+    for (size_t w = 0; w < nn; w++)
+      c->node_kept[w] = 1;
   }
 
   /* Edges of removed writers carry nothing of the clean run: drop them. */
@@ -285,9 +297,11 @@ void extract_circuit(const ep_graph *g, const float *edge_log_alpha, const float
   if (c->prune_dangling) prune_dangling(g, c->edge_kept, c->node_kept);
 
   c->n_kept_edges = 0;
-  for (size_t e = 0; e < ne; e++) c->n_kept_edges += c->edge_kept[e];
+  for (size_t e = 0; e < ne; e++)
+    c->n_kept_edges += c->edge_kept[e];
   c->n_kept_nodes = 0;
-  for (size_t w = 0; w < nn; w++) c->n_kept_nodes += c->node_kept[w];
+  for (size_t w = 0; w < nn; w++)
+    c->n_kept_nodes += c->node_kept[w];
   c->edge_sparsity = ne ? 1.0 - (double)c->n_kept_edges / (double)ne : 0.0;
   c->node_sparsity = nn ? 1.0 - (double)c->n_kept_nodes / (double)nn : 0.0;
 }
@@ -314,7 +328,8 @@ void circuit_model_summary(const ep_model_config *cfg, char *buf, size_t size) {
 }
 
 static void free_metrics(ep_circuit *c) {
-  for (int i = 0; i < c->n_metrics; i++) free(c->metric_name[i]);
+  for (int i = 0; i < c->n_metrics; i++)
+    free(c->metric_name[i]);
   free(c->metric_name);
   free(c->metric_full);
   free(c->metric_circuit);
@@ -401,11 +416,13 @@ void circuit_print_summary(const ep_circuit *c, const char *path, FILE *f) {
   fprintf(f, "model          %s\n", c->model && c->model[0] ? c->model : "(not recorded)");
   fprintf(f, "graph          %d layers, %d heads, embedding nodes %s\n", c->n_layer, c->n_head,
           c->embedding_nodes ? "on" : "off");
-  fprintf(f, "edges          %lld of %lld kept, sparsity %.6f (requested %.6f, threshold %.6f, expected %.6f)\n",
+  fprintf(f,
+          "edges          %lld of %lld kept, sparsity %.6f (requested %.6f, threshold %.6f, expected %.6f)\n",
           (long long)c->n_kept_edges, (long long)c->n_edges, c->edge_sparsity, c->requested_edge_sparsity,
           c->edge_threshold, c->expected_edge_sparsity);
   if (c->node_masks)
-    fprintf(f, "nodes          %d of %d kept, sparsity %.6f (requested %.6f, threshold %.6f, expected %.6f)\n",
+    fprintf(f,
+            "nodes          %d of %d kept, sparsity %.6f (requested %.6f, threshold %.6f, expected %.6f)\n",
             c->n_kept_nodes, c->n_nodes, c->node_sparsity, c->requested_node_sparsity, c->node_threshold,
             c->expected_node_sparsity);
   else
@@ -416,10 +433,14 @@ void circuit_print_summary(const ep_circuit *c, const char *path, FILE *f) {
     fprintf(f, "metrics        %-22s %14s %14s\n", "", "full", "circuit");
     for (int i = 0; i < c->n_metrics; i++) {
       fprintf(f, "               %-22s", c->metric_name[i]);
-      if (isnan(c->metric_full[i])) fprintf(f, " %14s", "-");
-      else fprintf(f, " %14.6g", c->metric_full[i]);
-      if (isnan(c->metric_circuit[i])) fprintf(f, " %14s\n", "-");
-      else fprintf(f, " %14.6g\n", c->metric_circuit[i]);
+      if (isnan(c->metric_full[i]))
+        fprintf(f, " %14s", "-");
+      else
+        fprintf(f, " %14.6g", c->metric_full[i]);
+      if (isnan(c->metric_circuit[i]))
+        fprintf(f, " %14s\n", "-");
+      else
+        fprintf(f, " %14.6g\n", c->metric_circuit[i]);
     }
   } else {
     fprintf(f, "metrics        (none recorded)\n");
@@ -428,11 +449,14 @@ void circuit_print_summary(const ep_circuit *c, const char *path, FILE *f) {
 
 void circuit_free(ep_circuit *c) {
   if (c->edge_writer)
-    for (int64_t e = 0; e < c->n_edges; e++) free(c->edge_writer[e]);
+    for (int64_t e = 0; e < c->n_edges; e++)
+      free(c->edge_writer[e]);
   if (c->edge_reader)
-    for (int64_t e = 0; e < c->n_edges; e++) free(c->edge_reader[e]);
+    for (int64_t e = 0; e < c->n_edges; e++)
+      free(c->edge_reader[e]);
   if (c->node_name)
-    for (int w = 0; w < c->n_nodes; w++) free(c->node_name[w]);
+    for (int w = 0; w < c->n_nodes; w++)
+      free(c->node_name[w]);
   free(c->edge_writer);
   free(c->edge_reader);
   free(c->edge_log_alpha);

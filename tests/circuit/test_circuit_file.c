@@ -36,9 +36,11 @@ static void make_circuit(ep_graph *g, ep_circuit *c) {
   cfg.n_head = cfg.n_kv_head = 3;
   graph_init(g, &cfg, 1);
   float *la = malloc((size_t)g->n_edges * sizeof *la);
-  for (int64_t e = 0; e < g->n_edges; e++) la[e] = (e * 37) % 5 < 2 ? 8.0f : -8.0f;
+  for (int64_t e = 0; e < g->n_edges; e++)
+    la[e] = (e * 37) % 5 < 2 ? 8.0f : -8.0f;
   float *nla = malloc((size_t)g->n_writers * sizeof *nla);
-  for (int w = 0; w < g->n_writers; w++) nla[w] = 8.0f;
+  for (int w = 0; w < g->n_writers; w++)
+    nla[w] = 8.0f;
   nla[graph_find_writer(g, "a0.h2")] = -8.0f;
   ep_extract_options o;
   extract_options_default(&o);
@@ -70,7 +72,8 @@ static void test_round_trip(const ep_circuit *c, const char *path) {
   int names_ok = 1;
   for (int64_t e = 0; e < c->n_edges; e++)
     names_ok &= !strcmp(r.edge_writer[e], c->edge_writer[e]) && !strcmp(r.edge_reader[e], c->edge_reader[e]);
-  for (int w = 0; w < c->n_nodes; w++) names_ok &= !strcmp(r.node_name[w], c->node_name[w]);
+  for (int w = 0; w < c->n_nodes; w++)
+    names_ok &= !strcmp(r.node_name[w], c->node_name[w]);
   T_CHECK(names_ok, "edge and node names identical");
   T_CHECK(same_f32(r.edge_log_alpha, c->edge_log_alpha, c->n_edges) &&
               same_f32(r.edge_value, c->edge_value, c->n_edges) &&
@@ -87,7 +90,8 @@ static void test_round_trip(const ep_circuit *c, const char *path) {
               r.expected_edge_sparsity == c->expected_edge_sparsity &&
               r.expected_node_sparsity == c->expected_node_sparsity &&
               r.edge_threshold == c->edge_threshold && r.node_threshold == c->node_threshold &&
-              r.embedding_nodes == 1 && r.prune_dangling == c->prune_dangling && r.n_layer == 2 && r.n_head == 3,
+              r.embedding_nodes == 1 && r.prune_dangling == c->prune_dangling && r.n_layer == 2 &&
+              r.n_head == 3,
           "summary attributes identical");
   T_CHECK(!strcmp(r.model, c->model) && !strcmp(r.deck, c->deck), "model summary and deck text identical");
   int m_ok = r.n_metrics == c->n_metrics;
@@ -127,7 +131,8 @@ static int64_t reference_order(const ep_graph *g, const ep_circuit *c, int64_t *
       if (c->edge_kept[graph_edge_index(g, w, m)]) order[n++] = graph_edge_index(g, w, m);
   }
   for (int w = 0; w < g->n_writers; w++)
-    if (c->edge_kept[graph_edge_index(g, w, g->resid_reader)]) order[n++] = graph_edge_index(g, w, g->resid_reader);
+    if (c->edge_kept[graph_edge_index(g, w, g->resid_reader)])
+      order[n++] = graph_edge_index(g, w, g->resid_reader);
   return n;
 }
 
@@ -148,7 +153,8 @@ static void test_json(const ep_graph *g, const ep_circuit *c, const char *cpath)
   cJSON_ArrayForEach(pair, j) {
     cJSON *a = cJSON_GetArrayItem(pair, 0), *b = cJSON_GetArrayItem(pair, 1);
     if (!cJSON_IsArray(pair) || cJSON_GetArraySize(pair) != 2 || !cJSON_IsString(a) || !cJSON_IsString(b) ||
-        i >= n || strcmp(a->valuestring, c->edge_writer[order[i]]) || strcmp(b->valuestring, c->edge_reader[order[i]]))
+        i >= n || strcmp(a->valuestring, c->edge_writer[order[i]]) ||
+        strcmp(b->valuestring, c->edge_reader[order[i]]))
       ok = 0;
     i++;
   }
@@ -174,7 +180,8 @@ static void test_dot(const ep_circuit *c, const char *cpath) {
   snprintf(args, sizeof args, "circuit '%s' --format dot", cpath);
   int rc = run(args, 0);
   T_CHECK(rc == 0 && strstr(out, "digraph circuit {"), "dot output is a digraph (rc %d)", rc);
-  T_CHECK(strstr(out, "subgraph cluster_layer0") && strstr(out, "rank=same"), "layers clustered, heads on a rank");
+  T_CHECK(strstr(out, "subgraph cluster_layer0") && strstr(out, "rank=same"),
+          "layers clustered, heads on a rank");
   /* Every kept edge appears as writer -> reader's node, q/k/v coloured. */
   int missing = 0, bad_style = 0;
   for (int64_t e = 0; e < c->n_edges; e++) {
@@ -207,7 +214,8 @@ static void test_dot(const ep_circuit *c, const char *cpath) {
     }
     missing += !found;
   }
-  T_CHECK(missing == 0 && bad_style == 0, "dot: %d kept edges missing, %d wrongly styled", missing, bad_style);
+  T_CHECK(missing == 0 && bad_style == 0, "dot: %d kept edges missing, %d wrongly styled", missing,
+          bad_style);
   /* Nodes: heads filled blue, MLPs orange, resid_post present; the removed head absent. */
   T_CHECK(strstr(out, "\"resid_post\" [shape=ellipse"), "resid_post node line");
   T_CHECK(strstr(out, "\"m0\" [shape=box, style=filled, fillcolor=\"#fce5cd\"];") ||
@@ -218,10 +226,11 @@ static void test_dot(const ep_circuit *c, const char *cpath) {
   T_CHECK(strstr(out, "\"a0.h2\" [shape=box, style=\"rounded,dashed\"") && !strstr(out, "\"a0.h2\" ->"),
           "removed node a0.h2 drawn dashed, with no outgoing edges");
   int kept_edges_lines = 0;
-  for (char *p = strstr(out, " -> "); p; p = strstr(p + 1, " -> ")) kept_edges_lines++;
+  for (char *p = strstr(out, " -> "); p; p = strstr(p + 1, " -> "))
+    kept_edges_lines++;
   /* " -> " also appears inside each tooltip: two per edge line. */
-  T_CHECK(kept_edges_lines == 2 * c->n_kept_edges, "dot has %d arrows for %lld kept edges", kept_edges_lines / 2,
-          (long long)c->n_kept_edges);
+  T_CHECK(kept_edges_lines == 2 * c->n_kept_edges, "dot has %d arrows for %lld kept edges",
+          kept_edges_lines / 2, (long long)c->n_kept_edges);
 }
 
 static void test_svg(const ep_circuit *c, const char *cpath) {
@@ -335,8 +344,10 @@ static void test_reextract(void) {
     graph_init(&g, &cfg, emb);
     int64_t n = g.n_edges;
     float *la = malloc((size_t)n * sizeof *la), nla[16];
-    for (int64_t e = 0; e < n; e++) la[e] = 2.0f + 3.0f * (float)((e * 7919) % n) / (float)n;
-    for (int w = 0; w < g.n_writers; w++) nla[w] = 1.0f + 0.5f * (float)w;
+    for (int64_t e = 0; e < n; e++)
+      la[e] = 2.0f + 3.0f * (float)((e * 7919) % n) / (float)n;
+    for (int w = 0; w < g.n_writers; w++)
+      nla[w] = 1.0f + 0.5f * (float)w;
     ep_circuit stored, direct, again;
     extract_circuit(&g, la, emb ? nla : NULL, NULL, &stored);
     circuit_set_text(&stored, "tracr-like", "deck: text");
@@ -357,8 +368,8 @@ static void test_reextract(void) {
             "re-extraction from the file equals direct extraction (embedding nodes %d)", emb);
     /* The same through the command line, into a new circuit file. */
     char *q = path_in("reextracted.h5"), args[2048];
-    snprintf(args, sizeof args, "circuit '%s' --edge-sparsity 0.7 %s --prune-dangling --format h5 --out '%s'", p,
-             emb ? "--node-sparsity 0.25" : "", q);
+    snprintf(args, sizeof args, "circuit '%s' --edge-sparsity 0.7 %s --prune-dangling --format h5 --out '%s'",
+             p, emb ? "--node-sparsity 0.25" : "", q);
     int rc = run(args, 1);
     ep_circuit cli;
     if (rc == 0) circuit_read(&cli, q);
