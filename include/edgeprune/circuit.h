@@ -9,9 +9,10 @@
  *     its MLP. Ties are broken by the lower index (the reference leaves ties to
  *     torch.topk). Unlike the reference, whose per-layer parameter arrays also hold
  *     slots for writers a reader cannot read, a group here holds only real edges.
- *  3. A threshold found by bisection on [0, 1] (to 1e-5) gives a binary mask
- *     kept = value > threshold whose sparsity 1 - kept/n is closest to the requested
- *     one. Default request: the deterministic masks' own sparsity 1 - mean(value), as
+ *  3. A threshold found by bisection on [0, 1] (to 1e-5; the last midpoint, as in the
+ *     reference) gives a binary mask kept = value > threshold whose sparsity
+ *     1 - kept/n is within one mask of the requested one when values are more than
+ *     1e-5 apart. Default request: the deterministic masks' own sparsity 1 - mean(value), as
  *     the reference evaluation does, so the circuit is the one the trained masks
  *     describe; the same for nodes.
  *  4. The circuit is the kept edges whose writer node is kept. With prune_dangling,
@@ -82,10 +83,10 @@ double extract_edge_values(const ep_graph *g, const float *log_alpha, float *val
 /* The same for node masks: value[n_writers] from log_alpha[n_writers]. */
 double extract_node_values(const ep_graph *g, const float *log_alpha, float *value);
 
-/* Sparsity 1 - #{value > threshold} / n. */
+/* Sparsity 1 - #{value > threshold} / n (compared in float32, as the reference). */
 double extract_sparsity_at(const float *value, int64_t n, double threshold);
-/* Threshold in [0, 1] by bisection to 1e-5 whose sparsity is closest to target (the
- * lower end of the final bracket on a tie). */
+/* The reference's threshold search: bisection on [0, 1] until the bracket is narrower
+ * than 1e-5 (sparsity > target moves the upper end), returning the last midpoint. */
 double extract_threshold(const float *value, int64_t n, double target);
 
 /* The circuit of trained masks. edge_log_alpha[g->n_edges]; node_log_alpha[g->n_writers]

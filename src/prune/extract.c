@@ -128,28 +128,30 @@ double extract_node_values(const ep_graph *g, const float *log_alpha, float *val
 
 /* ---- thresholds ------------------------------------------------------------------- */
 
+/* kept = value > threshold, compared in float32 as the reference (a float32 tensor
+ * against a Python float) does. */
+static int above(float value, double threshold) {
+  return value > (float)threshold;
+}
+
 double extract_sparsity_at(const float *value, int64_t n, double threshold) {
   if (n == 0) return 0.0;
   int64_t kept = 0;
-  for (int64_t i = 0; i < n; i++)
-    kept += (double)value[i] > threshold;
+  for (int64_t i = 0; i < n; i++) kept += above(value[i], threshold);
   return 1.0 - (double)kept / (double)n;
 }
 
 double extract_threshold(const float *value, int64_t n, double target) {
-  double lo = 0.0, hi = 1.0;
+  /* The reference's search, including its result: the last midpoint tried. Its
+   * sparsity is on one side of the target or the other, within one mask of it when
+   * no two values lie within 1e-5 of each other. */
+  double lo = 0.0, hi = 1.0, t = 0.5;
   while (hi - lo > 1e-5) {
-    double t = 0.5 * (lo + hi);
-    if (extract_sparsity_at(value, n, t) > target)
-      hi = t;
-    else
-      lo = t;
+    t = 0.5 * (lo + hi);
+    if (extract_sparsity_at(value, n, t) > target) hi = t;
+    else lo = t;
   }
-  /* The reference keeps the last midpoint; taking the closer end of the final bracket
-   * is never worse and lands within one mask of the target when values are distinct. */
-  double dlo = fabs(extract_sparsity_at(value, n, lo) - target);
-  double dhi = fabs(extract_sparsity_at(value, n, hi) - target);
-  return dhi < dlo ? hi : lo;
+  return t;
 }
 
 /* ---- the circuit ------------------------------------------------------------------ */
@@ -266,7 +268,7 @@ void extract_circuit(const ep_graph *g, const float *edge_log_alpha, const float
   c->requested_edge_sparsity = opt->edge_sparsity >= 0.0 ? opt->edge_sparsity : det_edge;
   c->edge_threshold = extract_threshold(c->edge_value, g->n_edges, c->requested_edge_sparsity);
   for (size_t e = 0; e < ne; e++)
-    c->edge_kept[e] = (double)c->edge_value[e] > c->edge_threshold;
+    c->edge_kept[e] = (uint8_t)above(c->edge_value[e], c->edge_threshold);
 
   /* Nodes. */
   if (node_log_alpha) {
@@ -279,7 +281,7 @@ void extract_circuit(const ep_graph *g, const float *edge_log_alpha, const float
     c->requested_node_sparsity = opt->node_sparsity >= 0.0 ? opt->node_sparsity : det_node;
     c->node_threshold = extract_threshold(c->node_value, g->n_writers, c->requested_node_sparsity);
     for (size_t w = 0; w < nn; w++)
-      c->node_kept[w] = (double)c->node_value[w] > c->node_threshold;
+      c->node_kept[w] = (uint8_t)above(c->node_value[w], c->node_threshold);
   } else {
     if (opt->node_sparsity > 0.0)
       ep_fatal("a node sparsity (%g) was requested but the run trained no node masks", opt->node_sparsity);
