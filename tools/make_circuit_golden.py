@@ -156,12 +156,12 @@ class RefMasks:
             for x in group:
                 s += torch.sum(x); n += x.numel()
         s += torch.sum(final); n += final.numel()
-        return 1.0 - (s / n).item()
+        return (1.0 - s / n).item()  # float32, as the reference's tensors
 
     def node_sparsity(self, t):
         ms = self.node_masks(t)
         s = sum(torch.sum(x) for x in ms); n = sum(x.numel() for x in ms)
-        return 1.0 - (s / n).item()
+        return (1.0 - s / n).item()
 
     @staticmethod
     def bisect(fn, target):
