@@ -64,7 +64,8 @@ static void check_case(const char *path, hid_t f, const char *cname, const ep_gr
   cJSON *pair;
   if (ok) cJSON_ArrayForEach(pair, j) {
       cJSON *a = cJSON_GetArrayItem(pair, 0), *b = cJSON_GetArrayItem(pair, 1);
-      if (!cJSON_IsString(a) || !cJSON_IsString(b) || strcmp(a->valuestring, ws[i]) || strcmp(b->valuestring, rs[i]))
+      if (!cJSON_IsString(a) || !cJSON_IsString(b) || strcmp(a->valuestring, ws[i]) ||
+          strcmp(b->valuestring, rs[i]))
         ok = 0;
       i++;
     }
@@ -74,8 +75,10 @@ static void check_case(const char *path, hid_t f, const char *cname, const ep_gr
          c.edge_threshold, c.node_threshold);
   cJSON_Delete(j);
   free(json);
-  for (int64_t k = 0; k < nw; k++) free(ws[k]);
-  for (int64_t k = 0; k < nr; k++) free(rs[k]);
+  for (int64_t k = 0; k < nw; k++)
+    free(ws[k]);
+  for (int64_t k = 0; k < nr; k++)
+    free(rs[k]);
   free(ws);
   free(rs);
   circuit_free(&c);
@@ -105,12 +108,15 @@ static int check_file(const char *dir, const char *name) {
   extract_edge_values(&g, la, val);
   extract_node_values(&g, nla, nval);
   int64_t bad = compare_values(val, ref_val, ne, 2e-6);
-  T_CHECK(bad == 0, "%s: %lld of %lld edge values differ from the reference's", path, (long long)bad, (long long)ne);
+  T_CHECK(bad == 0, "%s: %lld of %lld edge values differ from the reference's", path, (long long)bad,
+          (long long)ne);
   bad = compare_values(nval, ref_nval, nn, 2e-6);
-  T_CHECK(bad == 0, "%s: %lld of %lld node values differ from the reference's", path, (long long)bad, (long long)nn);
+  T_CHECK(bad == 0, "%s: %lld of %lld node values differ from the reference's", path, (long long)bad,
+          (long long)nn);
 
   const char *cases[] = {"default", "edge0.99", "edge0.995"};
-  for (int i = 0; i < 3; i++) check_case(path, f, cases[i], &g, la, nla);
+  for (int i = 0; i < 3; i++)
+    check_case(path, f, cases[i], &g, la, nla);
   h5io_close(f);
   free(la);
   free(ref_val);
