@@ -137,7 +137,8 @@ static int above(float value, double threshold) {
 double extract_sparsity_at(const float *value, int64_t n, double threshold) {
   if (n == 0) return 0.0;
   int64_t kept = 0;
-  for (int64_t i = 0; i < n; i++) kept += above(value[i], threshold);
+  for (int64_t i = 0; i < n; i++)
+    kept += above(value[i], threshold);
   return 1.0 - (double)kept / (double)n;
 }
 
@@ -148,8 +149,10 @@ double extract_threshold(const float *value, int64_t n, double target) {
   double lo = 0.0, hi = 1.0, t = 0.5;
   while (hi - lo > 1e-5) {
     t = 0.5 * (lo + hi);
-    if (extract_sparsity_at(value, n, t) > target) hi = t;
-    else lo = t;
+    if (extract_sparsity_at(value, n, t) > target)
+      hi = t;
+    else
+      lo = t;
   }
   return t;
 }
@@ -363,9 +366,9 @@ void circuit_graph_masks(const ep_circuit *c, const ep_graph *g, const char *fil
                          uint8_t *node_kept) {
   if (c->n_edges != g->n_edges || c->n_nodes != g->n_writers)
     ep_fatal("%s: the circuit has %lld edges and %d nodes but the model's graph has %lld and %d "
-             "(another model, or embedding nodes %s)",
+             "(a different model, or a different embedding-nodes setting: circuit %s, graph %s)",
              file, (long long)c->n_edges, c->n_nodes, (long long)g->n_edges, g->n_writers,
-             c->embedding_nodes ? "on in the circuit" : "off in the circuit");
+             c->embedding_nodes ? "on" : "off", g->embedding_nodes ? "on" : "off");
   for (int w = 0; w < g->n_writers; w++)
     if (strcmp(c->node_name[w], g->writers[w].name) != 0)
       ep_fatal("%s: node %d is '%s' in the circuit but '%s' in the model's graph", file, w, c->node_name[w],

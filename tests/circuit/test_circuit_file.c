@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "edgeprune/circuit.h"
 #include "edgeprune/core.h"
@@ -418,6 +420,33 @@ int main(int argc, char **argv) {
   circuit_graph_masks(&r, &g, cpath, ek, nk);
   T_CHECK(!memcmp(ek, c.edge_kept, (size_t)g.n_edges) && !memcmp(nk, c.node_kept, (size_t)g.n_writers),
           "graph masks from the file equal the extracted circuit");
+  /* A circuit applied to another model's graph is a clear error naming the file. */
+  {
+    ep_model_config other;
+    model_config_defaults(&other);
+    other.n_layer = 3;
+    other.n_head = other.n_kv_head = 2;
+    ep_graph g2;
+    graph_init(&g2, &other, 1);
+    char *errpath = path_in("mismatch.err");
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+      if (!freopen(errpath, "w", stderr)) _exit(3);
+      circuit_graph_masks(&r, &g2, cpath, NULL, NULL);
+      _exit(0); /* not reached when the mismatch is caught */
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    size_t len = 0;
+    char *msg = ep_try_read_file(errpath, &len);
+    T_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1 && msg && strstr(msg, cpath) && strstr(msg, "edges"),
+            "graph mismatch: exit %d, message: %s", WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+            msg ? msg : "(none)");
+    free(msg);
+    free(errpath);
+    graph_free(&g2);
+  }
   circuit_free(&r);
   free(ek);
   test_json(&g, &c, cpath);
