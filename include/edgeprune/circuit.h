@@ -7,17 +7,22 @@
  *     the k readers, the v readers, the MLP reader; then the resid_post reader. Node
  *     (writer) groups: tok_embeds, pos_embeds, per layer its heads together, per layer
  *     its MLP. Ties are broken by the lower index (the reference leaves ties to
- *     torch.topk). Unlike the reference, whose per-layer parameter arrays also hold
- *     slots for writers a reader cannot read, a group here holds only real edges.
+ *     torch.topk). The reference's per-layer parameter arrays also hold slots for
+ *     writers a reader cannot read; untrained, they keep log_alpha ~ 10, add ~1e-5 each
+ *     to the expected zero count and are never among the smallest values. A group
+ *     here holds only real edges, which gives the same result unless a group's expected
+ *     zero count lies within that amount of a rounding boundary.
  *  3. A threshold found by bisection on [0, 1] (to 1e-5; the last midpoint, as in the
- *     reference) gives a binary mask kept = value > threshold whose sparsity
- *     1 - kept/n is within one mask of the requested one when values are more than
- *     1e-5 apart. Default request: the deterministic masks' own sparsity 1 - mean(value), as
- *     the reference evaluation does, so the circuit is the one the trained masks
- *     describe; the same for nodes.
- *  4. The circuit is the kept edges whose writer node is kept. With prune_dangling,
- *     edges into a node that has no kept path to resid_post are dropped as well, and
- *     such nodes are marked removed (they cannot affect the output).
+ *     reference; values compared in float32) gives a binary mask kept = value >
+ *     threshold whose sparsity 1 - kept/n is within one mask of the requested one when
+ *     values are more than 1e-5 apart. Default request: the deterministic masks' own
+ *     sparsity 1 - mean(value), as the reference evaluation does, so the circuit is the
+ *     one the trained masks describe; the same for nodes. mean P(z = 0) is recorded as
+ *     the expected sparsity.
+ *  4. The circuit is the kept edges whose writer node is kept (edges into a removed
+ *     node stay, as in the reference). With prune_dangling (off by default), edges into
+ *     a node that has no kept path to resid_post are dropped as well, and such nodes
+ *     are marked removed (they cannot affect the output).
  * Edges are in graph order (edge index = reader.edge_offset + writer) and nodes are the
  * writers in graph order, here and in the file. */
 #pragma once
