@@ -7,11 +7,11 @@
  *     the k readers, the v readers, the MLP reader; then the resid_post reader. Node
  *     (writer) groups: tok_embeds, pos_embeds, per layer its heads together, per layer
  *     its MLP. Ties are broken by the lower index (the reference leaves ties to
- *     torch.topk). The reference's per-layer parameter arrays also hold slots for
- *     writers a reader cannot read; untrained, they keep log_alpha ~ 10, add ~1e-5 each
- *     to the expected zero count and are never among the smallest values. A group
- *     here holds only real edges, which gives the same result unless a group's expected
- *     zero count lies within that amount of a rounding boundary.
+ *     torch.topk). A group holds only real edges. (The reference's per-layer parameter
+ *     arrays also hold slots for writers a reader cannot read; they get no gradient, so
+ *     near their initial log_alpha ~ 10 they change nothing, but AdamW's weight decay
+ *     pulls them toward 0 over a long run, and then each adds ~0.17 to its array's
+ *     expected zero count. Our masks have no such slots.)
  *  3. A threshold found by bisection on [0, 1] (to 1e-5; the last midpoint, as in the
  *     reference; values compared in float32) gives a binary mask kept = value >
  *     threshold whose sparsity 1 - kept/n is within one mask of the requested one when
