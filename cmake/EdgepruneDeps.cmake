@@ -58,6 +58,10 @@ target_compile_definitions(ep_deps INTERFACE ${HDF5_C_DEFINITIONS})
 if(GVC_FOUND)
   target_link_libraries(ep_deps INTERFACE PkgConfig::GVC)
   target_compile_definitions(ep_deps INTERFACE EP_HAVE_GRAPHVIZ=1)
+  # libgvc calls its own internal graph_init() through the PLT; without this the
+  # linker exports our graph_init() from the executable and Graphviz calls ours.
+  # Keep every symbol of our static library out of the dynamic symbol table.
+  target_link_options(ep_deps INTERFACE "LINKER:--exclude-libs,ALL")
   message(STATUS "Graphviz found: SVG export enabled")
 else()
   message(STATUS "Graphviz (libgvc) not found: SVG export disabled")
