@@ -212,7 +212,9 @@ void fx_write_safetensors(const char *path, const fx_set *s, const char *dtype, 
   if (fwrite(lenb, 1, 8, f) != 8 || fwrite(hdr, 1, hlen, f) != hlen || fwrite(data, 1, dlen, f) != dlen)
     die("short write", path);
   fclose(f);
-  if (dmg->truncate_to > 0 && truncate(path, dmg->truncate_to) != 0) die("cannot truncate", path);
+  long total = (long)(8 + hlen + dlen);
+  long cut = dmg->truncate_to > 0 ? dmg->truncate_to : dmg->truncate_to < 0 ? total + dmg->truncate_to : total;
+  if (cut != total && truncate(path, cut) != 0) die("cannot truncate", path);
   free(hdr);
   free(data);
 }

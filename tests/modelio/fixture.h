@@ -29,7 +29,7 @@ typedef struct {
   const char *span_of;       /* header claims one element more than its shape */
   const char *oob_of;        /* header offsets of this tensor past the data section */
   uint64_t header_len;       /* nonzero: write this header length instead */
-  long truncate_to;          /* > 0: cut the file to this many bytes */
+  long truncate_to;          /* > 0: cut the file to this many bytes; < 0: drop that many from the end */
 } fx_damage;
 
 /* Tiny GPT-2: L layers, H heads, width D, vocab V, context C, MLP 4D. */
