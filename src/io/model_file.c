@@ -146,8 +146,10 @@ void model_file_write(const ep_model *m, const ep_model_tokens *tok, const char 
   strcpy(pending_tmp, tmp);
 
   hid_t fcpl = no_times_plist(H5P_FILE_CREATE);
-  hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
-  if (f < 0) ep_fatal("cannot create '%s' (for %s)", tmp, path);
+  hid_t f = -1;
+  H5E_BEGIN_TRY { f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT); }
+  H5E_END_TRY;
+  if (f < 0) ep_fatal("cannot create '%s' (for %s): missing folder or no write permission?", tmp, path);
   EP_CHECK_H5(H5Pclose(fcpl));
   write_config(f, &m->cfg);
   h5io_attr_str(f, "source", source ? source : "");

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hdf5.h>
+
 #include "edgeprune/model.h"
 #include "edgeprune/model_io.h"
 #include "fixture.h"
@@ -169,6 +171,38 @@ static void test_convert_gpt2(void) {
   T_CHECK(same_model(&a, &b), "converted file loads bit-identical to the safetensors source");
   model_free(&a);
   model_free(&b);
+  /* A damaged model file: each fails naming the file and the missing piece. */
+  const char *damage[3][2] = {{"h.1.w_fc", "dataset 'h.1.w_fc' is missing"},
+                              {"@n_head", "attribute 'n_head' is missing"},
+                              {"@format", "not an edgeprune model file"}};
+  for (int i = 0; i < 3; i++) {
+    char bad[800], cmd[2048];
+    snprintf(bad, sizeof bad, "%s/damaged%d.h5", root, i);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", p, bad);
+    T_CHECK(system(cmd) == 0, "copy model file");
+    hid_t f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT);
+    herr_t e = damage[i][0][0] == '@' ? H5Adelete(f, damage[i][0] + 1) : H5Ldelete(f, damage[i][0], H5P_DEFAULT);
+    T_CHECK(f >= 0 && e >= 0 && H5Fclose(f) >= 0, "damage %s", damage[i][0]);
+    snprintf(args, sizeof args, "convert --from '%s' --to '%s/never.h5'", bad, root);
+    rc = run(args);
+    T_CHECK(rc != 0 && strstr(out, bad) && strstr(out, damage[i][1]), "damaged model file %d: rc %d: %s", i, rc, out);
+    T_CHECK(fx_count_matching(root, "never.h5") == 0, "damaged model file %d: no output", i);
+  }
+  /* A truncated model file. */
+  char cut[800];
+  snprintf(cut, sizeof cut, "%s/truncated.h5", root);
+  size_t len = 0;
+  unsigned char *bytes = fx_slurp(p, &len);
+  FILE *tf = fopen(cut, "wb");
+  T_CHECK(bytes && tf && fwrite(bytes, 1, len / 2, tf) == len / 2, "write truncated copy");
+  if (tf) fclose(tf);
+  free(bytes);
+  snprintf(args, sizeof args, "graph --model '%s'", cut);
+  rc = run(args);
+  T_CHECK(rc != 0 && strstr(out, cut), "truncated model file: rc %d: %s", rc, out);
+  snprintf(args, sizeof args, "convert --from '%s' --to '%s/never.h5'", cut, root);
+  T_CHECK(run(args) != 0 && fx_count_matching(root, "never.h5") == 0, "truncated model file: convert fails: %s", out);
+
   /* graph reads the converted file too */
   snprintf(args, sizeof args, "graph --model '%s'", p);
   T_CHECK(run(args) == 0 && strstr(out, "writers 6 (0 embeddings, 4 attention heads, 2 MLPs)"), "graph on model file: %s",
