@@ -39,10 +39,10 @@ typedef struct {
 } ep_st_tensor;
 
 typedef struct {
-  char *source;          /* what was opened (the file or the index), for messages */
+  char *source; /* what was opened (the file or the index), for messages */
   int n_files;
-  char **files;          /* [n_files] paths */
-  uint64_t *data_start;  /* [n_files] byte offset of each data section (8 + N) */
+  char **files;         /* [n_files] paths */
+  uint64_t *data_start; /* [n_files] byte offset of each data section (8 + N) */
   int n_tensors;
   ep_st_tensor *tensors; /* [n_tensors], sorted by name */
 } ep_safetensors;

@@ -47,7 +47,8 @@ static void load_gpt2(ep_model *m, hf_ctx *c) {
   char name[128];
   for (int l = 0; l < cfg->n_layer; l++) {
     ep_layer_weights *w = &m->layers[l];
-#define HF(suffix, s0, s1, dst) (snprintf(name, sizeof name, "h.%d." suffix, l), hf_read(c, name, s0, s1, dst))
+#define HF(suffix, s0, s1, dst)                                                                              \
+  (snprintf(name, sizeof name, "h.%d." suffix, l), hf_read(c, name, s0, s1, dst))
     HF("ln_1.weight", D, 0, w->ln1_w);
     HF("ln_1.bias", D, 0, w->ln1_b);
     HF("attn.c_attn.weight", D, 3 * D, qkv);
@@ -121,7 +122,8 @@ void hf_load_weights(ep_model *m, const char *weights) {
       if (!first) first = c.st.tensors[i].name;
       unused++;
     }
-  if (unused) ep_warn("%s: %d tensor(s) not used by the %s model, e.g. '%s'", weights, unused, m->cfg.arch, first);
+  if (unused)
+    ep_warn("%s: %d tensor(s) not used by the %s model, e.g. '%s'", weights, unused, m->cfg.arch, first);
   free(c.used);
   safetensors_close(&c.st);
 }

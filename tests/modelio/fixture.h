@@ -22,14 +22,14 @@ typedef struct {
 
 /* Ways to damage a file (all off when zeroed). Names refer to fx_tensor names. */
 typedef struct {
-  const char *skip;          /* leave this tensor out */
-  const char *dtype_of;      /* give this tensor dtype `dtype` in the header */
+  const char *skip;     /* leave this tensor out */
+  const char *dtype_of; /* give this tensor dtype `dtype` in the header */
   const char *dtype;
-  const char *shape_of;      /* write this tensor's data with shape[last] + 1 columns */
-  const char *span_of;       /* header claims one element more than its shape */
-  const char *oob_of;        /* header offsets of this tensor past the data section */
-  uint64_t header_len;       /* nonzero: write this header length instead */
-  long truncate_to;          /* > 0: cut the file to this many bytes; < 0: drop that many from the end */
+  const char *shape_of; /* write this tensor's data with shape[last] + 1 columns */
+  const char *span_of;  /* header claims one element more than its shape */
+  const char *oob_of;   /* header offsets of this tensor past the data section */
+  uint64_t header_len;  /* nonzero: write this header length instead */
+  long truncate_to;     /* > 0: cut the file to this many bytes; < 0: drop that many from the end */
 } fx_damage;
 
 /* Tiny GPT-2: L layers, H heads, width D, vocab V, context C, MLP 4D. */
@@ -39,7 +39,8 @@ typedef struct {
 
 /* The Hugging Face tensors of a random GPT-2 (prefix "" or "transformer."). With
  * lm_head, an lm_head.weight [V, D] is added (equal to wte when tied_copy). */
-void fx_gpt2_tensors(fx_set *s, const fx_gpt2 *g, uint64_t seed, const char *prefix, int lm_head, int tied_copy);
+void fx_gpt2_tensors(fx_set *s, const fx_gpt2 *g, uint64_t seed, const char *prefix, int lm_head,
+                     int tied_copy);
 void fx_set_free(fx_set *s);
 const fx_tensor *fx_find(const fx_set *s, const char *name);
 

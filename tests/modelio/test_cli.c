@@ -57,27 +57,28 @@ static void expect_failure(const char *what, const char *dir, const char *const 
 static void test_bad_inputs(void) {
   char dir[700];
   fx_damage d;
-#define CASE(name, init, extra, drop, ...)                                                                       \
-  do {                                                                                                           \
-    memset(&d, 0, sizeof d);                                                                                     \
-    init;                                                                                                        \
-    make_gpt2(dir, sizeof dir, name, &d, extra, drop);                                                           \
-    const char *needles[] = {__VA_ARGS__, NULL};                                                                 \
-    expect_failure(name, dir, needles);                                                                          \
+#define CASE(name, init, extra, drop, ...)                                                                   \
+  do {                                                                                                       \
+    memset(&d, 0, sizeof d);                                                                                 \
+    init;                                                                                                    \
+    make_gpt2(dir, sizeof dir, name, &d, extra, drop);                                                       \
+    const char *needles[] = {__VA_ARGS__, NULL};                                                             \
+    expect_failure(name, dir, needles);                                                                      \
   } while (0)
   CASE("truncated", d.truncate_to = 5, NULL, NULL, "model.safetensors", "truncated");
   CASE("truncated_data", d.truncate_to = -10, NULL, NULL, "model.safetensors", "ln_f.bias", "out of bounds");
   CASE("header_beyond_file", d.header_len = 1u << 30, NULL, NULL, "model.safetensors", "header length");
-  CASE("offsets_oob", d.oob_of = "h.1.mlp.c_fc.weight", NULL, NULL, "model.safetensors", "'h.1.mlp.c_fc.weight'",
-       "out of bounds");
+  CASE("offsets_oob", d.oob_of = "h.1.mlp.c_fc.weight", NULL, NULL, "model.safetensors",
+       "'h.1.mlp.c_fc.weight'", "out of bounds");
   CASE("offsets_span", d.span_of = "wpe.weight", NULL, NULL, "model.safetensors", "'wpe.weight'");
-  CASE("wrong_shape", d.shape_of = "h.0.mlp.c_fc.weight", NULL, NULL, "model.safetensors", "'h.0.mlp.c_fc.weight'",
-       "[16, 65]", "[16, 64]");
-  CASE("missing_tensor", d.skip = "h.1.ln_2.bias", NULL, NULL, "model.safetensors", "'h.1.ln_2.bias'", "missing");
-  CASE("unknown_dtype", (d.dtype_of = "h.0.attn.c_proj.bias", d.dtype = "Q7"), NULL, NULL, "model.safetensors",
-       "'h.0.attn.c_proj.bias'", "Q7");
-  CASE("integer_dtype", (d.dtype_of = "wte.weight", d.dtype = "I32"), NULL, NULL, "model.safetensors", "'wte.weight'",
-       "I32");
+  CASE("wrong_shape", d.shape_of = "h.0.mlp.c_fc.weight", NULL, NULL, "model.safetensors",
+       "'h.0.mlp.c_fc.weight'", "[16, 65]", "[16, 64]");
+  CASE("missing_tensor", d.skip = "h.1.ln_2.bias", NULL, NULL, "model.safetensors", "'h.1.ln_2.bias'",
+       "missing");
+  CASE("unknown_dtype", (d.dtype_of = "h.0.attn.c_proj.bias", d.dtype = "Q7"), NULL, NULL,
+       "model.safetensors", "'h.0.attn.c_proj.bias'", "Q7");
+  CASE("integer_dtype", (d.dtype_of = "wte.weight", d.dtype = "I32"), NULL, NULL, "model.safetensors",
+       "'wte.weight'", "I32");
   CASE("missing_key", (void)0, NULL, "n_head", "config.json", "'n_head'");
   CASE("wrong_activation", (void)0, "\"activation_function\": \"relu\"", "activation_function", "config.json",
        "'activation_function'", "relu");
@@ -115,7 +116,8 @@ static void test_bad_inputs(void) {
 
   /* A Tracr config with LayerNorm (unsupported) and one missing a key. */
   const char *tracr_cfgs[2][2] = {
-      {"{\"num_heads\": 1, \"num_layers\": 1, \"mlp_hidden_size\": 1, \"layer_norm\": true, \"causal\": false, "
+      {"{\"num_heads\": 1, \"num_layers\": 1, \"mlp_hidden_size\": 1, \"layer_norm\": true, \"causal\": "
+       "false, "
        "\"max_seq_len\": 5, \"bos\": \"BOS\", \"pad\": \"pad\", \"vocab\": {\"BOS\": 0, \"pad\": 1}}",
        "'layer_norm'"},
       {"{\"num_layers\": 1, \"mlp_hidden_size\": 1, \"layer_norm\": false, \"causal\": false, "
@@ -134,13 +136,14 @@ static void test_bad_inputs(void) {
     char args[2048];
     snprintf(args, sizeof args, "convert --from '%s' --to '%s/out.h5'", p, dir);
     int rc = run(args);
-    T_CHECK(rc != 0 && strstr(out, "m.config.json") && strstr(out, tracr_cfgs[i][1]), "tracr bad config %d: rc %d: %s",
-            i, rc, out);
+    T_CHECK(rc != 0 && strstr(out, "m.config.json") && strstr(out, tracr_cfgs[i][1]),
+            "tracr bad config %d: rc %d: %s", i, rc, out);
     T_CHECK(fx_count_matching(dir, "out.h5") == 0, "tracr bad config %d left output", i);
   }
 
   T_CHECK(run("convert --from x") == 2 && strstr(out, "--to"), "missing --to is a usage error: %s", out);
-  T_CHECK(run("convert --help") == 0 && strstr(out, "--from SOURCE") && strstr(out, "index.json"), "convert --help");
+  T_CHECK(run("convert --help") == 0 && strstr(out, "--from SOURCE") && strstr(out, "index.json"),
+          "convert --help");
 }
 
 static int same_model(const ep_model *a, const ep_model *b) {
@@ -181,11 +184,13 @@ static void test_convert_gpt2(void) {
     snprintf(cmd, sizeof cmd, "cp '%s' '%s'", p, bad);
     T_CHECK(system(cmd) == 0, "copy model file");
     hid_t f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT);
-    herr_t e = damage[i][0][0] == '@' ? H5Adelete(f, damage[i][0] + 1) : H5Ldelete(f, damage[i][0], H5P_DEFAULT);
+    herr_t e =
+        damage[i][0][0] == '@' ? H5Adelete(f, damage[i][0] + 1) : H5Ldelete(f, damage[i][0], H5P_DEFAULT);
     T_CHECK(f >= 0 && e >= 0 && H5Fclose(f) >= 0, "damage %s", damage[i][0]);
     snprintf(args, sizeof args, "convert --from '%s' --to '%s/never.h5'", bad, root);
     rc = run(args);
-    T_CHECK(rc != 0 && strstr(out, bad) && strstr(out, damage[i][1]), "damaged model file %d: rc %d: %s", i, rc, out);
+    T_CHECK(rc != 0 && strstr(out, bad) && strstr(out, damage[i][1]), "damaged model file %d: rc %d: %s", i,
+            rc, out);
     T_CHECK(fx_count_matching(root, "never.h5") == 0, "damaged model file %d: no output", i);
   }
   /* A truncated model file. */
@@ -201,12 +206,13 @@ static void test_convert_gpt2(void) {
   rc = run(args);
   T_CHECK(rc != 0 && strstr(out, cut), "truncated model file: rc %d: %s", rc, out);
   snprintf(args, sizeof args, "convert --from '%s' --to '%s/never.h5'", cut, root);
-  T_CHECK(run(args) != 0 && fx_count_matching(root, "never.h5") == 0, "truncated model file: convert fails: %s", out);
+  T_CHECK(run(args) != 0 && fx_count_matching(root, "never.h5") == 0,
+          "truncated model file: convert fails: %s", out);
 
   /* graph reads the converted file too */
   snprintf(args, sizeof args, "graph --model '%s'", p);
-  T_CHECK(run(args) == 0 && strstr(out, "writers 6 (0 embeddings, 4 attention heads, 2 MLPs)"), "graph on model file: %s",
-          out);
+  T_CHECK(run(args) == 0 && strstr(out, "writers 6 (0 embeddings, 4 attention heads, 2 MLPs)"),
+          "graph on model file: %s", out);
 }
 
 /* Edges by enumerating the rules of the design directly. */
@@ -229,8 +235,10 @@ static void test_graph(void) {
   snprintf(args, sizeof args, "graph --model '%s' --embedding-nodes", dir);
   int rc = run(args);
   T_CHECK(rc == 0, "graph config-only: rc %d: %s", rc, out);
-  T_CHECK(strstr(out, "\nwriters 158 (2 embeddings, 144 attention heads, 12 MLPs)\n") != NULL, "writers: %s", out);
-  T_CHECK(strstr(out, "\nreaders 445 (433 attention q/k/v and resid_post, 12 MLP)\n") != NULL, "readers: %s", out);
+  T_CHECK(strstr(out, "\nwriters 158 (2 embeddings, 144 attention heads, 12 MLPs)\n") != NULL, "writers: %s",
+          out);
+  T_CHECK(strstr(out, "\nreaders 445 (433 attention q/k/v and resid_post, 12 MLP)\n") != NULL, "readers: %s",
+          out);
   T_CHECK(strstr(out, "\nedges 32936\n") != NULL && brute_edges(12, 12, 1) == 32936, "edges: %s", out);
   T_CHECK(strstr(out, "\nnodes 158\n") != NULL, "nodes: %s", out);
   T_CHECK(strstr(out, "124,439,808 parameters") != NULL, "summary: %s", out);
@@ -238,7 +246,8 @@ static void test_graph(void) {
   T_CHECK(run(args) == 0, "graph without embedding nodes");
   snprintf(want, sizeof want, "\nedges %lld\n", brute_edges(12, 12, 0));
   T_CHECK(strstr(out, want) && strstr(out, "\nwriters 156 "), "no embedding nodes: want%s in %s", want, out);
-  T_CHECK(run("graph --model /nonexistent/model") != 0 && strstr(out, "/nonexistent/model"), "graph on a missing model");
+  T_CHECK(run("graph --model /nonexistent/model") != 0 && strstr(out, "/nonexistent/model"),
+          "graph on a missing model");
 }
 
 static void test_tracr(const char *inputs) {
@@ -254,7 +263,8 @@ static void test_tracr(const char *inputs) {
   T_CHECK(run(args) == 0 && strstr(out, "numeric readout"), "convert xproportion: %s", out);
   size_t na = 0, nb = 0;
   unsigned char *da = fx_slurp(a, &na), *db = fx_slurp(b, &nb);
-  T_CHECK(da && db && na == nb && na > 0 && !memcmp(da, db, na), "converting reverse twice gives identical files");
+  T_CHECK(da && db && na == nb && na > 0 && !memcmp(da, db, na),
+          "converting reverse twice gives identical files");
   free(da);
   free(db);
 
@@ -263,12 +273,14 @@ static void test_tracr(const char *inputs) {
   int64_t shapes_ok = m.cfg.d_model == 41 && m.cfg.n_layer == 4 && m.cfg.vocab == 5 && m.cfg.vocab_out == 3 &&
                       m.cfg.n_ctx == 6 && m.cfg.d_head == 12 && m.cfg.d_mlp == 30;
   T_CHECK(shapes_ok, "reverse model file shapes");
-  T_CHECK(model_param_count(&m.cfg) == (int64_t)m.n_floats && m.n_floats == 5 * 41 + 6 * 41 + 4 * (4 * 41 * 12 + 3 * 12 + 41 + 41 * 30 + 30 + 30 * 41 + 41) + 3 * 41,
+  T_CHECK(model_param_count(&m.cfg) == (int64_t)m.n_floats &&
+              m.n_floats ==
+                  5 * 41 + 6 * 41 + 4 * (4 * 41 * 12 + 3 * 12 + 41 + 41 * 30 + 30 + 30 * 41 + 41) + 3 * 41,
           "reverse parameter count %zu", m.n_floats);
   model_free(&m);
   model_load(&m, x);
-  T_CHECK(m.cfg.d_model == 14 && m.cfg.n_layer == 2 && m.cfg.vocab == 6 && m.cfg.vocab_out == 1 && m.cfg.d_mlp == 1 &&
-              m.cfg.output == EP_OUTPUT_NUMERIC,
+  T_CHECK(m.cfg.d_model == 14 && m.cfg.n_layer == 2 && m.cfg.vocab == 6 && m.cfg.vocab_out == 1 &&
+              m.cfg.d_mlp == 1 && m.cfg.output == EP_OUTPUT_NUMERIC,
           "xproportion model file shapes");
   model_free(&m);
   snprintf(args, sizeof args, "graph --model '%s' --embedding-nodes", x);
@@ -289,7 +301,10 @@ int main(int argc, char **argv) {
   test_convert_gpt2();
   test_graph();
   test_tracr(argv[2]);
-  if (getenv("KEEP")) printf("kept %s\n", tmp); else if (!t_failed) fx_rmdir(tmp);
+  if (getenv("KEEP"))
+    printf("kept %s\n", tmp);
+  else if (!t_failed)
+    fx_rmdir(tmp);
   free(tmp);
   return t_done();
 }

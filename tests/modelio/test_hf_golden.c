@@ -45,11 +45,13 @@ int main(int argc, char **argv) {
       int64_t want[2] = {t[i].shape[0], t[i].shape[1]};
       float *e = h5io_read(g, t[i].name, H5T_NATIVE_FLOAT, t[i].ndim, want, NULL, expected);
       size_t numel = (size_t)want[0] * (size_t)(t[i].ndim == 2 ? want[1] : 1);
-      T_CHECK(!memcmp(e, *t[i].slot, numel * sizeof(float)), "%s: tensor %s differs from transformers' (max |diff| %g)",
-              variants[v], t[i].name, t_max_abs_diff(e, *t[i].slot, numel));
+      T_CHECK(!memcmp(e, *t[i].slot, numel * sizeof(float)),
+              "%s: tensor %s differs from transformers' (max |diff| %g)", variants[v], t[i].name,
+              t_max_abs_diff(e, *t[i].slot, numel));
       free(e);
     }
-    T_CHECK(m.cfg.tied_unembed ? m.unembed == m.wte : h5io_exists(g, "unembed"), "%s: unembedding", variants[v]);
+    T_CHECK(m.cfg.tied_unembed ? m.unembed == m.wte : h5io_exists(g, "unembed"), "%s: unembedding",
+            variants[v]);
     free(t);
     EP_CHECK_H5(H5Gclose(g));
     model_free(&m);
