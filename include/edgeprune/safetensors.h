@@ -66,6 +66,9 @@ const char *safetensors_file_of(const ep_safetensors *st, const ep_st_tensor *t)
 /* Read all t->numel elements of t as float32 into out. Fatal error naming the file and
  * tensor for a dtype we do not convert or a read failure. */
 void safetensors_read_f32(const ep_safetensors *st, const ep_st_tensor *t, float *out);
+/* Elements [first, first + count) of t (row-major flat index) as float32 into out. */
+void safetensors_read_f32_range(const ep_safetensors *st, const ep_st_tensor *t, int64_t first, int64_t count,
+                                float *out);
 
 /* Element conversions (exact: every F16/BF16 value is a float32). */
 float safetensors_f16_to_f32(uint16_t h);

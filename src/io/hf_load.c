@@ -82,9 +82,16 @@ static void load_gpt2(ep_model *m, hf_ctx *c) {
   const ep_st_tensor *head = safetensors_find(&c->st, name);
   if (cfg->tied_unembed) {
     if (head) { /* tied: the head must be the embedding; Hugging Face would overwrite it */
-      float *tmp = ep_malloc((size_t)V * (size_t)D * sizeof(float));
-      safetensors_read_f32(&c->st, hf_expect(c, "lm_head.weight", V, D), tmp);
-      if (memcmp(tmp, m->wte, (size_t)V * (size_t)D * sizeof(float)) != 0)
+      const ep_st_tensor *h = hf_expect(c, "lm_head.weight", V, D);
+      const int64_t total = V * D, chunk = (int64_t)1 << 20;
+      float *tmp = ep_malloc((size_t)(total < chunk ? total : chunk) * sizeof(float));
+      int differs = 0;
+      for (int64_t at = 0; at < total && !differs; at += chunk) { /* never a second full copy */
+        int64_t k = total - at < chunk ? total - at : chunk;
+        safetensors_read_f32_range(&c->st, h, at, k, tmp);
+        differs = memcmp(tmp, m->wte + at, (size_t)k * sizeof(float)) != 0;
+      }
+      if (differs)
         ep_warn("%s: 'lm_head.weight' differs from 'wte.weight' but tie_word_embeddings is true; using wte",
                 safetensors_file_of(&c->st, head));
       free(tmp);

@@ -329,16 +329,25 @@ static void convert_chunk(ep_st_dtype dtype, const unsigned char *src, float *ds
 }
 
 void safetensors_read_f32(const ep_safetensors *st, const ep_st_tensor *t, float *out) {
+  safetensors_read_f32_range(st, t, 0, t->numel, out);
+}
+
+void safetensors_read_f32_range(const ep_safetensors *st, const ep_st_tensor *t, int64_t first, int64_t count,
+                                float *out) {
   const char *path = st->files[t->file];
   if (t->dtype == EP_ST_OTHER)
     ep_fatal("%s: tensor '%s' has dtype %s; only F32, F16, BF16 and F64 can be loaded", path, t->name,
              t->dtype_name);
-  if (t->numel == 0) return;
+  EP_CHECK(first >= 0 && count >= 0 && first + count <= t->numel,
+           "%s: tensor '%s': elements [%lld, %lld) requested of %lld", path, t->name, (long long)first,
+           (long long)(first + count), (long long)t->numel);
+  if (count == 0) return;
   FILE *f = fopen(path, "rb");
   if (!f) ep_fatal("cannot open safetensors file '%s': %s", path, strerror(errno));
-  if (fseeko(f, (off_t)(st->data_start[t->file] + t->begin), SEEK_SET) != 0)
+  uint64_t at = st->data_start[t->file] + t->begin + (uint64_t)first * (uint64_t)t->elem_size;
+  if (fseeko(f, (off_t)at, SEEK_SET) != 0)
     ep_fatal("%s: cannot seek to tensor '%s': %s", path, t->name, strerror(errno));
-  size_t n = (size_t)t->numel;
+  size_t n = (size_t)count;
   if (t->dtype == EP_ST_F32) {
     if (fread(out, sizeof(float), n, f) != n)
       ep_fatal("%s: tensor '%s': short read (file truncated or unreadable)", path, t->name);

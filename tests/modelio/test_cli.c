@@ -209,6 +209,21 @@ static void test_convert_gpt2(void) {
   T_CHECK(run(args) != 0 && fx_count_matching(root, "never.h5") == 0,
           "truncated model file: convert fails: %s", out);
 
+  /* Tied embeddings with an lm_head.weight that differs: converted, with a warning. */
+  snprintf(dir, sizeof dir, "%s/tied_differs", root);
+  fx_mkdir(dir);
+  fx_gpt2_tensors(&s, &G, 31, "transformer.", 1, 0);
+  char q[800];
+  snprintf(q, sizeof q, "%s/model.safetensors", dir);
+  fx_write_safetensors(q, &s, "F32", NULL, NULL, NULL);
+  fx_set_free(&s);
+  snprintf(q, sizeof q, "%s/config.json", dir);
+  fx_write_gpt2_config(q, &G, NULL, NULL);
+  snprintf(args, sizeof args, "convert --from '%s' --to '%s/tied.h5'", dir, dir);
+  rc = run(args);
+  T_CHECK(rc == 0 && strstr(out, "warning") && strstr(out, "'lm_head.weight' differs"),
+          "tied lm_head differs: %s", out);
+
   /* graph reads the converted file too */
   snprintf(args, sizeof args, "graph --model '%s'", p);
   T_CHECK(run(args) == 0 && strstr(out, "writers 6 (0 embeddings, 4 attention heads, 2 MLPs)"),

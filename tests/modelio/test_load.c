@@ -112,6 +112,16 @@ static void test_dtype(const char *root, const char *dtype, const char *prefix, 
   if (!strcmp(dtype, "F16"))
     T_CHECK(isinf(m.wte[9]) && m.wte[9] > 0 && m.wte[8] == 2048.0f, "F16: 1e5 -> inf, 2049 -> 2048");
   if (!strcmp(dtype, "BF16")) T_CHECK(m.wte[7] == 1.0f && m.wte[10] == 1.0f, "BF16 ties round to even");
+  /* Range reads convert from the right byte offset in every dtype. */
+  ep_safetensors st;
+  snprintf(p, sizeof p, "%s/model.safetensors", dir);
+  safetensors_open(&st, p);
+  char wte[64];
+  snprintf(wte, sizeof wte, "%swte.weight", prefix);
+  float part[500];
+  safetensors_read_f32_range(&st, safetensors_find(&st, wte), 3, 500, part);
+  T_CHECK(!memcmp(part, m.wte + 3, sizeof part), "%s: range read equals the loaded slice", dtype);
+  safetensors_close(&st);
   model_free(&m);
   fx_set_free(&s);
 }
@@ -155,6 +165,11 @@ static void test_sharded(const char *root) {
   T_CHECK(st.n_files == 3, "three shards opened (%d)", st.n_files);
   const ep_st_tensor *t = safetensors_find(&st, "transformer.h.1.mlp.c_fc.weight");
   T_CHECK(t && strstr(safetensors_file_of(&st, t), "model-00002-of-00003"), "h.1 tensors live in shard 2");
+  /* A range read equals the same slice of a whole read (F32 shard here). */
+  float whole[16 * 64], part[100];
+  safetensors_read_f32(&st, t, whole);
+  safetensors_read_f32_range(&st, t, 357, 100, part);
+  T_CHECK(!memcmp(part, whole + 357, sizeof part), "range read matches the whole read");
   safetensors_close(&st);
   model_free(&m);
   fx_set_free(&s);
