@@ -27,7 +27,7 @@ static float uniform(uint64_t *s) {
   return (float)((double)(splitmix(s) >> 11) / 9007199254740992.0 - 0.5);
 }
 
-static void add(fx_set *s, const char *name, int64_t a, int64_t b, uint64_t *rng, float base, float scale) {
+void fx_add(fx_set *s, const char *name, int64_t a, int64_t b, uint64_t *rng, float base, float scale) {
   if (s->n >= FX_MAX_TENSORS) die("too many tensors", name);
   fx_tensor *t = &s->t[s->n++];
   snprintf(t->name, sizeof t->name, "%s", name);
@@ -48,33 +48,33 @@ void fx_gpt2_tensors(fx_set *s, const fx_gpt2 *g, uint64_t seed, const char *pre
   const int64_t D = g->D, F = 4 * (int64_t)g->D;
   char n[128];
 #define NM(...) (snprintf(n, sizeof n, __VA_ARGS__), n)
-  add(s, NM("%swte.weight", prefix), g->V, D, &rng, 0, 0.2f);
+  fx_add(s, NM("%swte.weight", prefix), g->V, D, &rng, 0, 0.2f);
   /* Values that exercise float16 / bfloat16 rounding: ties, subnormals, overflow. */
   const float special[] = {0.0f,        -0.0f,       65504.0f,      6.103515625e-05f, 5.9604645e-08f,
                            1e-6f,       -3.1415927f, 1.0009765625f, 2049.0f,          1e5f,
                            1.00390625f, -1.5e-40f,   3.3895314e38f};
   memcpy(s->t[0].data, special, sizeof special);
-  add(s, NM("%swpe.weight", prefix), g->C, D, &rng, 0, 0.1f);
+  fx_add(s, NM("%swpe.weight", prefix), g->C, D, &rng, 0, 0.1f);
   for (int l = 0; l < g->L; l++) {
-    add(s, NM("%sh.%d.ln_1.weight", prefix, l), D, 0, &rng, 1, 0.1f);
-    add(s, NM("%sh.%d.ln_1.bias", prefix, l), D, 0, &rng, 0, 0.1f);
-    add(s, NM("%sh.%d.attn.c_attn.weight", prefix, l), D, 3 * D, &rng, 0, 0.2f);
-    add(s, NM("%sh.%d.attn.c_attn.bias", prefix, l), 3 * D, 0, &rng, 0, 0.1f);
-    add(s, NM("%sh.%d.attn.c_proj.weight", prefix, l), D, D, &rng, 0, 0.2f);
-    add(s, NM("%sh.%d.attn.c_proj.bias", prefix, l), D, 0, &rng, 0, 0.1f);
-    add(s, NM("%sh.%d.ln_2.weight", prefix, l), D, 0, &rng, 1, 0.1f);
-    add(s, NM("%sh.%d.ln_2.bias", prefix, l), D, 0, &rng, 0, 0.1f);
-    add(s, NM("%sh.%d.mlp.c_fc.weight", prefix, l), D, F, &rng, 0, 0.2f);
-    add(s, NM("%sh.%d.mlp.c_fc.bias", prefix, l), F, 0, &rng, 0, 0.1f);
-    add(s, NM("%sh.%d.mlp.c_proj.weight", prefix, l), F, D, &rng, 0, 0.2f);
-    add(s, NM("%sh.%d.mlp.c_proj.bias", prefix, l), D, 0, &rng, 0, 0.1f);
+    fx_add(s, NM("%sh.%d.ln_1.weight", prefix, l), D, 0, &rng, 1, 0.1f);
+    fx_add(s, NM("%sh.%d.ln_1.bias", prefix, l), D, 0, &rng, 0, 0.1f);
+    fx_add(s, NM("%sh.%d.attn.c_attn.weight", prefix, l), D, 3 * D, &rng, 0, 0.2f);
+    fx_add(s, NM("%sh.%d.attn.c_attn.bias", prefix, l), 3 * D, 0, &rng, 0, 0.1f);
+    fx_add(s, NM("%sh.%d.attn.c_proj.weight", prefix, l), D, D, &rng, 0, 0.2f);
+    fx_add(s, NM("%sh.%d.attn.c_proj.bias", prefix, l), D, 0, &rng, 0, 0.1f);
+    fx_add(s, NM("%sh.%d.ln_2.weight", prefix, l), D, 0, &rng, 1, 0.1f);
+    fx_add(s, NM("%sh.%d.ln_2.bias", prefix, l), D, 0, &rng, 0, 0.1f);
+    fx_add(s, NM("%sh.%d.mlp.c_fc.weight", prefix, l), D, F, &rng, 0, 0.2f);
+    fx_add(s, NM("%sh.%d.mlp.c_fc.bias", prefix, l), F, 0, &rng, 0, 0.1f);
+    fx_add(s, NM("%sh.%d.mlp.c_proj.weight", prefix, l), F, D, &rng, 0, 0.2f);
+    fx_add(s, NM("%sh.%d.mlp.c_proj.bias", prefix, l), D, 0, &rng, 0, 0.1f);
     /* The causal-mask buffer old checkpoints carry; the loader must skip it. */
-    add(s, NM("%sh.%d.attn.bias", prefix, l), g->C, g->C, &rng, 1, 0);
+    fx_add(s, NM("%sh.%d.attn.bias", prefix, l), g->C, g->C, &rng, 1, 0);
   }
-  add(s, NM("%sln_f.weight", prefix), D, 0, &rng, 1, 0.1f);
-  add(s, NM("%sln_f.bias", prefix), D, 0, &rng, 0, 0.1f);
+  fx_add(s, NM("%sln_f.weight", prefix), D, 0, &rng, 1, 0.1f);
+  fx_add(s, NM("%sln_f.bias", prefix), D, 0, &rng, 0, 0.1f);
   if (lm_head) {
-    add(s, "lm_head.weight", g->V, D, &rng, 0, 0.2f);
+    fx_add(s, "lm_head.weight", g->V, D, &rng, 0, 0.2f);
     if (tied_copy) memcpy(s->t[s->n - 1].data, s->t[0].data, (size_t)g->V * (size_t)D * sizeof(float));
   }
 #undef NM
@@ -233,6 +233,40 @@ void fx_write_safetensors(const char *path, const fx_set *s, const char *dtype, 
   if (cut != total && truncate(path, cut) != 0) die("cannot truncate", path);
   free(hdr);
   free(data);
+}
+
+void fx_write_tracr(fx_set *s, const char *dir, const char *name, int variant) {
+  memset(s, 0, sizeof *s);
+  uint64_t rng = 2024;
+  const int D = 6, Q = 4;
+  fx_add(s, "token_embed_embeddings", 4, D, &rng, 0, 1);
+  fx_add(s, "pos_embed_embeddings", 4, D, &rng, 0, 1);
+  char n[128];
+  for (int l = 0; l < 2; l++) {
+    const char *w[4] = {"query", "key", "value", "linear"};
+    for (int k = 0; k < 4; k++) {
+      int wide = variant == 1 && k == 2 ? 2 : 0;
+      snprintf(n, sizeof n, "transformer/layer_%d/attn/%s_w", l, w[k]);
+      if (k < 3)
+        fx_add(s, n, D, Q + wide, &rng, 0, 1);
+      else
+        fx_add(s, n, Q, D, &rng, 0, 1);
+      snprintf(n, sizeof n, "transformer/layer_%d/attn/%s_b", l, w[k]);
+      fx_add(s, n, k < 3 ? Q + wide : D, 0, &rng, 0, 1);
+    }
+  }
+  fx_add(s, "transformer/layer_0/mlp/linear_1_w", D, 3, &rng, 0, 1);
+  fx_add(s, "transformer/layer_0/mlp/linear_1_b", 3, 0, &rng, 0, 1);
+  fx_add(s, "transformer/layer_0/mlp/linear_2_w", 3, D, &rng, 0, 1);
+  fx_add(s, "transformer/layer_0/mlp/linear_2_b", D, 0, &rng, 0, 1);
+  if (variant == 2) fx_add(s, "transformer/layer_2/mlp/linear_2_b", D, 0, &rng, 0, 1);
+  char p[1024];
+  snprintf(p, sizeof p, "%s/%s.safetensors", dir, name);
+  fx_write_safetensors(p, s, "F32", NULL, NULL, NULL);
+  snprintf(p, sizeof p, "%s/%s.config.json", dir, name);
+  fx_write_text(p, "{\"num_heads\": 2, \"num_layers\": 2, \"mlp_hidden_size\": 4, \"dropout_rate\": 0.0,\n"
+                   " \"layer_norm\": false, \"causal\": true, \"max_seq_len\": 3, \"bos\": \"BOS\",\n"
+                   " \"pad\": \"pad\", \"vocab\": {\"BOS\": 0, \"a\": 1, \"pad\": 3}}\n");
 }
 
 void fx_write_gpt2_config(const char *path, const fx_gpt2 *g, const char *extra, const char *drop) {

@@ -49,6 +49,16 @@ const fx_tensor *fx_find(const fx_set *s, const char *name);
 void fx_write_safetensors(const char *path, const fx_set *s, const char *dtype, const fx_damage *dmg,
                           int (*keep)(const char *name, void *arg), void *arg);
 
+/* Append one random tensor ([a] when b == 0, else [a, b]) drawn from *rng. */
+void fx_add(fx_set *s, const char *name, int64_t a, int64_t b, uint64_t *rng, float base, float scale);
+
+/* A small synthetic Tracr model DIR/NAME.{config.json,safetensors} exercising what the
+ * shipped ones do not: 2 heads of width 2 (D 6), vocabulary ids {0, 1, 3} (V 4, id 2
+ * unused), causal, layer 0 with an MLP narrower (3) than mlp_hidden_size (4), layer 1
+ * without an MLP, no unembedding. variant 1: value_w wider than query_w; variant 2: a
+ * stray layer_2 tensor. The tensors are returned in s. */
+void fx_write_tracr(fx_set *s, const char *dir, const char *name, int variant);
+
 /* A GPT-2 config.json for g; `extra` (may be NULL or "") is spliced in as more keys,
  * `drop` (may be NULL) is a key left out. */
 void fx_write_gpt2_config(const char *path, const fx_gpt2 *g, const char *extra, const char *drop);

@@ -141,6 +141,23 @@ static void test_bad_inputs(void) {
     T_CHECK(fx_count_matching(dir, "out.h5") == 0, "tracr bad config %d left output", i);
   }
 
+  /* Synthetic Tracr models with a value width other than the key width, and with a
+   * tensor beyond num_layers. */
+  const char *tracr_needles[3] = {NULL, "'transformer/layer_0/attn/value_w'", "transformer/layer_2/"};
+  for (int v = 1; v <= 2; v++) {
+    snprintf(dir, sizeof dir, "%s/tracr_variant%d", root, v);
+    fx_mkdir(dir);
+    fx_set s;
+    fx_write_tracr(&s, dir, "m", v);
+    fx_set_free(&s);
+    char args[2048];
+    snprintf(args, sizeof args, "convert --from '%s/m.safetensors' --to '%s/out.h5'", dir, dir);
+    int rc = run(args);
+    T_CHECK(rc != 0 && strstr(out, "m.safetensors") && strstr(out, tracr_needles[v]),
+            "tracr variant %d: rc %d: %s", v, rc, out);
+    T_CHECK(fx_count_matching(dir, "out.h5") == 0, "tracr variant %d left output", v);
+  }
+
   T_CHECK(run("convert --from x") == 2 && strstr(out, "--to"), "missing --to is a usage error: %s", out);
   T_CHECK(run("convert --help") == 0 && strstr(out, "--from SOURCE") && strstr(out, "index.json"),
           "convert --help");

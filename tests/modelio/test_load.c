@@ -311,6 +311,45 @@ static void test_tracr(const char *inputs) {
   model_free(&m);
 }
 
+/* The synthetic Tracr model: gaps in the ids, a narrow MLP padded with zeros, a layer
+ * without an MLP, two heads, causal. */
+static void test_tracr_synthetic(void) {
+  fx_set s;
+  fx_write_tracr(&s, tmp_root, "synth", 0);
+  char p[700];
+  snprintf(p, sizeof p, "%s/synth.safetensors", tmp_root);
+  ep_model m;
+  model_load(&m, p);
+  const ep_model_config *c = &m.cfg;
+  T_CHECK(c->vocab == 4 && c->d_model == 6 && c->n_head == 2 && c->d_head == 2 && c->d_mlp == 4 &&
+              c->n_ctx == 4 && c->causal == 1 && c->bos_token == 0 && c->pad_token == 3 &&
+              c->output == EP_OUTPUT_NUMERIC,
+          "synthetic Tracr config");
+  T_CHECK(c->has_attn[0] && c->has_attn[1] && c->has_mlp[0] && !c->has_mlp[1], "layer 1 has no MLP");
+  const float *w1 = fx_find(&s, "transformer/layer_0/mlp/linear_1_w")->data;
+  const float *b1 = fx_find(&s, "transformer/layer_0/mlp/linear_1_b")->data;
+  const float *w2 = fx_find(&s, "transformer/layer_0/mlp/linear_2_w")->data;
+  int ok = m.layers[0].b_fc[3] == 0;
+  for (int r = 0; r < 6; r++)
+    for (int j = 0; j < 4; j++) {
+      ok &= m.layers[0].w_fc[r * 4 + j] == (j < 3 ? w1[r * 3 + j] : 0.0f);
+      ok &= m.layers[0].w_proj[j * 6 + r] == (j < 3 ? w2[j * 6 + r] : 0.0f);
+    }
+  for (int j = 0; j < 3; j++)
+    ok &= m.layers[0].b_fc[j] == b1[j];
+  T_CHECK(ok, "narrow MLP zero-padded to mlp_hidden_size");
+  T_CHECK(
+      !memcmp(m.layers[1].w_v, fx_find(&s, "transformer/layer_1/attn/value_w")->data, 6 * 4 * sizeof(float)),
+      "layer 1 value_w");
+  ep_model_tokens tok;
+  model_load_tokens(&tok, p);
+  T_CHECK(tok.n_in == 4 && !strcmp(tok.in[1], "a") && !strcmp(tok.in[2], "") && !strcmp(tok.in[3], "pad"),
+          "unused id 2 has an empty name");
+  model_tokens_free(&tok);
+  model_free(&m);
+  fx_set_free(&s);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: test_load INPUTS_DIR\n");
@@ -329,6 +368,7 @@ int main(int argc, char **argv) {
   test_roundtrip(root, &m);
   model_free(&m);
   test_tracr(argv[1]);
+  test_tracr_synthetic();
   fx_rmdir(root);
   free(root);
   return t_done();
