@@ -216,8 +216,12 @@ void model_file_read(ep_model *m, const char *path) {
     }
     hid_t ds = H5Dopen2(f, t[i].name, H5P_DEFAULT);
     EP_CHECK_H5(ds);
-    if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, *t[i].slot) < 0)
-      ep_fatal("%s: cannot read dataset '%s' (corrupt file or not numeric)", path, t[i].name);
+    herr_t rd = -1;
+    H5E_BEGIN_TRY {
+      rd = H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, *t[i].slot);
+    }
+    H5E_END_TRY;
+    if (rd < 0) ep_fatal("%s: cannot read dataset '%s' (corrupt file or not numeric)", path, t[i].name);
     EP_CHECK_H5(H5Dclose(ds));
   }
   free(t);
