@@ -15,7 +15,7 @@
 
 #include "edgeprune/model.h"
 
-#define EP_NAME_MAX 24
+#define EP_NAME_MAX 32
 
 typedef enum {
   EP_WRITER_TOK = 0,
