@@ -231,14 +231,18 @@ void model_describe(const ep_model_config *c, char *buf, size_t size) {
   if (c->n_kv_head != c->n_head) snprintf(kv, sizeof kv, ", %d key/value heads", c->n_kv_head);
   if (c->norm != EP_NORM_NONE)
     snprintf(eps, sizeof eps, " (eps %g)%s", (double)c->norm_eps, c->final_norm ? " with a final norm" : "");
-  if (c->bos_token >= 0 || c->pad_token >= 0)
+  if (c->bos_token >= 0 && c->pad_token >= 0)
     snprintf(special, sizeof special, " (BOS %d, pad %d)", c->bos_token, c->pad_token);
+  else if (c->bos_token >= 0)
+    snprintf(special, sizeof special, " (BOS %d)", c->bos_token);
+  else if (c->pad_token >= 0)
+    snprintf(special, sizeof special, " (pad %d)", c->pad_token);
   snprintf(buf, size,
-           "%s model: %d layers%s, %d attention head%s per layer (head width %d%s), residual width %d, "
+           "%s model: %d layer%s%s, %d attention head%s per layer (head width %d%s), residual width %d, "
            "MLP width %d; %s%s, %s MLPs, %s (n_ctx %d), %s attention; vocabulary %d in%s, %d out (%s, %s); "
            "%s parameters.",
-           c->arch, c->n_layer, blocks, c->n_head, c->n_head == 1 ? "" : "s", c->d_head, kv, c->d_model,
-           c->d_mlp, norms[c->norm], eps, acts[c->act], poss[c->pos], c->n_ctx,
+           c->arch, c->n_layer, c->n_layer == 1 ? "" : "s", blocks, c->n_head, c->n_head == 1 ? "" : "s",
+           c->d_head, kv, c->d_model, c->d_mlp, norms[c->norm], eps, acts[c->act], poss[c->pos], c->n_ctx,
            c->causal ? "causal" : "bidirectional", c->vocab, special, c->vocab_out,
            c->output == EP_OUTPUT_LOGITS ? "logits" : "numeric readout",
            c->tied_unembed ? "unembedding tied to the token embedding" : "separate unembedding", params);
