@@ -14,6 +14,7 @@
  *   MODEL.h5                    edgeprune model file (model_file.h), by HDF5 signature. */
 #pragma once
 
+#include <mpi.h>
 #include <stddef.h>
 
 #include "edgeprune/model.h"
@@ -29,6 +30,10 @@ typedef struct {
 /* Work out what path is. With need_weights, a source without weights is a fatal error. */
 void model_source_resolve(ep_model_source *s, const char *path, int need_weights);
 void model_source_free(ep_model_source *s);
+
+/* Collective over comm: rank 0 runs model_load(path), then the config and every
+ * weight are broadcast, so a large checkpoint is read from disk once per job. */
+void model_load_bcast(ep_model *m, const char *path, MPI_Comm comm);
 
 /* Only the config of any source (reads headers, never weights). */
 void model_load_config(ep_model_config *cfg, const char *path);

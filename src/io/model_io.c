@@ -168,6 +168,30 @@ void model_load(ep_model *m, const char *path) {
   model_source_free(&s);
 }
 
+void model_load_bcast(ep_model *m, const char *path, MPI_Comm comm) {
+  int rank = 0;
+  EP_CHECK_MPI(MPI_Comm_rank(comm, &rank));
+  ep_model_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  if (rank == 0) { /* a bad file is a fatal error here, which aborts the whole job */
+    model_load(m, path);
+    cfg = m->cfg;
+  }
+  /* The config is a plain value; the layout model_alloc derives from it is the same on
+   * every rank, so the one weight allocation can be sent as is. */
+  EP_CHECK_MPI(MPI_Bcast(&cfg, (int)sizeof cfg, MPI_BYTE, 0, comm));
+  if (rank != 0) model_alloc(m, &cfg);
+  uint64_t n = m->n_floats;
+  EP_CHECK_MPI(MPI_Bcast(&n, 1, MPI_UINT64_T, 0, comm));
+  EP_CHECK(n == m->n_floats, "model_load_bcast: %zu weights here, %llu on rank 0", m->n_floats,
+           (unsigned long long)n);
+  const size_t chunk = (size_t)1 << 28; /* MPI counts are int */
+  for (size_t off = 0; off < m->n_floats; off += chunk) {
+    size_t k = m->n_floats - off < chunk ? m->n_floats - off : chunk;
+    EP_CHECK_MPI(MPI_Bcast(m->mem + off, (int)k, MPI_FLOAT, 0, comm));
+  }
+}
+
 void model_load_tokens(ep_model_tokens *t, const char *path) {
   memset(t, 0, sizeof *t);
   ep_model_source s;
