@@ -79,8 +79,8 @@ def main():
     }
     with h5py.File(os.path.join(root, "expected.h5"), "w") as f:
         import transformers
-        f.attrs["transformers_version"] = transformers.__version__
-        f.attrs["torch_version"] = torch.__version__
+        f.attrs["transformers_version"] = str(transformers.__version__)
+        f.attrs["torch_version"] = str(torch.__version__)
         for name, (model, save_kw) in variants.items():
             out = os.path.join(root, name)
             try:
