@@ -7,6 +7,7 @@
 
 #include "edgeprune/core.h"
 #include "edgeprune/h5io.h"
+#include "edgeprune/model_io.h"
 
 int session_parse(const ep_command *cmd, int argc, char **argv, const char *const *flags, const char **values,
                   ep_session *s) {
@@ -42,7 +43,8 @@ void session_load_model(ep_session *s) {
     fflush(stdout);
     free(y);
   }
-  model_load(&s->m, s->c.model_path);
+  /* rank 0 reads, every other rank gets the weights by broadcast */
+  model_load_bcast(&s->m, s->c.model_path, MPI_COMM_WORLD);
 }
 
 int session_read_split(ep_session *s, const char *split, int optional, ep_dataset *d) {
