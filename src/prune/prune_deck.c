@@ -36,7 +36,8 @@ const ep_deck_key prune_deck_keys[] = {
     {"prune.node_masks", EP_DECK_BOOL, "true", NO_RANGE, NULL, "train writer (node) masks as well as edges"},
     {"prune.embedding_nodes", EP_DECK_BOOL, "true", NO_RANGE, NULL, "tok/pos embeddings are masked writers"},
     {"prune.ablation", EP_DECK_CHOICE, "interchange", NO_RANGE, "interchange|zero|mean",
-     "what a pruned edge carries: the corrupted run, zero, or the dataset mean"},
+     "what a pruned edge carries: the corrupted run, zero, or the per-position mean of the corrupted run "
+     "over the training split"},
     {"prune.loss", EP_DECK_CHOICE, "kl", NO_RANGE, "kl|kl_sum|position_kl|mse", "faithfulness loss"},
     {"prune.schedule", EP_DECK_CHOICE, "linear", NO_RANGE, "linear|log",
      "sparsity target ramp: linear, or log-linear in (1 - t)"},

@@ -36,6 +36,9 @@ void prune_check_dataset(const ep_dataset *d, const ep_model_config *cfg, const 
     if (!(0 <= d->loss_start[i] && d->loss_start[i] < d->loss_end[i] && d->loss_end[i] <= len))
       ep_fatal("%s: split '%s' example %lld: loss positions [%d, %d) are not inside [0, %d)", file, split,
                (long long)i, d->loss_start[i], d->loss_end[i], len);
+    if (cfg->bos_token >= 0 && d->loss_start[i] == 0 && d->clean[i * T] == cfg->bos_token)
+      ep_fatal("%s: split '%s' example %lld scores position 0, the BOS token: loss positions must exclude it", file,
+               split, (long long)i);
     for (int t = 0; t < len; t++) {
       int a = d->clean[i * T + t], b = d->corrupted[i * T + t];
       if (a < 0 || a >= cfg->vocab || b < 0 || b >= cfg->vocab)
