@@ -96,12 +96,34 @@ int main(int argc, char **argv) {
   fx_gpt2_tiny(&m, 2, 2, 16, 30, 4);
   char *mp = path_in("model.h5");
   model_file_write(&m, NULL, "random", mp);
+  m.cfg.bos_token = 1; /* the same weights with a BOS convention */
+  char *bp = path_in("bos_model.h5");
+  model_file_write(&m, NULL, "random", bp);
+  free(bp);
+  m.cfg.bos_token = -1;
   m.layers[1].w_fc[5] = NAN; /* a corrupt model: NaN in one MLP weight */
   char *np = path_in("nan_model.h5");
   model_file_write(&m, NULL, "random", np);
   model_free(&m);
   write_data("data.h5", 40, 8, 30);
   write_data("long.h5", 8, 20, 30); /* n_ctx is 16 */
+  {
+    ep_dataset d; /* scores position 0, which holds BOS (id 1) */
+    dataset_alloc(&d, 8, 4);
+    strcpy(d.task, "jsonl");
+    for (int64_t i = 0; i < 8; i++) {
+      d.length[i] = 4;
+      d.loss_start[i] = 0;
+      d.loss_end[i] = 4;
+      d.clean[i * 4] = d.corrupted[i * 4] = 1;
+      for (int t = 1; t < 4; t++)
+        d.clean[i * 4 + t] = d.corrupted[i * 4 + t] = (int32_t)(2 + t + i);
+    }
+    char *p = path_in("bos.h5");
+    dataset_write(&d, p, "train", NULL);
+    free(p);
+    dataset_free(&d);
+  }
   const char *base = "model:\n  path: model.h5\ndata:\n  path: data.h5\n"
                      "run:\n  out_dir: out\n  log_every: 5\n  val_every: 0\n  val_examples: 16\n";
   char deck[2048];
@@ -144,6 +166,8 @@ int main(int argc, char **argv) {
               "40 examples");
   expect_fail("sequence longer than context", "prune ok.yml -P data.path=long.h5", "long.h5",
               "length 20, longer than the model's context of 16");
+  expect_fail("loss at the BOS position", "prune ok.yml -P model.path=bos_model.h5 -P data.path=bos.h5",
+              "bos.h5", "BOS token");
   expect_fail("missing deck", "prune nope.yml", "nope.yml", NULL);
 
   /* NaN: stop naming the step; the previous circuit stays as it was */
