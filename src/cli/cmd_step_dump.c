@@ -30,7 +30,8 @@ const ep_command ep_cmd_step_dump = {
             "  /lambdas/value, /lambdas/grad   [edge l1, edge l2, node l1, node l2], d(total)/d(lambda)\n"
             "  /batch/index                    the examples of the step\n"
             "  root attributes: step, seed, faith, reg_edge, reg_node, total, edge_sparsity,\n"
-            "  node_sparsity, t_edge, t_node, precision, deck\n"
+            "  node_sparsity, t_edge, t_node, precision, deck, and model_path, data_path,\n"
+            "  train_split, ablation, loss, node_masks, embedding_nodes, node_loss\n"
             "--precision f64 runs the CPU engine in double (the gradient-check build).\n",
     .order = 90,
     .run = run,
@@ -142,6 +143,17 @@ static int run(int argc, char **argv) {
     h5io_attr_f64(f, "t_edge", tg.t_edge);
     h5io_attr_f64(f, "t_node", tg.t_node);
     h5io_attr_str(f, "precision", prec == EP_PREC_F64 ? "f64" : "f32");
+    /* what an independent implementation needs to redo the step (tools/oracle_masked.py --check-dump) */
+    static const char *abl_names[] = {"interchange", "zero", "mean"};
+    static const char *loss_names[] = {"kl", "kl_sum", "position_kl", "mse"};
+    h5io_attr_str(f, "model_path", c->model_path);
+    h5io_attr_str(f, "data_path", c->data_path);
+    h5io_attr_str(f, "train_split", c->train_split);
+    h5io_attr_str(f, "ablation", abl_names[c->ablation]);
+    h5io_attr_str(f, "loss", loss_names[c->loss]);
+    h5io_attr_i64(f, "node_masks", c->node_masks);
+    h5io_attr_i64(f, "embedding_nodes", c->embedding_nodes);
+    h5io_attr_i64(f, "node_loss", c->node_loss);
     char *yaml = deck_resolved_yaml(s.deck);
     h5io_attr_str(f, "deck", yaml);
     free(yaml);
