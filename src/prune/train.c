@@ -37,8 +37,8 @@ void prune_check_dataset(const ep_dataset *d, const ep_model_config *cfg, const 
       ep_fatal("%s: split '%s' example %lld: loss positions [%d, %d) are not inside [0, %d)", file, split,
                (long long)i, d->loss_start[i], d->loss_end[i], len);
     if (cfg->bos_token >= 0 && d->loss_start[i] == 0 && d->clean[i * T] == cfg->bos_token)
-      ep_fatal("%s: split '%s' example %lld scores position 0, the BOS token: loss positions must exclude it", file,
-               split, (long long)i);
+      ep_fatal("%s: split '%s' example %lld scores position 0, the BOS token: loss positions must exclude it",
+               file, split, (long long)i);
     for (int t = 0; t < len; t++) {
       int a = d->clean[i * T + t], b = d->corrupted[i * T + t];
       if (a < 0 || a >= cfg->vocab || b < 0 || b >= cfg->vocab)
@@ -365,10 +365,11 @@ int prune_train(const ep_prune_config *c, const ep_model *m, const ep_graph *g, 
       double rate = (double)(step + 1 - step_last) / fmax(now - t_last, 1e-9);
       char eta[32];
       fmt_eta((double)(c->steps - step - 1) / rate, eta, sizeof eta);
-      ep_log("step %6lld/%lld  loss %.5f  edges %.4f (target %.4f)  nodes %.4f (target %.4f)  "
+      static const char *loss_names[] = {"kl", "kl_sum", "position_kl", "mse"};
+      ep_log("step %6lld/%lld  %s %.5f  edges %.4f (target %.4f)  nodes %.4f (target %.4f)  "
              "lambda_e %.3f %.3f  lambda_n %.3f %.3f  %.2f steps/s  ETA %s",
-             (long long)step + 1, (long long)c->steps, o.faith, o.s_edge, tg.t_edge, o.s_node, tg.t_node,
-             p->lam_edge[0], p->lam_edge[1], p->n_nodes ? p->lam_node[0] : 0.0,
+             (long long)step + 1, (long long)c->steps, loss_names[c->loss], o.faith, o.s_edge, tg.t_edge,
+             o.s_node, tg.t_node, p->lam_edge[0], p->lam_edge[1], p->n_nodes ? p->lam_node[0] : 0.0,
              p->n_nodes ? p->lam_node[1] : 0.0, rate, eta);
       t_last = now;
       step_last = step + 1;
