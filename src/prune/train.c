@@ -366,7 +366,7 @@ int prune_train(const ep_prune_config *c, const ep_model *m, const ep_graph *g, 
       char eta[32];
       fmt_eta((double)(c->steps - step - 1) / rate, eta, sizeof eta);
       static const char *loss_names[] = {"kl", "kl_sum", "position_kl", "mse"};
-      ep_log("step %6lld/%lld  %s %.5f  edges %.4f (target %.4f)  nodes %.4f (target %.4f)  "
+      ep_log("step %6lld/%lld  %s %.6g  edges %.4f (target %.4f)  nodes %.4f (target %.4f)  "
              "lambda_e %.3f %.3f  lambda_n %.3f %.3f  %.2f steps/s  ETA %s",
              (long long)step + 1, (long long)c->steps, loss_names[c->loss], o.faith, o.s_edge, tg.t_edge,
              o.s_node, tg.t_node, p->lam_edge[0], p->lam_edge[1], p->n_nodes ? p->lam_node[0] : 0.0,
@@ -376,7 +376,7 @@ int prune_train(const ep_prune_config *c, const ep_model *m, const ep_graph *g, 
     }
     if (val && ((c->val_every > 0 && (step + 1) % c->val_every == 0) || last)) {
       res->val_kl = validate(c, m, g, val, p);
-      ep_log("validation at step %lld: loss %.6f with deterministic masks", (long long)step + 1, res->val_kl);
+      ep_log("validation at step %lld: loss %.6g with deterministic masks", (long long)step + 1, res->val_kl);
     }
     if (use_mpi && !last && c->checkpoint_every > 0 && (step + 1) % c->checkpoint_every == 0)
       stopper_note_checkpoint_time(&stp, write_checkpoint(c, ckdir, step + 1, dp, p, &opt));
