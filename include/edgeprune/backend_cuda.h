@@ -1,0 +1,36 @@
+/* backend_cuda.h — the CUDA backend of the Edge Pruning engine (backend.h).
+ *
+ * Same entry points and semantics as backend_cpu() (fp32 only; opts.precision must be
+ * EP_PREC_F32). The model's weights are copied to the device once in create; per call
+ * only masks, tokens and [P, Vo] output-head arrays cross the bus. The faithfulness
+ * loss itself runs in the shared host code (backend_loss) on the [P, Vo] logits.
+ *
+ * On a machine without a usable CUDA device backend_cuda_available() returns 0, and
+ * nothing else here may be called. Plain C interface: no CUDA headers needed. */
+#pragma once
+
+#include <stddef.h>
+
+#include "edgeprune/backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* 1 when at least one CUDA device can be used by this process, else 0 (never fails). */
+int backend_cuda_available(void);
+
+/* Bind this process to a device: node-local rank (MPI_Comm_split_type SHARED over
+ * MPI_COMM_WORLD when MPI is running, else 0) modulo the node's device count.
+ * Returns the device index. Call before create. */
+int backend_cuda_select_device(void);
+
+/* Free and total memory of the current device in bytes (cudaMemGetInfo). */
+void backend_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
+
+/* The CUDA backend's operations. */
+const ep_backend_ops *backend_cuda(void);
+
+#ifdef __cplusplus
+}
+#endif
