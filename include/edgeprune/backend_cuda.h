@@ -2,8 +2,10 @@
  *
  * Same entry points and semantics as backend_cpu() (fp32 only; opts.precision must be
  * EP_PREC_F32). The model's weights are copied to the device once in create; per call
- * only masks, tokens and [P, Vo] output-head arrays cross the bus. The faithfulness
- * loss itself runs in the shared host code (backend_loss) on the [P, Vo] logits.
+ * only tokens, masks, mask gradients and per-position losses cross the bus. The kl and
+ * kl_sum losses run on the device; position_kl and mse (Tracr's numeric heads) in the
+ * shared host code backend_loss on the [P, Vo] outputs. Sequences up to 128 tokens;
+ * GPT-2 and Tracr kinds (no RoPE, gated MLP or grouped-query attention yet).
  *
  * On a machine without a usable CUDA device backend_cuda_available() returns 0, and
  * nothing else here may be called. Plain C interface: no CUDA headers needed. */

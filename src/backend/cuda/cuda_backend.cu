@@ -26,6 +26,10 @@ static void *cu_host_pinned(size_t bytes) {
   return p;
 }
 
+/* The kl / kl_sum losses run on the device (no [P, Vo] round trip per step); the others
+ * (Tracr's position_kl and mse, small Vo) in the shared host code backend_loss. */
+static int cu_device_kl(const cu_ws *ws) { return ws->o.loss == EP_LOSS_KL || ws->o.loss == EP_LOSS_KL_SUM; }
+
 static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opts *o, int Bmax, int Tmax) {
   const ep_model_config *c = &m->cfg;
   EP_CHECK(o->precision == EP_PREC_F32, "the CUDA backend computes in fp32 only");
@@ -105,6 +109,8 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   ws->h_logits = (float *)cu_host_pinned(N * Vo * sizeof(float));
   ws->h_z = (float *)cu_host_pinned((E + W) * sizeof(float));
   ws->h_dz = (double *)cu_host_pinned((E + W) * sizeof(double));
+  ws->wrow_h = (double *)ep_calloc(N, sizeof(double));
+  ws->klrow_h = (double *)cu_host_pinned(N * sizeof(double));
 
   /* device side */
 #define DALLOC(field, type, count) ws->field = (type *)cu_dalloc(ws, (count), sizeof(type))
@@ -152,6 +158,12 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   DALLOC(meanc, float, W * (size_t)Tmax * D);
   DALLOC(dzd, double, E + W);
   DALLOC(part, double, W * CU_RED_BLOCKS);
+  if (cu_device_kl(ws)) {
+    DALLOC(tgt_d, float, N * Vo);
+    DALLOC(lse_d, double, N);
+    DALLOC(wrow_d, double, N);
+    DALLOC(klrow_d, double, N);
+  }
 #undef DALLOC
   /* cu_dalloc zeroes on the legacy default stream, which a non-blocking stream does not
    * wait for */
@@ -164,7 +176,7 @@ static void cu_destroy(void *p) {
   if (!ws) return;
   EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
   for (int i = 0; i < ws->n_dbufs; i++) EP_CHECK_CUDA(cudaFree(ws->dbufs[i]));
-  void *pinned[] = {ws->tok_h, ws->h_logits, ws->h_z, ws->h_dz};
+  void *pinned[] = {ws->tok_h, ws->h_logits, ws->h_z, ws->h_dz, ws->klrow_h};
   for (size_t i = 0; i < sizeof pinned / sizeof *pinned; i++) EP_CHECK_CUDA(cudaFreeHost(pinned[i]));
   EP_CHECK_CUBLAS(cublasDestroy(ws->blas));
   EP_CHECK_CUDA(cudaStreamDestroy(ws->st));
@@ -176,6 +188,7 @@ static void cu_destroy(void *p) {
   free(ws->mlog);
   free(ws->dlog);
   free(ws->zn_h);
+  free(ws->wrow_h);
   free(ws);
 }
 
@@ -296,6 +309,7 @@ static int64_t cu_prepare(void *p, const ep_batch *bt, const float *mean_c) {
   cu_upload_tokens(ws, bt->clean);
   cu_embed(ws, ws->tok_d, ws->xtok, ws->xpos);
   cu_plain_fwd(ws, ws->xtok, ws->xpos, NULL, ws->target);
+  if (cu_device_kl(ws)) cu_kl_prepare(ws); /* the clean logits are still in ws->logits */
   if (ws->o.ablation == EP_ABLATE_INTERCHANGE) {
     EP_CHECK(bt->corrupted, "interchange ablation needs corrupted tokens");
     cu_upload_tokens(ws, bt->corrupted);
@@ -430,19 +444,33 @@ static double cu_faith(void *p, const double *z_edge, const double *z_node, doub
   }
   const ep_reader *rf = &g->readers[g->resid_reader];
   cu_resid_fwd(ws, ws->base + (size_t)(2 * ws->L) * ND, ws->zd + rf->edge_offset, rf->n_in, ws->yf);
-  cu_logits_to_host(ws);
   const size_t PV = (size_t)ws->P * Vo;
-  for (size_t i = 0; i < PV; i++) ws->mlog[i] = ws->h_logits[i];
-  if (out) memcpy(out, ws->h_logits, PV * sizeof(float));
-  const double loss =
-      backend_loss(ws->o.loss, ws->B, ws->npos_h, Vo, ws->target, ws->mlog, dz_edge ? ws->dlog : NULL);
+  double loss = 0;
+  if (cu_device_kl(ws)) {
+    cu_head_logits(ws);
+    if (out)
+      EP_CHECK_CUDA(cudaMemcpyAsync(ws->h_logits, ws->logits, PV * sizeof(float), cudaMemcpyDeviceToHost, ws->st));
+    cu_kl_rows(ws, dz_edge != NULL); /* with dz_edge, ws->logits becomes d loss / d logits */
+    EP_CHECK_CUDA(
+        cudaMemcpyAsync(ws->klrow_h, ws->klrow_d, (size_t)ws->P * sizeof(double), cudaMemcpyDeviceToHost, ws->st));
+    EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
+    if (out) memcpy(out, ws->h_logits, PV * sizeof(float));
+    for (int64_t p = 0; p < ws->P; p++) loss += ws->wrow_h[p] * ws->klrow_h[p];
+  } else {
+    cu_logits_to_host(ws);
+    for (size_t i = 0; i < PV; i++) ws->mlog[i] = ws->h_logits[i];
+    if (out) memcpy(out, ws->h_logits, PV * sizeof(float));
+    loss = backend_loss(ws->o.loss, ws->B, ws->npos_h, Vo, ws->target, ws->mlog, dz_edge ? ws->dlog : NULL);
+  }
   if (!dz_edge) return loss;
 
   /* ---- backward ---- */
   EP_CHECK_CUDA(cudaMemsetAsync(ws->ddelta, 0, W * ND * sizeof(float), ws->st));
   EP_CHECK_CUDA(cudaMemsetAsync(ws->dzd, 0, (E + W) * sizeof(double), ws->st));
-  for (size_t i = 0; i < PV; i++) ws->h_logits[i] = (float)ws->dlog[i];
-  EP_CHECK_CUDA(cudaMemcpyAsync(ws->logits, ws->h_logits, PV * sizeof(float), cudaMemcpyHostToDevice, ws->st));
+  if (!cu_device_kl(ws)) {
+    for (size_t i = 0; i < PV; i++) ws->h_logits[i] = (float)ws->dlog[i];
+    EP_CHECK_CUDA(cudaMemcpyAsync(ws->logits, ws->h_logits, PV * sizeof(float), cudaMemcpyHostToDevice, ws->st));
+  }
   cu_head_logits_bwd(ws);
   cu_resid_bwd(ws, ws->xf, ws->zd + rf->edge_offset, rf->n_in, ws->dzd + rf->edge_offset);
   const int nm = z_node != NULL;

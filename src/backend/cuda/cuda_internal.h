@@ -74,6 +74,12 @@ typedef struct {
   double *dzd;   /* [E + W] dz_edge, dz_node */
   double *part;  /* [W, CU_RED_BLOCKS] reduction partials */
   float *xo;     /* [N, D] MLP writer output */
+  /* KL losses on the device: clean logits, their log-sum-exp, per-row weights and KLs */
+  float *tgt_d;     /* [N, Vo] */
+  double *lse_d;    /* [N] */
+  double *wrow_d;   /* [N] weight of each loss position's KL */
+  double *klrow_d;  /* [N] */
+  double *wrow_h, *klrow_h; /* [N] host (klrow_h pinned) */
   size_t dev_bytes;
   void *dbufs[64]; /* every device allocation, for destroy */
   int n_dbufs;
@@ -151,6 +157,12 @@ extern "C" void cu_resid_add(cu_ws *ws, float *res, const float *x, float *wout)
 extern "C" void cu_head_logits(cu_ws *ws);
 /* Its backward: the loss gradient w.r.t. the logits, already in ws->logits, -> d yf in ws->xf. */
 extern "C" void cu_head_logits_bwd(cu_ws *ws);
+/* KL(p_full || p_masked) per loss position on the device (the kl / kl_sum losses):
+ * prepare keeps the clean logits of ws->logits and their log-sum-exp; cu_kl_rows gives
+ * ws->klrow_d [P] and, with grad, overwrites ws->logits with w_p (q - p), the gradient
+ * of sum_p w_p KL_p. Same formulas as backend_loss, in double. */
+extern "C" void cu_kl_prepare(cu_ws *ws);
+extern "C" void cu_kl_rows(cu_ws *ws, int grad);
 
 /* ---- attention.cu: projections (strided-batched over heads) ---- */
 /* q/k/v [H, N, dh] of layer l from normed inputs: head i's q input is X + i*sX, its k
