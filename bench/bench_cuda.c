@@ -6,7 +6,7 @@
  * base points) + prune_step (hard-concrete sample on the host, masked forward/backward
  * on the device, loss on the host, regulariser) + prune_adamw_step. Prints ms per step
  * and its parts, steps/s, device memory and the ratio to the reference PyTorch
- * implementation's 575 ms/step.
+ * implementation's 575 ms/step. Runs the steps in fp32, then again with TF32 GEMMs.
  *
  * usage: bench_cuda [steps]   (default 20 timed steps after 3 warm-up steps) */
 #include <stdio.h>
@@ -73,50 +73,55 @@ int main(int argc, char **argv) {
   void *ws = be->create(&m, &g, &eo, B, T);
   backend_cuda_mem_info(&free1, NULL);
 
-  ep_mask_params p;
-  prune_params_init(&p, g.n_edges, g.n_writers, 3);
-  ep_step_out o;
-  prune_step_out_init(&o, &p);
-  ep_adamw opt;
-  const double lr[4] = {0.8, 0.8, 0.8, 0.8};
-  prune_adamw_init(&opt, &p, lr); /* betas 0.9/0.999, eps 1e-8, weight decay 0.01 */
-
-  double t_prep = 0, t_faith = 0, t_opt = 0, t_fwd = 0;
-  for (int s = 0; s < warm + steps; s++) {
-    const double a = ep_time_now();
-    be->prepare(ws, &bt, NULL);
-    const double b = ep_time_now();
-    ep_step_targets tg = {prune_target(0, 0.94, s, 2500, 0), prune_target(0, 0.72, s, 2500, 0), 1};
-    prune_step(be, ws, &p, 5, s, &tg, &o);
-    const double c = ep_time_now();
-    prune_adamw_step(&opt, &p, o.grad, 1.0, prune_lr_factor(s, 200, 3000));
-    const double d = ep_time_now();
-    /* forward only (evaluation cost), same masks */
-    be->faith(ws, o.z_edge, o.z_node, NULL, NULL, NULL);
-    const double e = ep_time_now();
-    if (s >= warm) {
-      t_prep += b - a;
-      t_faith += c - b;
-      t_opt += d - c;
-      t_fwd += e - d;
+  for (int tf32 = 0; tf32 < 2; tf32++) {
+    /* the same work in both modes: fresh parameters and optimiser */
+    backend_cuda_set_tf32(ws, tf32);
+    ep_mask_params p;
+    prune_params_init(&p, g.n_edges, g.n_writers, 3);
+    ep_step_out o;
+    prune_step_out_init(&o, &p);
+    ep_adamw opt;
+    const double lr[4] = {0.8, 0.8, 0.8, 0.8};
+    prune_adamw_init(&opt, &p, lr); /* betas 0.9/0.999, eps 1e-8, weight decay 0.01 */
+    double t_prep = 0, t_faith = 0, t_opt = 0, t_fwd = 0;
+    for (int s = 0; s < warm + steps; s++) {
+      const double a = ep_time_now();
+      be->prepare(ws, &bt, NULL);
+      const double b = ep_time_now();
+      ep_step_targets tg = {prune_target(0, 0.94, s, 2500, 0), prune_target(0, 0.72, s, 2500, 0), 1};
+      prune_step(be, ws, &p, 5, s, &tg, &o);
+      const double c = ep_time_now();
+      prune_adamw_step(&opt, &p, o.grad, 1.0, prune_lr_factor(s, 200, 3000));
+      const double d = ep_time_now();
+      /* forward only (evaluation cost), same masks */
+      be->faith(ws, o.z_edge, o.z_node, NULL, NULL, NULL);
+      const double e = ep_time_now();
+      if (s >= warm) {
+        t_prep += b - a;
+        t_faith += c - b;
+        t_opt += d - c;
+        t_fwd += e - d;
+      }
+      if (s == warm + steps - 1) printf("last step: faith %.9g total %.9g\n", o.faith, o.total);
     }
-    if (s == warm) printf("step %d: faith %.6f total %.6f\n", s, o.faith, o.total);
+    backend_cuda_mem_info(&free2, NULL);
+    const double ms = 1e3 * (t_prep + t_faith + t_opt) / steps;
+    printf("device %d, %s, batch %d x %d, %d timed steps\n", dev,
+           tf32 ? "TF32 GEMMs (CUBLAS_COMPUTE_32F_FAST_TF32), fp32 elsewhere" : "fp32 (CUBLAS_COMPUTE_32F, no TF32)", B,
+           T, steps);
+    printf("  prepare              %8.2f ms\n", 1e3 * t_prep / steps);
+    printf("  masked fwd+bwd+loss  %8.2f ms   (forward + loss only: %.2f ms)\n", 1e3 * t_faith / steps,
+           1e3 * t_fwd / steps);
+    printf("  hard-concrete/AdamW  %8.2f ms   (host, in prune_step and prune_adamw_step)\n", 1e3 * t_opt / steps);
+    printf("full training step: %.2f ms/step, %.2f steps/s, %.1fx faster than the reference %.0f ms/step\n", ms,
+           1e3 / ms, REF_MS_PER_STEP / ms, REF_MS_PER_STEP);
+    printf("device memory: %.1f MiB used by the workspace after create, %.1f MiB after the steps (of %.1f GiB)\n",
+           (double)(free0 - free1) / 1048576.0, (double)(free0 - free2) / 1048576.0, (double)total / 1073741824.0);
+    prune_adamw_free(&opt);
+    prune_step_out_free(&o);
+    prune_params_free(&p);
   }
-  backend_cuda_mem_info(&free2, NULL);
-  const double ms = 1e3 * (t_prep + t_faith + t_opt) / steps;
-  printf("device %d, fp32 (CUBLAS_COMPUTE_32F, no TF32), batch %d x %d, %d timed steps\n", dev, B, T, steps);
-  printf("  prepare              %8.2f ms\n", 1e3 * t_prep / steps);
-  printf("  masked fwd+bwd+loss  %8.2f ms   (forward + loss only: %.2f ms)\n", 1e3 * t_faith / steps,
-         1e3 * t_fwd / steps);
-  printf("  hard-concrete/AdamW  %8.2f ms   (host, in prune_step and prune_adamw_step)\n", 1e3 * t_opt / steps);
-  printf("full training step: %.2f ms/step, %.2f steps/s, %.1fx faster than the reference %.0f ms/step\n", ms,
-         1e3 / ms, REF_MS_PER_STEP / ms, REF_MS_PER_STEP);
-  printf("device memory: %.1f MiB used by the workspace after create, %.1f MiB after the steps (of %.1f GiB)\n",
-         (double)(free0 - free1) / 1048576.0, (double)(free0 - free2) / 1048576.0, (double)total / 1073741824.0);
   be->destroy(ws);
-  prune_adamw_free(&opt);
-  prune_step_out_free(&o);
-  prune_params_free(&p);
   graph_free(&g);
   model_free(&m);
   free(clean);

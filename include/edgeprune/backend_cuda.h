@@ -30,6 +30,13 @@ int backend_cuda_select_device(void);
 /* Free and total memory of the current device in bytes (cudaMemGetInfo). */
 void backend_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
 
+/* GEMMs of workspace ws (from backend_cuda()->create) in TF32 tensor-core mode
+ * (CUBLAS_COMPUTE_32F_FAST_TF32; storage and everything else stay fp32) when on, plain
+ * fp32 (the default) when off. For speed measurements: TF32 rounds GEMM inputs to 10-bit
+ * mantissas, so results move by ~1e-3 relative and the fp32 comparison test does not
+ * apply. */
+void backend_cuda_set_tf32(void *ws, int on);
+
 /* The CUDA backend's operations. */
 const ep_backend_ops *backend_cuda(void);
 

@@ -7,14 +7,19 @@
  * outputs, faith's loss and masked outputs (forward only and with backward), dz_edge
  * and dz_node.
  *
- * Tolerance: both backends compute in fp32 with different summation orders, so an
- * element may differ by its own fp32 rounding error. Element i passes when
- *   |cuda - cpu32| <= rtol * max(|cpu32|, floor) + 4 |cpu32 - cpu64|
- * with rtol 1e-5 for forward values and 1e-4 for gradients; floor 1e-6 for gradients
- * and 1e-3 of the array's largest value for forward values. The last term (the fp32
- * reference's own distance from the fp64 reference) only matters where cancellation
- * leaves an element far below the size of the terms it sums; how often it was needed
- * is printed. The maximum relative errors are printed per quantity. */
+ * Tolerance. Both backends compute in fp32 with different summation orders (cuBLAS
+ * blocking, float attention scores on the device, double ones on the host), so each
+ * element carries an error of a few fp32 ulps of the terms it sums: of the largest
+ * values of its array, not of itself. Relative error is therefore measured against the
+ * array's largest magnitude M: element i passes when
+ *   |cuda - cpu32| <= rtol * max(|cpu32|, M) + 4 |cpu32 - cpu64|
+ * with rtol 1e-5 for forward values and the loss, 1e-4 for gradients (a single value,
+ * the loss, is relative to itself). The last term, the fp32 reference's own distance
+ * from the fp64 reference, only matters for scalars with cancellation. For information
+ * the test also prints the largest element-wise relative error over elements above
+ * 1e-6 (gradients) or 1e-3 M (forward values), and the same for cpu32 against cpu64,
+ * which shows the fp32 reference has element-wise errors of the same size. Any wrong
+ * term (an edge, a sign, a mask, a position) shows up at 1e-3 or more. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,18 +29,18 @@
 #include "test_util.h"
 
 typedef struct {
-  double max_rel; /* over elements with |ref| above the floor */
-  double max_norm; /* max |diff| / max |ref| */
-  long floored;    /* elements that needed the fp64 term */
+  double max_norm;    /* max |cuda - cpu32| / M */
+  double max_rel;     /* element-wise, over |cpu32| above the floor */
+  double max_rel_ref; /* the same for cpu32 against cpu64 */
   long n;
 } cmp_stat;
 
 static cmp_stat st_fwd, st_grad;
 
 static void stat_merge(cmp_stat *s, const cmp_stat *c) {
-  s->max_rel = fmax(s->max_rel, c->max_rel);
   s->max_norm = fmax(s->max_norm, c->max_norm);
-  s->floored += c->floored;
+  s->max_rel = fmax(s->max_rel, c->max_rel);
+  s->max_rel_ref = fmax(s->max_rel_ref, c->max_rel_ref);
   s->n += c->n;
 }
 
@@ -43,28 +48,28 @@ static void stat_merge(cmp_stat *s, const cmp_stat *c) {
 static void cmp(const char *label, const char *what, size_t n, const double *got, const double *r32,
                 const double *r64, int grad) {
   const double rtol = grad ? 1e-4 : 1e-5;
-  double mx = 0;
-  for (size_t i = 0; i < n; i++) mx = fmax(mx, fabs(r32[i]));
-  const double floor = grad ? 1e-6 : 1e-3 * mx;
+  double M = 0;
+  for (size_t i = 0; i < n; i++) M = fmax(M, fabs(r32[i]));
+  const double floor = grad ? 1e-6 : 1e-3 * M;
   cmp_stat c = {0, 0, 0, (long)n};
   size_t bad = 0, first = 0;
   for (size_t i = 0; i < n; i++) {
-    const double d = fabs(got[i] - r32[i]), a = fabs(r32[i]);
-    const double allow_rel = rtol * fmax(a, floor);
-    if (a > floor) c.max_rel = fmax(c.max_rel, d / a);
-    if (mx > 0) c.max_norm = fmax(c.max_norm, d / mx);
-    if (!(d <= allow_rel + 4 * fabs(r32[i] - r64[i]))) {
+    const double d = fabs(got[i] - r32[i]), a = fabs(r32[i]), dref = fabs(r32[i] - r64[i]);
+    if (M > 0) c.max_norm = fmax(c.max_norm, d / M);
+    if (a > floor) {
+      c.max_rel = fmax(c.max_rel, d / a);
+      c.max_rel_ref = fmax(c.max_rel_ref, dref / a);
+    }
+    if (!(d <= rtol * fmax(a, M) + 4 * dref)) {
       if (!bad) first = i;
       bad++;
-    } else if (d > allow_rel) {
-      c.floored++;
     }
   }
-  T_CHECK(bad == 0, "%s %s: %zu of %zu values off (first [%zu]: cuda %.9g cpu32 %.9g cpu64 %.9g)", label, what,
-          bad, n, first, n ? got[first] : 0, n ? r32[first] : 0, n ? r64[first] : 0);
+  T_CHECK(bad == 0, "%s %s: %zu of %zu values off (first [%zu]: cuda %.9g cpu32 %.9g cpu64 %.9g, max %.3g)", label,
+          what, bad, n, first, n ? got[first] : 0, n ? r32[first] : 0, n ? r64[first] : 0, M);
   stat_merge(grad ? &st_grad : &st_fwd, &c);
-  printf("  %-44s %-10s n %7zu  max rel %.2e  max |d|/max %.2e%s\n", label, what, n, c.max_rel, c.max_norm,
-         c.floored ? "  (fp64 term used)" : "");
+  printf("  %-44s %-10s n %7zu  |d|/M %.2e  elem rel %.2e (cpu32 vs cpu64 %.2e)\n", label, what, n, c.max_norm,
+         c.max_rel, c.max_rel_ref);
 }
 
 static double *to_d(const float *x, size_t n) {
@@ -210,10 +215,10 @@ int main(void) {
     for (int emb = 0; emb < 2; emb++)
       for (int abl = 0; abl < 3; abl++)
         for (int nm = 0; nm < 2; nm++, k++) run_case(&cases[c], emb, (ep_ablation)abl, nm, cases[c].loss[k % 2]);
-  printf("forward:   max rel %.3e  max |d|/max %.3e  (%ld values, %ld needed the fp64 term)\n", st_fwd.max_rel,
-         st_fwd.max_norm, st_fwd.n, st_fwd.floored);
-  printf("gradients: max rel %.3e  max |d|/max %.3e  (%ld values, %ld needed the fp64 term)\n", st_grad.max_rel,
-         st_grad.max_norm, st_grad.n, st_grad.floored);
+  printf("forward:   max |d|/M %.3e (tolerance 1e-5), element-wise rel %.3e (cpu32 vs cpu64 %.3e), %ld values\n",
+         st_fwd.max_norm, st_fwd.max_rel, st_fwd.max_rel_ref, st_fwd.n);
+  printf("gradients: max |d|/M %.3e (tolerance 1e-4), element-wise rel %.3e (cpu32 vs cpu64 %.3e), %ld values\n",
+         st_grad.max_norm, st_grad.max_rel, st_grad.max_rel_ref, st_grad.n);
   model_free(&g_small);
   model_free(&g_tiny);
   model_free(&tracr);

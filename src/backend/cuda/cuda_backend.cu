@@ -148,7 +148,7 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   DALLOC(mrs, float, N);
   DALLOC(hpre, float, N * F);
   DALLOC(hact, float, N * F);
-  DALLOC(gchunk, float, (size_t)Bmax * 3 * H * W);
+  DALLOC(gchunk, float, N * 3 * H * W);
   DALLOC(yf, float, N * D);
   DALLOC(xf, float, N * D);
   DALLOC(fmu, float, N);
@@ -246,8 +246,9 @@ static void cu_logits_to_host(cu_ws *ws) {
 }
 
 /* Plain model from embeddings xt, xp [N, D] (ws->B/T/len set). wout [W, N, D] gets every
- * writer's output when non-NULL; out_pos [P, Vo] the outputs at the loss positions. */
-static void cu_plain_fwd(cu_ws *ws, const float *xt, const float *xp, float *wout, double *out_pos) {
+ * writer's output when non-NULL. With logits, ws->logits gets the outputs at the loss
+ * positions, and out_pos (when non-NULL) a host copy [P, Vo]. */
+static void cu_plain_fwd(cu_ws *ws, const float *xt, const float *xp, float *wout, int logits, double *out_pos) {
   const ep_graph *g = ws->g;
   const size_t ND = ws->N * (size_t)ws->D;
   cu_add2(ws, ws->res, xt, xp, ND);
@@ -269,12 +270,15 @@ static void cu_plain_fwd(cu_ws *ws, const float *xt, const float *xp, float *wou
       cu_resid_add(ws, ws->res, ws->xo, wout ? wout + (size_t)g->layer_mlp_writer[l] * ND : NULL);
     }
   }
-  if (out_pos) {
-    cu_gather_rows(ws, ws->res, ws->yf);
-    cu_logits_to_host(ws);
-    const size_t PV = (size_t)ws->P * ws->Vo;
-    for (size_t i = 0; i < PV; i++) out_pos[i] = ws->h_logits[i];
+  if (!logits) return;
+  cu_gather_rows(ws, ws->res, ws->yf);
+  if (!out_pos) {
+    cu_head_logits(ws);
+    return;
   }
+  cu_logits_to_host(ws);
+  const size_t PV = (size_t)ws->P * ws->Vo;
+  for (size_t i = 0; i < PV; i++) out_pos[i] = ws->h_logits[i];
 }
 
 /* ---- entry points -------------------------------------------------------------------- */
@@ -285,7 +289,7 @@ static void cu_writer_outputs(void *p, const int32_t *tok, const int32_t *length
   ws->P = 0;
   cu_upload_tokens(ws, tok);
   cu_embed(ws, ws->tok_d, ws->tmp, ws->tmp2);
-  cu_plain_fwd(ws, ws->tmp, ws->tmp2, ws->c, NULL);
+  cu_plain_fwd(ws, ws->tmp, ws->tmp2, ws->c, 0, NULL);
   EP_CHECK_CUDA(cudaMemcpyAsync(out, ws->c, (size_t)ws->W * ws->N * ws->D * sizeof(float), cudaMemcpyDeviceToHost,
                                 ws->st));
   EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
@@ -308,13 +312,19 @@ static int64_t cu_prepare(void *p, const ep_batch *bt, const float *mean_c) {
       cudaMemcpyAsync(ws->prow_d, ws->prow_h, (size_t)ws->P * sizeof(int32_t), cudaMemcpyHostToDevice, ws->st));
   cu_upload_tokens(ws, bt->clean);
   cu_embed(ws, ws->tok_d, ws->xtok, ws->xpos);
-  cu_plain_fwd(ws, ws->xtok, ws->xpos, NULL, ws->target);
-  if (cu_device_kl(ws)) cu_kl_prepare(ws); /* the clean logits are still in ws->logits */
+  /* clean outputs at the loss positions: kept on the device for the device losses
+   * (full_outputs copies them back on request), on the host for backend_loss */
+  if (cu_device_kl(ws)) {
+    cu_plain_fwd(ws, ws->xtok, ws->xpos, NULL, 1, NULL);
+    cu_kl_prepare(ws);
+  } else {
+    cu_plain_fwd(ws, ws->xtok, ws->xpos, NULL, 1, ws->target);
+  }
   if (ws->o.ablation == EP_ABLATE_INTERCHANGE) {
     EP_CHECK(bt->corrupted, "interchange ablation needs corrupted tokens");
     cu_upload_tokens(ws, bt->corrupted);
     cu_embed(ws, ws->tok_d, ws->tmp, ws->tmp2);
-    cu_plain_fwd(ws, ws->tmp, ws->tmp2, ws->c, NULL);
+    cu_plain_fwd(ws, ws->tmp, ws->tmp2, ws->c, 0, NULL);
   } else if (ws->o.ablation == EP_ABLATE_ZERO) {
     EP_CHECK_CUDA(cudaMemsetAsync(ws->c, 0, (size_t)ws->W * ND * sizeof(float), ws->st));
   } else {
@@ -344,7 +354,13 @@ static int64_t cu_prepare(void *p, const ep_batch *bt, const float *mean_c) {
 
 static void cu_full_outputs(void *p, float *out) {
   cu_ws *ws = (cu_ws *)p;
-  for (int64_t i = 0; i < ws->P * ws->Vo; i++) out[i] = (float)ws->target[i];
+  const size_t PV = (size_t)ws->P * ws->Vo;
+  if (cu_device_kl(ws)) {
+    EP_CHECK_CUDA(cudaMemcpyAsync(out, ws->tgt_d, PV * sizeof(float), cudaMemcpyDeviceToHost, ws->st));
+    EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
+    return;
+  }
+  for (size_t i = 0; i < PV; i++) out[i] = (float)ws->target[i];
 }
 
 /* ---- masked forward / backward ------------------------------------------------------- */
@@ -490,6 +506,11 @@ static double cu_faith(void *p, const double *z_edge, const double *z_node, doub
   memcpy(dz_edge, ws->h_dz, E * sizeof(double));
   if (dz_node) memcpy(dz_node, ws->h_dz + E, W * sizeof(double));
   return loss;
+}
+
+extern "C" void backend_cuda_set_tf32(void *p, int on) {
+  cu_ws *ws = (cu_ws *)p;
+  ws->gemm_compute = on ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
 }
 
 static const ep_backend_ops cuda_ops = {

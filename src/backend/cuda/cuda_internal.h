@@ -67,7 +67,7 @@ typedef struct {
   float *hx;              /* [H, N, D] head writer outputs (later their gradients) */
   float *tmp, *tmp2, *res; /* [N, D] */
   float *ym, *mn, *mmu, *mrs, *hpre, *hact;
-  float *gchunk; /* [Bmax, 3H, W] per-example edge gradient partials */
+  float *gchunk; /* [Bmax*Tmax, 3H, W] per-token-row edge gradient partials */
   float *yf, *xf, *fmu, *frs, *logits;
   float *zd;     /* [E + W] z_edge, z_node */
   float *meanc;  /* [W, Tmax, D] */
@@ -123,7 +123,7 @@ extern "C" void cu_delta_write(cu_ws *ws, const float *x, const float *c, const 
 extern "C" void cu_node_grad(cu_ws *ws, const float *x, const float *c, const float *dd, const float *zn,
                              double *dz, float *dx, int nw);
 /* Reader group backward: dY [R, N, D], Z [R, n] (ld n): dz[j*n + w] = <dY_j, delta_w>
- * (double, summed per example then over examples) and ddelta[:n] += Z^T dY. */
+ * (fp32 per token row, summed over rows in double) and ddelta[:n] += Z^T dY. */
 extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int n, const float *Z, double *dz);
 /* resid_post at the loss positions: yf[p] = base[prow[p]] + sum_{w<n} z[w] delta_w[prow[p]]. */
 extern "C" void cu_resid_fwd(cu_ws *ws, const float *base, const float *z, int n, float *yf);

@@ -3,8 +3,8 @@
  * Reader r's input is base_r + sum_{w < n} z_rw delta_w. All q/k/v readers of a layer
  * share n, so their inputs are one GEMM Z_l [3H, n] x delta [n, N*D]; the MLP reader is
  * the same with one row, resid_post is needed at the loss positions only. The
- * backward gives d(loss)/dz_rw = <dY_r, delta_w> (per example, then summed in double,
- * as the CPU reference) and ddelta += Z^T dY. Node (writer) masks scale delta_w. */
+ * backward gives d(loss)/dz_rw = <dY_r, delta_w> (per token row in fp32, the rows summed
+ * in double; the CPU reference sums per example) and ddelta += Z^T dY. Node (writer) masks scale delta_w. */
 #include "cuda_internal.h"
 #include "cuda_util.cuh"
 
@@ -95,7 +95,7 @@ extern "C" void cu_node_grad(cu_ws *ws, const float *x, const float *c, const fl
   }
 }
 
-/* out[j] = sum_b part[b * cnt + j] in double, b in order (the CPU sums example chunks so). */
+/* out[j] = sum_b part[b * cnt + j] in double, b in order. */
 static __global__ void k_sum_chunks(const float *part, int nb, int cnt, double *out) {
   const int j = blockIdx.x * blockDim.x + threadIdx.x;
   if (j >= cnt) return;
@@ -106,12 +106,14 @@ static __global__ void k_sum_chunks(const float *part, int nb, int cnt, double *
 
 extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int n, const float *Z, double *dz) {
   if (n == 0) return;
-  const int D = ws->D, ND = (int)(ws->N * (size_t)D), TD = ws->T * D;
-  /* gchunk[b] [R, n] = dY_b [R, T*D] x delta_b^T [T*D, n], example b's rows of each array */
-  cu_gemm_batched(ws, 0, 1, R, n, TD, 1.0f, dY, ND, TD, ws->delta, ND, TD, 0.0f, ws->gchunk, n, (long long)R * n,
-                  ws->B);
+  const int D = ws->D, ND = (int)(ws->N * (size_t)D), rows = (int)ws->N;
+  /* gchunk[row] [R, n] = dY_row [R, D] x delta_row^T [D, n] for every token row: one
+   * strided-batched GEMM with enough independent blocks to fill the device (one GEMM
+   * per example would give a long K and few blocks), then the rows summed in double. */
+  cu_gemm_batched(ws, 0, 1, R, n, D, 1.0f, dY, ND, D, ws->delta, ND, D, 0.0f, ws->gchunk, n, (long long)R * n,
+                  rows);
   const int cnt = R * n;
-  k_sum_chunks<<<(cnt + 127) / 128, 128, 0, ws->st>>>(ws->gchunk, ws->B, cnt, dz);
+  k_sum_chunks<<<(cnt + 127) / 128, 128, 0, ws->st>>>(ws->gchunk, rows, cnt, dz);
   EP_CHECK_LAUNCH();
   /* ddelta[:n] += Z^T dY */
   cu_gemm(ws, 1, 0, n, ND, R, 1.0f, Z, n, dY, ND, 1.0f, ws->ddelta, ND);
