@@ -6,9 +6,13 @@
  * base points) + prune_step (hard-concrete sample on the host, masked forward/backward
  * on the device, loss on the host, regulariser) + prune_adamw_step. Prints ms per step
  * and its parts, steps/s, device memory and the ratio to the reference PyTorch
- * implementation's 575 ms/step. Runs the steps in fp32, then again with TF32 GEMMs.
+ * implementation's 575 ms/step. Runs the steps in fp32 and with TF32 GEMMs, each with the
+ * backward recomputing layer activations (default) and keeping them.
  *
- * usage: bench_cuda [steps]   (default 20 timed steps after 3 warm-up steps) */
+ * usage: bench_cuda [steps [fp32|tf32|fp32-keep|tf32-keep|all]]   (default: 20 timed
+ * steps after 3 warm-up steps, all four modes). With EP_CUDA_PROFILE=1 the backend prints
+ * device time per phase when the workspace is destroyed (run one mode for a clean table). */
+#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -23,6 +27,12 @@
 
 int main(int argc, char **argv) {
   const int steps = argc > 1 ? atoi(argv[1]) : 20, warm = 3;
+  static const char *modes[4] = {"fp32", "tf32", "fp32-keep", "tf32-keep"};
+  const char *mode = argc > 2 ? argv[2] : "all";
+  EP_CHECK(steps >= 1, "steps must be at least 1");
+  int mode_ok = !strcmp(mode, "all");
+  for (int i = 0; i < 4; i++) mode_ok |= !strcmp(mode, modes[i]);
+  EP_CHECK(mode_ok, "mode %s: fp32, tf32, fp32-keep, tf32-keep or all", mode);
   if (!backend_cuda_available()) {
     printf("no CUDA device: nothing to benchmark\n");
     return 77;
@@ -73,9 +83,12 @@ int main(int argc, char **argv) {
   void *ws = be->create(&m, &g, &eo, B, T);
   backend_cuda_mem_info(&free1, NULL);
 
-  for (int tf32 = 0; tf32 < 2; tf32++) {
-    /* the same work in both modes: fresh parameters and optimiser */
+  for (int cfgi = 0; cfgi < 4; cfgi++) {
+    const int tf32 = cfgi & 1, keep = cfgi >> 1;
+    if (strcmp(mode, "all") && strcmp(mode, modes[cfgi])) continue;
+    /* the same work in every mode: fresh parameters and optimiser */
     backend_cuda_set_tf32(ws, tf32);
+    backend_cuda_set_keep_activations(ws, keep);
     ep_mask_params p;
     prune_params_init(&p, g.n_edges, g.n_writers, 3);
     ep_step_out o;
@@ -106,16 +119,16 @@ int main(int argc, char **argv) {
     }
     backend_cuda_mem_info(&free2, NULL);
     const double ms = 1e3 * (t_prep + t_faith + t_opt) / steps;
-    printf("device %d, %s, batch %d x %d, %d timed steps\n", dev,
-           tf32 ? "TF32 GEMMs (CUBLAS_COMPUTE_32F_FAST_TF32), fp32 elsewhere" : "fp32 (CUBLAS_COMPUTE_32F, no TF32)", B,
-           T, steps);
+    printf("device %d, %s, %s, batch %d x %d, %d timed steps\n", dev,
+           tf32 ? "TF32 GEMMs (CUBLAS_COMPUTE_32F_FAST_TF32), fp32 elsewhere" : "fp32 (CUBLAS_COMPUTE_32F, no TF32)",
+           keep ? "activations kept" : "activations recomputed", B, T, steps);
     printf("  prepare              %8.2f ms\n", 1e3 * t_prep / steps);
     printf("  masked fwd+bwd+loss  %8.2f ms   (forward + loss only: %.2f ms)\n", 1e3 * t_faith / steps,
            1e3 * t_fwd / steps);
     printf("  hard-concrete/AdamW  %8.2f ms   (host, in prune_step and prune_adamw_step)\n", 1e3 * t_opt / steps);
     printf("full training step: %.2f ms/step, %.2f steps/s, %.1fx faster than the reference %.0f ms/step\n", ms,
            1e3 / ms, REF_MS_PER_STEP / ms, REF_MS_PER_STEP);
-    printf("device memory: %.1f MiB used by the workspace after create, %.1f MiB after the steps (of %.1f GiB)\n",
+    printf("device memory: %.1f MiB used by the workspace after create, %.1f MiB after these steps (of %.1f GiB)\n\n",
            (double)(free0 - free1) / 1048576.0, (double)(free0 - free2) / 1048576.0, (double)total / 1073741824.0);
     prune_adamw_free(&opt);
     prune_step_out_free(&o);

@@ -37,6 +37,12 @@ void backend_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
  * apply. */
 void backend_cuda_set_tf32(void *ws, int on);
 
+/* Keep every layer's forward state of the masked run on the device for the backward
+ * (on) instead of recomputing it layer by layer in the backward (off, the default, the
+ * CPU reference's memory-saving way). Same results bit for bit; on costs about
+ * L * (3H + 4) * B*T*D floats of device memory and saves the recomputation. */
+void backend_cuda_set_keep_activations(void *ws, int on);
+
 /* The CUDA backend's operations. */
 const ep_backend_ops *backend_cuda(void);
 

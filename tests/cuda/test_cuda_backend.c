@@ -5,7 +5,7 @@
  * on/off, interchange/zero/mean ablation, every loss kind; a full-size batch and a
  * smaller one in the same workspace. Compared: writer_outputs, prepare's P and full
  * outputs, faith's loss and masked outputs (forward only and with backward), dz_edge
- * and dz_node.
+ * and dz_node; and the same bits with kept activations instead of recomputation.
  *
  * Tolerance. Both backends compute in fp32 with different summation orders (cuBLAS
  * blocking, float attention scores on the device, double ones on the host), so each
@@ -23,6 +23,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "edgeprune/backend_cuda.h"
 #include "engine/fixture.h"
@@ -173,6 +174,20 @@ static void run_case(const model_case *mc, int emb, ep_ablation abl, int nm, ep_
             loss_fwd[0], loss_bwd[0]);
     cmp(lb, "dz_edge", E, dze[0], dze[1], dze[2], 1);
     if (nm) cmp(lb, "dz_node", W, dzn[0], dzn[1], dzn[2], 1);
+    /* kept activations instead of recomputation: the same kernels on the same data, so
+     * the same bits */
+    backend_cuda_set_keep_activations(wc, 1);
+    double *dze_k = malloc(E * sizeof(double)), *dzn_k = malloc(W * sizeof(double));
+    float *mo_k = malloc((PV ? PV : 1) * sizeof(float));
+    const double loss_k = cu->faith(wc, ze, zn, dze_k, nm ? dzn_k : NULL, mo_k);
+    backend_cuda_set_keep_activations(wc, 0);
+    T_CHECK(loss_k == loss_bwd[0], "%s: kept activations: loss %.17g vs %.17g", lb, loss_k, loss_bwd[0]);
+    T_CHECK(!memcmp(mo_k, mo[0], PV * sizeof(float)), "%s: kept activations: masked outputs differ", lb);
+    T_CHECK(!memcmp(dze_k, dze[0], E * sizeof(double)), "%s: kept activations: dz_edge differs", lb);
+    T_CHECK(!nm || !memcmp(dzn_k, dzn[0], W * sizeof(double)), "%s: kept activations: dz_node differs", lb);
+    free(dze_k);
+    free(dzn_k);
+    free(mo_k);
     double gmax = 0;
     for (size_t e = 0; e < E; e++) gmax = fmax(gmax, fabs(dze[1][e]));
     T_CHECK(gmax > 0, "%s: all edge gradients are zero (the comparison would be empty)", lb);

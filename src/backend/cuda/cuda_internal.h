@@ -17,6 +17,26 @@ extern "C" {
 #include "edgeprune/model.h"
 }
 
+/* Optional phase timing (environment EP_CUDA_PROFILE=1): cu_mark(ws, ph) records an event
+ * on the stream and attributes the device time since the previous mark to phase ph;
+ * the totals are printed when the workspace is destroyed. */
+typedef enum {
+  CU_PH_PLAIN,   /* plain forwards (prepare, writer_outputs) */
+  CU_PH_PREP,    /* ablation values, base points, clean log-sum-exp */
+  CU_PH_MIX,     /* reader-mixing GEMMs Z x delta */
+  CU_PH_NORM,    /* per-reader LN forward / backward */
+  CU_PH_ATTN,    /* q/k/v projections, attention, head outputs, delta */
+  CU_PH_MLP,     /* MLP forward, delta */
+  CU_PH_HEAD,    /* resid_post, final norm, logits, loss, and their backward */
+  CU_PH_NODE,    /* head outputs again and node gradients in the backward */
+  CU_PH_ATTN_B,  /* attention backward: W_O, core, q/k/v projections */
+  CU_PH_MLP_B,   /* MLP backward GEMMs and activation */
+  CU_PH_EDGE,    /* edge gradients <dY, delta> */
+  CU_PH_DDELTA,  /* ddelta += Z^T dY */
+  CU_PH_N
+} cu_phase;
+#define CU_PROF_MAX 2048
+
 /* Attention kernels keep one example's K/V (and Q, dO in the backward) of one head in
  * shared memory: short sequences only. */
 #define CU_T_MAX 128
@@ -25,6 +45,14 @@ typedef struct {
   const float *ln1_w, *ln1_b, *w_q, *b_q, *w_k, *b_k, *w_v, *b_v, *w_o, *b_o;
   const float *ln2_w, *ln2_b, *w_fc, *b_fc, *w_proj, *b_proj;
 } cu_lw;
+
+/* A layer's forward state that the backward reads: the working pointers of cu_ws point
+ * either at shared scratch (recomputed in the backward, the CPU reference's way) or, with
+ * keep_acts, at per-layer storage filled by the forward (no recomputation). */
+typedef struct {
+  float *Y, *mu, *rs, *q, *k, *v, *ob, *att; /* attention readers and core */
+  float *ym, *mmu, *mrs, *hpre, *xo;         /* MLP reader and core */
+} cu_lstate;
 
 typedef struct {
   const ep_model *m;
@@ -51,7 +79,7 @@ typedef struct {
   int32_t *len_h;  /* [Bmax] */
   int32_t *npos_h; /* [Bmax] */
   int32_t *prow_h; /* [Bmax*Tmax] token row of each loss position */
-  int32_t *tok_h;  /* [Bmax*Tmax] pinned staging for token ids */
+  int32_t *tok_h;  /* [2, Bmax*Tmax] pinned staging for token ids (clean, corrupted) */
   int64_t P;
   double *target;  /* [P, Vo] full-model outputs at the loss positions */
   double *mlog, *dlog; /* [P, Vo] masked outputs and loss gradient, double (host) */
@@ -60,7 +88,7 @@ typedef struct {
   double *h_dz;        /* [E + W] pinned staging: dz_edge then dz_node */
   float *zn_h;         /* [W] node masks as float (1 when off) */
   /* device buffers (float unless noted) */
-  int32_t *len_d, *prow_d, *tok_d;
+  int32_t *len_d, *prow_d, *tok_d; /* tok_d [2, Bmax*Tmax] */
   float *c, *base, *xtok, *xpos, *delta, *ddelta;
   float *Y, *Xn, *mu, *rs;
   float *q, *k, *v, *ob, *dob, *dq, *dk, *dv, *att, *dsc;
@@ -73,20 +101,39 @@ typedef struct {
   float *meanc;  /* [W, Tmax, D] */
   double *dzd;   /* [E + W] dz_edge, dz_node */
   double *part;  /* [W, CU_RED_BLOCKS] reduction partials */
+  double *part2; /* [CU_CHUNK_SLICES, 3H, W] edge-gradient slice sums */
   float *xo;     /* [N, D] MLP writer output */
+  int keep_acts;       /* 1: per-layer forward state kept for the backward */
+  cu_lstate shared;    /* the scratch versions of the working pointers */
+  cu_lstate *kept;     /* [L] per-layer storage (allocated when keep_acts is first set) */
   /* KL losses on the device: clean logits, their log-sum-exp, per-row weights and KLs */
   float *tgt_d;     /* [N, Vo] */
   double *lse_d;    /* [N] */
   double *wrow_d;   /* [N] weight of each loss position's KL */
   double *klrow_d;  /* [N] */
-  double *wrow_h, *klrow_h; /* [N] host (klrow_h pinned) */
+  double *wrow_h, *klrow_h; /* [N] host, pinned */
   size_t dev_bytes;
+  /* phase timing */
+  int prof;
+  cudaEvent_t prof_ev[CU_PROF_MAX];
+  int prof_ph[CU_PROF_MAX];
+  int prof_n;
+  int prof_kind;                /* 0 prepare, 1 faith forward only, 2 faith with backward */
+  double prof_ms[3][CU_PH_N];    /* device time per call kind and phase */
+  int prof_calls[3];
+  double prof_wall[3];           /* host wall time per call kind */
+  double prof_t0;
   void *dbufs[64]; /* every device allocation, for destroy */
   int n_dbufs;
 } cu_ws;
 
+/* Slices of the two-level edge-gradient row sums (fixed: deterministic sums). */
+#define CU_CHUNK_SLICES 32
 /* Blocks per writer in the node-gradient reductions (fixed: deterministic sums). */
 #define CU_RED_BLOCKS 64
+
+/* Phase timing mark (no-op unless profiling); defined in cuda_backend.cu. */
+extern "C" void cu_mark(cu_ws *ws, cu_phase ph);
 
 /* ---- embed.cu ---- */
 /* xt[n] = wte[tok[n]], xp[n] = wpe[t] (0 without a positional table), n < N. */
@@ -158,7 +205,8 @@ extern "C" void cu_head_logits(cu_ws *ws);
 /* Its backward: the loss gradient w.r.t. the logits, already in ws->logits, -> d yf in ws->xf. */
 extern "C" void cu_head_logits_bwd(cu_ws *ws);
 /* KL(p_full || p_masked) per loss position on the device (the kl / kl_sum losses):
- * prepare keeps the clean logits of ws->logits and their log-sum-exp; cu_kl_rows gives
+ * cu_kl_prepare keeps the clean logits of ws->logits and their log-sum-exp (ws->wrow_d,
+ * the row weights, is uploaded by prepare); cu_kl_rows gives
  * ws->klrow_d [P] and, with grad, overwrites ws->logits with w_p (q - p), the gradient
  * of sum_p w_p KL_p. Same formulas as backend_loss, in double. */
 extern "C" void cu_kl_prepare(cu_ws *ws);

@@ -55,14 +55,6 @@ extern "C" void cu_kl_prepare(cu_ws *ws) {
   EP_CHECK_CUDA(cudaMemcpyAsync(ws->tgt_d, ws->logits, PV * sizeof(float), cudaMemcpyDeviceToDevice, ws->st));
   k_row_lse<<<(unsigned)ws->P, KL_THREADS, 0, ws->st>>>(ws->tgt_d, ws->Vo, ws->lse_d);
   EP_CHECK_LAUNCH();
-  /* row weights: 1/(n_b B) for kl, 1/B for kl_sum (backend_loss) */
-  int64_t p = 0;
-  for (int b = 0; b < ws->B; b++)
-    for (int j = 0; j < ws->npos_h[b]; j++)
-      ws->wrow_h[p++] = ws->o.loss == EP_LOSS_KL ? 1.0 / ((double)ws->npos_h[b] * ws->B) : 1.0 / ws->B;
-  EP_CHECK_CUDA(cudaMemcpyAsync(ws->wrow_d, ws->wrow_h, (size_t)ws->P * sizeof(double), cudaMemcpyHostToDevice,
-                                ws->st));
-  EP_CHECK_CUDA(cudaStreamSynchronize(ws->st)); /* wrow_h is pageable */
 }
 
 /* One block per loss position: KL = sum_i p_i (lp_i - lq_i), grad_i = w (q_i - p_i). */

@@ -95,13 +95,23 @@ extern "C" void cu_node_grad(cu_ws *ws, const float *x, const float *c, const fl
   }
 }
 
-/* out[j] = sum_b part[b * cnt + j] in double, b in order. */
-static __global__ void k_sum_chunks(const float *part, int nb, int cnt, double *out) {
+/* Row sums of the per-token-row partials, deterministic and coalesced in two levels:
+ * block (x, s) sums rows s, s + S, s + 2S, ... of columns [128 x, 128 x + 128) into
+ * part2[s] (double); then out[j] = sum_s part2[s * cnt + j]. */
+static __global__ void k_sum_chunks_1(const float *part, int nb, int cnt, double *part2) {
+  const int j = blockIdx.x * blockDim.x + threadIdx.x, s = blockIdx.y;
+  if (j >= cnt) return;
+  double acc = 0;
+  for (int b = s; b < nb; b += gridDim.y) acc += part[(size_t)b * cnt + j];
+  part2[(size_t)s * cnt + j] = acc;
+}
+
+static __global__ void k_sum_chunks_2(const double *part2, int ns, int cnt, double *out) {
   const int j = blockIdx.x * blockDim.x + threadIdx.x;
   if (j >= cnt) return;
-  double s = 0;
-  for (int b = 0; b < nb; b++) s += part[(size_t)b * cnt + j];
-  out[j] = s;
+  double acc = 0;
+  for (int s = 0; s < ns; s++) acc += part2[(size_t)s * cnt + j];
+  out[j] = acc;
 }
 
 extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int n, const float *Z, double *dz) {
@@ -112,11 +122,16 @@ extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int n, const flo
    * per example would give a long K and few blocks), then the rows summed in double. */
   cu_gemm_batched(ws, 0, 1, R, n, D, 1.0f, dY, ND, D, ws->delta, ND, D, 0.0f, ws->gchunk, n, (long long)R * n,
                   rows);
-  const int cnt = R * n;
-  k_sum_chunks<<<(cnt + 127) / 128, 128, 0, ws->st>>>(ws->gchunk, rows, cnt, dz);
+  const int cnt = R * n, ns = rows < CU_CHUNK_SLICES ? rows : CU_CHUNK_SLICES;
+  k_sum_chunks_1<<<dim3((unsigned)(cnt + 127) / 128, (unsigned)ns), 128, 0, ws->st>>>(ws->gchunk, rows, cnt,
+                                                                                     ws->part2);
   EP_CHECK_LAUNCH();
+  k_sum_chunks_2<<<(cnt + 127) / 128, 128, 0, ws->st>>>(ws->part2, ns, cnt, dz);
+  EP_CHECK_LAUNCH();
+  cu_mark(ws, CU_PH_EDGE);
   /* ddelta[:n] += Z^T dY */
   cu_gemm(ws, 1, 0, n, ND, R, 1.0f, Z, n, dY, ND, 1.0f, ws->ddelta, ND);
+  cu_mark(ws, CU_PH_DDELTA);
 }
 
 /* yf[p, d] = base[row, d] + sum_w z[w] delta_w[row, d] (writer order, as the CPU). */
