@@ -1,0 +1,51 @@
+/* backend_cuda.h — the CUDA backend of the Edge Pruning engine (backend.h).
+ *
+ * Same entry points and semantics as backend_cpu() (fp32 only; opts.precision must be
+ * EP_PREC_F32). The model's weights are copied to the device once in create; per call
+ * only tokens, masks, mask gradients and per-position losses cross the bus. The kl and
+ * kl_sum losses run on the device; position_kl and mse (Tracr's numeric heads) in the
+ * shared host code backend_loss on the [P, Vo] outputs. Sequences up to 128 tokens;
+ * GPT-2 and Tracr kinds (no RoPE, gated MLP or grouped-query attention yet).
+ *
+ * On a machine without a usable CUDA device backend_cuda_available() returns 0, and
+ * nothing else here may be called. Plain C interface: no CUDA headers needed. */
+#pragma once
+
+#include <stddef.h>
+
+#include "edgeprune/backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* 1 when at least one CUDA device can be used by this process, else 0 (never fails). */
+int backend_cuda_available(void);
+
+/* Bind this process to a device: node-local rank (MPI_Comm_split_type SHARED over
+ * MPI_COMM_WORLD when MPI is running, else 0) modulo the node's device count.
+ * Returns the device index. Call before create. */
+int backend_cuda_select_device(void);
+
+/* Free and total memory of the current device in bytes (cudaMemGetInfo). */
+void backend_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
+
+/* GEMMs of workspace ws (from backend_cuda()->create) in TF32 tensor-core mode
+ * (CUBLAS_COMPUTE_32F_FAST_TF32; storage and everything else stay fp32) when on, plain
+ * fp32 (the default) when off. For speed measurements: TF32 rounds GEMM inputs to 10-bit
+ * mantissas, so results move by ~1e-3 relative and the fp32 comparison test does not
+ * apply. */
+void backend_cuda_set_tf32(void *ws, int on);
+
+/* Keep every layer's forward state of the masked run on the device for the backward
+ * (on) instead of recomputing it layer by layer in the backward (off, the default, the
+ * CPU reference's memory-saving way). Same results bit for bit; on costs about
+ * L * (3H + 4) * B*T*D floats of device memory and saves the recomputation. */
+void backend_cuda_set_keep_activations(void *ws, int on);
+
+/* The CUDA backend's operations. */
+const ep_backend_ops *backend_cuda(void);
+
+#ifdef __cplusplus
+}
+#endif

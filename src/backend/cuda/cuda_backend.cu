@@ -1,0 +1,686 @@
+/* cuda_backend.cu — the CUDA backend (backend_cuda.h): workspace, plain forward,
+ * prepare, masked forward/backward. Mirrors src/backend/cpu/cpu_impl.inc step by step
+ * (same buffers, same order of reader groups); see that file for the method. fp32
+ * storage and fp32 cuBLAS compute (no TF32). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_internal.h"
+
+extern "C" {
+#include "edgeprune/backend_cuda.h"
+}
+
+/* ---- workspace ------------------------------------------------------------------------- */
+
+static const float *cu_wdev(const cu_ws *ws, const float *host) {
+  if (!host) return NULL;
+  const ep_model *m = ws->m;
+  EP_CHECK(host >= m->mem && host < m->mem + m->n_floats, "a model tensor lies outside the model's allocation");
+  return ws->wmem + (host - m->mem);
+}
+
+static void *cu_host_pinned(size_t bytes) {
+  void *p = NULL;
+  EP_CHECK_CUDA(cudaMallocHost(&p, bytes ? bytes : 1));
+  return p;
+}
+
+/* ---- phase timing (EP_CUDA_PROFILE=1) --------------------------------------------------- */
+
+extern "C" void cu_mark(cu_ws *ws, cu_phase ph) {
+  if (!ws->prof || ws->prof_n == 0) return; /* outside a profiled entry point */
+  EP_CHECK(ws->prof_n < CU_PROF_MAX, "too many profiling marks in one call");
+  EP_CHECK_CUDA(cudaEventRecord(ws->prof_ev[ws->prof_n], ws->st));
+  ws->prof_ph[ws->prof_n++] = (int)ph;
+}
+
+/* Start of a profiled entry point of the given kind (0 prepare, 1 faith, 2 faith + backward). */
+static void cu_prof_start(cu_ws *ws, int kind) {
+  if (!ws->prof) return;
+  ws->prof_kind = kind;
+  ws->prof_t0 = ep_time_now();
+  EP_CHECK_CUDA(cudaEventRecord(ws->prof_ev[0], ws->st));
+  ws->prof_n = 1;
+}
+
+/* End: wait for the stream, add the time between consecutive marks to their phases. */
+static void cu_prof_end(cu_ws *ws) {
+  if (!ws->prof || ws->prof_n == 0) return;
+  EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
+  for (int i = 1; i < ws->prof_n; i++) {
+    float ms = 0;
+    EP_CHECK_CUDA(cudaEventElapsedTime(&ms, ws->prof_ev[i - 1], ws->prof_ev[i]));
+    ws->prof_ms[ws->prof_kind][ws->prof_ph[i]] += ms;
+  }
+  ws->prof_calls[ws->prof_kind]++;
+  ws->prof_wall[ws->prof_kind] += 1e3 * (ep_time_now() - ws->prof_t0);
+  ws->prof_n = 0;
+}
+
+static void cu_prof_report(cu_ws *ws) {
+  if (!ws->prof) return;
+  static const char *names[CU_PH_N] = {"plain forward", "ablation/base/lse", "reader mixing GEMMs", "reader LN",
+                                       "q/k/v, attention, W_O", "MLP", "resid_post, head, loss",
+                                       "node gradients", "attention backward", "MLP backward", "edge gradients",
+                                       "ddelta += Z^T dY"};
+  static const char *kinds[3] = {"prepare", "faith (forward)", "faith (fwd+bwd)"};
+  ep_log("CUDA backend phase times (device ms per call; EP_CUDA_PROFILE)");
+  ep_log("  %-24s %12s %16s %16s", "phase", kinds[0], kinds[1], kinds[2]);
+  double sum[3] = {0, 0, 0};
+  for (int ph = 0; ph < CU_PH_N; ph++) {
+    double v[3];
+    for (int k = 0; k < 3; k++) {
+      v[k] = ws->prof_calls[k] ? ws->prof_ms[k][ph] / ws->prof_calls[k] : 0;
+      sum[k] += v[k];
+    }
+    ep_log("  %-24s %12.3f %16.3f %16.3f", names[ph], v[0], v[1], v[2]);
+  }
+  ep_log("  %-24s %12.3f %16.3f %16.3f", "sum (device timeline)", sum[0], sum[1], sum[2]);
+  double w[3];
+  for (int k = 0; k < 3; k++) w[k] = ws->prof_calls[k] ? ws->prof_wall[k] / ws->prof_calls[k] : 0;
+  ep_log("  %-24s %12.3f %16.3f %16.3f", "host wall per call", w[0], w[1], w[2]);
+  ep_log("  calls: %d prepare, %d faith, %d faith with backward", ws->prof_calls[0], ws->prof_calls[1],
+         ws->prof_calls[2]);
+}
+
+/* The kl / kl_sum losses run on the device (no [P, Vo] round trip per step); the others
+ * (Tracr's position_kl and mse, small Vo) in the shared host code backend_loss. */
+static int cu_device_kl(const cu_ws *ws) { return ws->o.loss == EP_LOSS_KL || ws->o.loss == EP_LOSS_KL_SUM; }
+
+static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opts *o, int Bmax, int Tmax) {
+  const ep_model_config *c = &m->cfg;
+  EP_CHECK(o->precision == EP_PREC_F32, "the CUDA backend computes in fp32 only");
+  EP_CHECK(c->pos != EP_POS_ROPE && c->act != EP_ACT_SILU_GLU,
+           "the CUDA backend does not support %s models (RoPE / gated MLP) yet", c->arch);
+  EP_CHECK(c->n_kv_head == c->n_head, "the CUDA backend does not support grouped-query attention yet");
+  EP_CHECK(Bmax >= 1 && Tmax >= 1, "batch %d x %d", Bmax, Tmax);
+  EP_CHECK(c->pos != EP_POS_LEARNED || Tmax <= c->n_ctx, "sequence length %d is longer than the model context %d",
+           Tmax, c->n_ctx);
+  EP_CHECK(backend_cuda_available(), "no CUDA device available");
+  cu_ws *ws = (cu_ws *)ep_calloc(1, sizeof *ws);
+  ws->m = m;
+  ws->g = g;
+  ws->o = *o;
+  ws->Bmax = Bmax;
+  ws->Tmax = Tmax;
+  ws->D = c->d_model;
+  ws->H = c->n_head;
+  ws->dh = c->d_head;
+  ws->F = c->d_mlp;
+  ws->Vo = c->vocab_out;
+  ws->L = c->n_layer;
+  ws->W = g->n_writers;
+  ws->E = g->n_edges;
+  const size_t D = (size_t)ws->D, H = (size_t)ws->H, dh = (size_t)ws->dh, F = (size_t)ws->F, W = (size_t)ws->W;
+  const size_t N = (size_t)Bmax * (size_t)Tmax, E = (size_t)ws->E, Vo = (size_t)ws->Vo;
+  EP_CHECK(3 * H * N * D < (size_t)INT32_MAX, "batch too large for one GEMM (%zu rows)", N);
+
+  EP_CHECK_CUDA(cudaStreamCreateWithFlags(&ws->st, cudaStreamNonBlocking));
+  EP_CHECK_CUBLAS(cublasCreate(&ws->blas));
+  EP_CHECK_CUBLAS(cublasSetStream(ws->blas, ws->st));
+  /* fp32 everywhere: default math with CUBLAS_COMPUTE_32F never uses TF32 tensor cores */
+  EP_CHECK_CUBLAS(cublasSetMathMode(ws->blas, CUBLAS_DEFAULT_MATH));
+  ws->gemm_type = CUDA_R_32F;
+  ws->gemm_compute = CUBLAS_COMPUTE_32F;
+  cu_attn_setup(ws);
+  const char *prof = getenv("EP_CUDA_PROFILE");
+  ws->prof = prof && atoi(prof) > 0;
+  if (ws->prof)
+    for (int i = 0; i < CU_PROF_MAX; i++) EP_CHECK_CUDA(cudaEventCreate(&ws->prof_ev[i]));
+
+  /* weights: one copy of the model's single allocation, pointers by offset */
+  ws->wmem = (float *)cu_dalloc(ws, m->n_floats, sizeof(float));
+  EP_CHECK_CUDA(cudaMemcpy(ws->wmem, m->mem, m->n_floats * sizeof(float), cudaMemcpyHostToDevice));
+  ws->wte = cu_wdev(ws, m->wte);
+  ws->wpe = cu_wdev(ws, m->wpe);
+  ws->lnf_w = cu_wdev(ws, m->lnf_w);
+  ws->lnf_b = cu_wdev(ws, m->lnf_b);
+  ws->unembed = cu_wdev(ws, m->unembed);
+  ws->lw = (cu_lw *)ep_calloc((size_t)ws->L, sizeof *ws->lw);
+  for (int l = 0; l < ws->L; l++) {
+    const ep_layer_weights *s = &m->layers[l];
+    cu_lw *d = &ws->lw[l];
+    d->ln1_w = cu_wdev(ws, s->ln1_w);
+    d->ln1_b = cu_wdev(ws, s->ln1_b);
+    d->w_q = cu_wdev(ws, s->w_q);
+    d->b_q = cu_wdev(ws, s->b_q);
+    d->w_k = cu_wdev(ws, s->w_k);
+    d->b_k = cu_wdev(ws, s->b_k);
+    d->w_v = cu_wdev(ws, s->w_v);
+    d->b_v = cu_wdev(ws, s->b_v);
+    d->w_o = cu_wdev(ws, s->w_o);
+    d->b_o = cu_wdev(ws, s->b_o);
+    d->ln2_w = cu_wdev(ws, s->ln2_w);
+    d->ln2_b = cu_wdev(ws, s->ln2_b);
+    d->w_fc = cu_wdev(ws, s->w_fc);
+    d->b_fc = cu_wdev(ws, s->b_fc);
+    d->w_proj = cu_wdev(ws, s->w_proj);
+    d->b_proj = cu_wdev(ws, s->b_proj);
+  }
+
+  /* host side */
+  ws->len_h = (int32_t *)ep_calloc((size_t)Bmax, sizeof(int32_t));
+  ws->npos_h = (int32_t *)ep_calloc((size_t)Bmax, sizeof(int32_t));
+  ws->prow_h = (int32_t *)ep_calloc(N, sizeof(int32_t));
+  ws->target = (double *)ep_calloc(N * Vo, sizeof(double));
+  ws->mlog = (double *)ep_calloc(N * Vo, sizeof(double));
+  ws->dlog = (double *)ep_calloc(N * Vo, sizeof(double));
+  ws->zn_h = (float *)ep_calloc(W, sizeof(float));
+  ws->tok_h = (int32_t *)cu_host_pinned(2 * N * sizeof(int32_t));
+  ws->h_logits = (float *)cu_host_pinned(N * Vo * sizeof(float));
+  ws->h_z = (float *)cu_host_pinned((E + W) * sizeof(float));
+  ws->h_dz = (double *)cu_host_pinned((E + W) * sizeof(double));
+  ws->wrow_h = (double *)cu_host_pinned(N * sizeof(double));
+  ws->klrow_h = (double *)cu_host_pinned(N * sizeof(double));
+
+  /* device side */
+#define DALLOC(field, type, count) ws->field = (type *)cu_dalloc(ws, (count), sizeof(type))
+  DALLOC(len_d, int32_t, (size_t)Bmax);
+  DALLOC(prow_d, int32_t, N);
+  DALLOC(tok_d, int32_t, 2 * N);
+  DALLOC(c, float, W * N * D);
+  DALLOC(base, float, (2 * (size_t)ws->L + 1) * N * D);
+  DALLOC(xtok, float, N * D);
+  DALLOC(xpos, float, N * D);
+  DALLOC(delta, float, W * N * D);
+  DALLOC(ddelta, float, W * N * D);
+  DALLOC(Y, float, 3 * H * N * D);
+  DALLOC(Xn, float, 3 * H * N * D);
+  DALLOC(mu, float, 3 * H * N);
+  DALLOC(rs, float, 3 * H * N);
+  DALLOC(q, float, H * N * dh);
+  DALLOC(k, float, H * N * dh);
+  DALLOC(v, float, H * N * dh);
+  DALLOC(ob, float, H * N * dh);
+  DALLOC(dob, float, H * N * dh);
+  DALLOC(dq, float, H * N * dh);
+  DALLOC(dk, float, H * N * dh);
+  DALLOC(dv, float, H * N * dh);
+  DALLOC(att, float, H * N * (size_t)Tmax);
+  DALLOC(dsc, float, H * N * (size_t)Tmax);
+  DALLOC(hx, float, H * N * D);
+  DALLOC(tmp, float, N * D);
+  DALLOC(tmp2, float, N * D);
+  DALLOC(res, float, N * D);
+  DALLOC(xo, float, N * D);
+  DALLOC(ym, float, N * D);
+  DALLOC(mn, float, N * D);
+  DALLOC(mmu, float, N);
+  DALLOC(mrs, float, N);
+  DALLOC(hpre, float, N * F);
+  DALLOC(hact, float, N * F);
+  DALLOC(gchunk, float, N * 3 * H * W);
+  DALLOC(yf, float, N * D);
+  DALLOC(xf, float, N * D);
+  DALLOC(fmu, float, N);
+  DALLOC(frs, float, N);
+  DALLOC(logits, float, N * Vo);
+  DALLOC(zd, float, E + W);
+  DALLOC(meanc, float, W * (size_t)Tmax * D);
+  DALLOC(dzd, double, E + W);
+  DALLOC(part, double, W * CU_RED_BLOCKS);
+  DALLOC(part2, double, CU_CHUNK_SLICES * 3 * H * W);
+  if (cu_device_kl(ws)) {
+    DALLOC(tgt_d, float, N * Vo);
+    DALLOC(lse_d, double, N);
+    DALLOC(wrow_d, double, N);
+    DALLOC(klrow_d, double, N);
+  }
+#undef DALLOC
+  ws->shared = (cu_lstate){ws->Y,  ws->mu,  ws->rs,  ws->q,    ws->k,  ws->v, ws->ob,
+                           ws->att, ws->ym, ws->mmu, ws->mrs, ws->hpre, ws->xo};
+  /* cu_dalloc zeroes on the legacy default stream, which a non-blocking stream does not
+   * wait for */
+  EP_CHECK_CUDA(cudaDeviceSynchronize());
+  return ws;
+}
+
+static void cu_destroy(void *p) {
+  cu_ws *ws = (cu_ws *)p;
+  if (!ws) return;
+  EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
+  for (int i = 0; i < ws->n_dbufs; i++) EP_CHECK_CUDA(cudaFree(ws->dbufs[i]));
+  cu_prof_report(ws);
+  void *pinned[] = {ws->tok_h, ws->h_logits, ws->h_z, ws->h_dz, ws->klrow_h, ws->wrow_h};
+  for (size_t i = 0; i < sizeof pinned / sizeof *pinned; i++) EP_CHECK_CUDA(cudaFreeHost(pinned[i]));
+  if (ws->prof)
+    for (int i = 0; i < CU_PROF_MAX; i++) EP_CHECK_CUDA(cudaEventDestroy(ws->prof_ev[i]));
+  EP_CHECK_CUBLAS(cublasDestroy(ws->blas));
+  EP_CHECK_CUDA(cudaStreamDestroy(ws->st));
+  free(ws->lw);
+  free(ws->kept);
+  free(ws->len_h);
+  free(ws->npos_h);
+  free(ws->prow_h);
+  free(ws->target);
+  free(ws->mlog);
+  free(ws->dlog);
+  free(ws->zn_h);
+  free(ws);
+}
+
+/* ---- shared pieces ------------------------------------------------------------------- */
+
+static void cu_set_shape(cu_ws *ws, int B, int T, const int32_t *length) {
+  EP_CHECK(B >= 1 && B <= ws->Bmax && T >= 1 && T <= ws->Tmax, "batch %d x %d exceeds the workspace %d x %d", B,
+           T, ws->Bmax, ws->Tmax);
+  ws->B = B;
+  ws->T = T;
+  ws->N = (size_t)B * T;
+  for (int b = 0; b < B; b++) {
+    EP_CHECK(length[b] >= 1 && length[b] <= T, "example %d has length %d (row length %d)", b, length[b], T);
+    ws->len_h[b] = length[b];
+  }
+  EP_CHECK_CUDA(cudaMemcpyAsync(ws->len_d, ws->len_h, (size_t)B * sizeof(int32_t), cudaMemcpyHostToDevice, ws->st));
+}
+
+/* Check token ids (padding may hold anything: it becomes id 0) and copy them to slot
+ * (0 clean, 1 corrupted) of tok_d; returns the device pointer. Every entry point returns
+ * with the stream idle, and one call uses each slot once, so the pinned staging slot is
+ * free here. */
+static const int32_t *cu_upload_tokens(cu_ws *ws, const int32_t *tok, int slot) {
+  const int V = ws->m->cfg.vocab;
+  int32_t *th = ws->tok_h + (size_t)slot * ws->Bmax * ws->Tmax;
+  int32_t *td = ws->tok_d + (size_t)slot * ws->Bmax * ws->Tmax;
+  for (int b = 0; b < ws->B; b++)
+    for (int t = 0; t < ws->T; t++) {
+      const size_t row = (size_t)b * ws->T + t;
+      int id = tok[row];
+      if (t >= ws->len_h[b] && (id < 0 || id >= V)) id = 0;
+      EP_CHECK(id >= 0 && id < V, "token id %d at example %d position %d is outside the vocabulary (%d)", id, b, t,
+               V);
+      th[row] = id;
+    }
+  EP_CHECK_CUDA(cudaMemcpyAsync(td, th, ws->N * sizeof(int32_t), cudaMemcpyHostToDevice, ws->st));
+  return td;
+}
+
+/* MLP of layer l on input x (with add != NULL, x += add first: the masked reader input
+ * base + Z delta); out [N, D] gets the writer output including its bias. */
+static void cu_mlp_core(cu_ws *ws, int l, float *x, const float *add, float *out) {
+  const cu_lw *w = &ws->lw[l];
+  const int N = (int)ws->N, D = ws->D, F = ws->F;
+  cu_norm_fwd(ws, x, add, ws->N, ws->mn, ws->mmu, ws->mrs, w->ln2_w, w->ln2_b, ws->N);
+  cu_gemm(ws, 0, 0, N, F, D, 1.0f, ws->mn, D, w->w_fc, F, 0.0f, ws->hpre, F);
+  cu_bias_act(ws, ws->hpre, w->b_fc, ws->hact, ws->N, F);
+  cu_gemm(ws, 0, 0, N, D, F, 1.0f, ws->hact, F, w->w_proj, D, 0.0f, out, D);
+  cu_add_bias(ws, out, w->b_proj, ws->N, D, 1.0f);
+}
+
+/* Logits at the loss positions (from ws->yf) to the host: ws->h_logits [P, Vo]. */
+static void cu_logits_to_host(cu_ws *ws) {
+  cu_head_logits(ws);
+  EP_CHECK_CUDA(cudaMemcpyAsync(ws->h_logits, ws->logits, (size_t)ws->P * ws->Vo * sizeof(float),
+                                cudaMemcpyDeviceToHost, ws->st));
+  EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
+}
+
+/* Plain model from embeddings xt, xp [N, D] (ws->B/T/len set). wout [W, N, D] gets every
+ * writer's output when non-NULL. With logits, ws->logits gets the outputs at the loss
+ * positions, and out_pos (when non-NULL) a host copy [P, Vo]. */
+static void cu_plain_fwd(cu_ws *ws, const float *xt, const float *xp, float *wout, int logits, double *out_pos) {
+  const ep_graph *g = ws->g;
+  const size_t ND = ws->N * (size_t)ws->D;
+  cu_add2(ws, ws->res, xt, xp, ND);
+  if (wout && g->embedding_nodes) {
+    EP_CHECK_CUDA(cudaMemcpyAsync(wout, xt, ND * sizeof(float), cudaMemcpyDeviceToDevice, ws->st));
+    EP_CHECK_CUDA(cudaMemcpyAsync(wout + ND, xp, ND * sizeof(float), cudaMemcpyDeviceToDevice, ws->st));
+  }
+  for (int l = 0; l < ws->L; l++) {
+    const cu_lw *w = &ws->lw[l];
+    if (ws->m->cfg.has_attn[l]) {
+      cu_norm_fwd(ws, ws->res, NULL, 1, ws->Xn, ws->mu, ws->rs, w->ln1_w, w->ln1_b, ws->N);
+      cu_qkv(ws, l, ws->Xn, 0, 0);
+      cu_attn_fwd(ws, ws->q, ws->k, ws->v, ws->att, ws->ob);
+      cu_head_out(ws, l);
+      cu_head_sum(ws, ws->hx, ws->res, wout ? wout + (size_t)g->layer_head_writer[l] * ND : NULL);
+    }
+    if (ws->m->cfg.has_mlp[l]) {
+      cu_mlp_core(ws, l, ws->res, NULL, ws->xo);
+      cu_resid_add(ws, ws->res, ws->xo, wout ? wout + (size_t)g->layer_mlp_writer[l] * ND : NULL);
+    }
+  }
+  if (!logits) return;
+  cu_gather_rows(ws, ws->res, ws->yf);
+  if (!out_pos) {
+    cu_head_logits(ws);
+    return;
+  }
+  cu_logits_to_host(ws);
+  const size_t PV = (size_t)ws->P * ws->Vo;
+  for (size_t i = 0; i < PV; i++) out_pos[i] = ws->h_logits[i];
+}
+
+/* ---- entry points -------------------------------------------------------------------- */
+
+static void cu_writer_outputs(void *p, const int32_t *tok, const int32_t *length, int B, int T, float *out) {
+  cu_ws *ws = (cu_ws *)p;
+  cu_set_shape(ws, B, T, length);
+  ws->P = 0;
+  cu_embed(ws, cu_upload_tokens(ws, tok, 0), ws->tmp, ws->tmp2);
+  cu_plain_fwd(ws, ws->tmp, ws->tmp2, ws->c, 0, NULL);
+  EP_CHECK_CUDA(cudaMemcpyAsync(out, ws->c, (size_t)ws->W * ws->N * ws->D * sizeof(float), cudaMemcpyDeviceToHost,
+                                ws->st));
+  EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
+}
+
+static int64_t cu_prepare(void *p, const ep_batch *bt, const float *mean_c) {
+  cu_ws *ws = (cu_ws *)p;
+  const ep_graph *g = ws->g;
+  cu_set_shape(ws, bt->B, bt->T, bt->length);
+  const size_t ND = ws->N * (size_t)ws->D;
+  ws->P = 0;
+  for (int b = 0; b < bt->B; b++) {
+    const int s = bt->loss_start[b], e = bt->loss_end[b];
+    EP_CHECK(0 <= s && s < e && e <= bt->length[b], "example %d: loss positions [%d, %d) outside [0, %d)", b, s, e,
+             bt->length[b]);
+    ws->npos_h[b] = e - s;
+    for (int t = s; t < e; t++) ws->prow_h[ws->P++] = b * bt->T + t;
+  }
+  EP_CHECK_CUDA(
+      cudaMemcpyAsync(ws->prow_d, ws->prow_h, (size_t)ws->P * sizeof(int32_t), cudaMemcpyHostToDevice, ws->st));
+  cu_prof_start(ws, 0);
+  cu_embed(ws, cu_upload_tokens(ws, bt->clean, 0), ws->xtok, ws->xpos);
+  /* clean outputs at the loss positions: kept on the device for the device losses
+   * (full_outputs copies them back on request), on the host for backend_loss */
+  if (cu_device_kl(ws)) {
+    /* row weights of the kl losses: 1/(n_b B) for kl, 1/B for kl_sum (backend_loss) */
+    int64_t q = 0;
+    for (int b = 0; b < ws->B; b++)
+      for (int j = 0; j < ws->npos_h[b]; j++)
+        ws->wrow_h[q++] = ws->o.loss == EP_LOSS_KL ? 1.0 / ((double)ws->npos_h[b] * ws->B) : 1.0 / ws->B;
+    EP_CHECK_CUDA(cudaMemcpyAsync(ws->wrow_d, ws->wrow_h, (size_t)ws->P * sizeof(double), cudaMemcpyHostToDevice,
+                                  ws->st));
+    cu_plain_fwd(ws, ws->xtok, ws->xpos, NULL, 1, NULL);
+    cu_mark(ws, CU_PH_PLAIN);
+    cu_kl_prepare(ws);
+    cu_mark(ws, CU_PH_PREP);
+  } else {
+    cu_plain_fwd(ws, ws->xtok, ws->xpos, NULL, 1, ws->target);
+    cu_mark(ws, CU_PH_PLAIN);
+  }
+  if (ws->o.ablation == EP_ABLATE_INTERCHANGE) {
+    EP_CHECK(bt->corrupted, "interchange ablation needs corrupted tokens");
+    cu_embed(ws, cu_upload_tokens(ws, bt->corrupted, 1), ws->tmp, ws->tmp2);
+    cu_plain_fwd(ws, ws->tmp, ws->tmp2, ws->c, 0, NULL);
+    cu_mark(ws, CU_PH_PLAIN);
+  } else if (ws->o.ablation == EP_ABLATE_ZERO) {
+    EP_CHECK_CUDA(cudaMemsetAsync(ws->c, 0, (size_t)ws->W * ND * sizeof(float), ws->st));
+  } else {
+    EP_CHECK(mean_c, "mean ablation needs the writer means");
+    EP_CHECK_CUDA(cudaMemcpyAsync(ws->meanc, mean_c, (size_t)ws->W * ws->T * ws->D * sizeof(float),
+                                  cudaMemcpyHostToDevice, ws->st));
+    cu_mean_broadcast(ws, ws->meanc, ws->c);
+    /* mean_c is the caller's pageable memory: the copy must finish before returning */
+    EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
+  }
+  /* base points: the running corrupted residual at each reader group */
+  float *run = ws->tmp;
+  if (g->embedding_nodes) EP_CHECK_CUDA(cudaMemsetAsync(run, 0, ND * sizeof(float), ws->st));
+  else cu_add2(ws, run, ws->xtok, ws->xpos, ND);
+  int done = 0;
+  for (int l = 0; l <= ws->L; l++)
+    for (int part = 0; part < 2; part++) {
+      const int r = l == ws->L ? (part ? -1 : g->resid_reader) : part ? g->layer_mlp_reader[l] : g->layer_q_reader[l];
+      if (r < 0) continue;
+      const int n = g->readers[r].n_in;
+      cu_base_slot(ws, run, ws->c, done, n > done ? n : done, ws->base + (size_t)(2 * l + part) * ND);
+      if (n > done) done = n;
+    }
+  cu_mark(ws, CU_PH_PREP);
+  cu_prof_end(ws);
+  EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
+  return ws->P;
+}
+
+static void cu_full_outputs(void *p, float *out) {
+  cu_ws *ws = (cu_ws *)p;
+  const size_t PV = (size_t)ws->P * ws->Vo;
+  if (cu_device_kl(ws)) {
+    EP_CHECK_CUDA(cudaMemcpyAsync(out, ws->tgt_d, PV * sizeof(float), cudaMemcpyDeviceToHost, ws->st));
+    EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
+    return;
+  }
+  for (size_t i = 0; i < PV; i++) out[i] = (float)ws->target[i];
+}
+
+/* ---- masked forward / backward ------------------------------------------------------- */
+
+/* Point the working buffers at layer l's kept state, or at the shared scratch. */
+static void cu_use_layer(cu_ws *ws, int l) {
+  const cu_lstate *s = ws->keep_acts ? &ws->kept[l] : &ws->shared;
+  ws->Y = s->Y;
+  ws->mu = s->mu;
+  ws->rs = s->rs;
+  ws->q = s->q;
+  ws->k = s->k;
+  ws->v = s->v;
+  ws->ob = s->ob;
+  ws->att = s->att;
+  ws->ym = s->ym;
+  ws->mmu = s->mmu;
+  ws->mrs = s->mrs;
+  ws->hpre = s->hpre;
+  ws->xo = s->xo;
+}
+
+extern "C" void backend_cuda_set_keep_activations(void *p, int on) {
+  cu_ws *ws = (cu_ws *)p;
+  if (on && !ws->kept) {
+    /* one allocation carved into every layer's buffers (256-byte aligned pieces) */
+    const size_t N = (size_t)ws->Bmax * ws->Tmax, D = (size_t)ws->D, H = (size_t)ws->H, dh = (size_t)ws->dh;
+    const size_t attn[8] = {3 * H * N * D, 3 * H * N, 3 * H * N, H * N * dh, H * N * dh, H * N * dh, H * N * dh,
+                            H * N * (size_t)ws->Tmax};
+    const size_t mlp[5] = {N * D, N, N, N * (size_t)ws->F, N * D};
+    size_t total = 0;
+    for (int l = 0; l < ws->L; l++) {
+      if (ws->m->cfg.has_attn[l])
+        for (int i = 0; i < 8; i++) total += (attn[i] + 63) / 64 * 64;
+      if (ws->m->cfg.has_mlp[l])
+        for (int i = 0; i < 5; i++) total += (mlp[i] + 63) / 64 * 64;
+    }
+    float *cur = (float *)cu_dalloc(ws, total, sizeof(float));
+    ws->kept = (cu_lstate *)ep_calloc((size_t)ws->L, sizeof *ws->kept);
+    for (int l = 0; l < ws->L; l++) {
+      cu_lstate *s = &ws->kept[l];
+      *s = ws->shared; /* parts a layer lacks (Tracr) keep valid scratch pointers, never used */
+      if (ws->m->cfg.has_attn[l]) {
+        float **f[8] = {&s->Y, &s->mu, &s->rs, &s->q, &s->k, &s->v, &s->ob, &s->att};
+        for (int i = 0; i < 8; i++) {
+          *f[i] = cur;
+          cur += (attn[i] + 63) / 64 * 64;
+        }
+      }
+      if (ws->m->cfg.has_mlp[l]) {
+        float **f[5] = {&s->ym, &s->mmu, &s->mrs, &s->hpre, &s->xo};
+        for (int i = 0; i < 5; i++) {
+          *f[i] = cur;
+          cur += (mlp[i] + 63) / 64 * 64;
+        }
+      }
+    }
+    EP_CHECK_CUDA(cudaDeviceSynchronize()); /* zeroing ran on the legacy stream */
+  }
+  ws->keep_acts = on != 0;
+  cu_use_layer(ws, 0);
+}
+
+/* Attention readers of layer l: Y = base + Z_l delta (one GEMM for all 3H readers),
+ * per-reader LN into Xn, q/k/v and attention of every head. With store, the heads' delta. */
+static void cu_attn_layer_fwd(cu_ws *ws, int l, int store) {
+  const ep_graph *g = ws->g;
+  const cu_lw *w = &ws->lw[l];
+  const int r0 = g->layer_q_reader[l], n = g->readers[r0].n_in, R3 = 3 * ws->H, hw = g->layer_head_writer[l];
+  const size_t ND = ws->N * (size_t)ws->D;
+  const float *Z = ws->zd + g->readers[r0].edge_offset;
+  if (n > 0) cu_gemm(ws, 0, 0, R3, (int)ND, n, 1.0f, Z, n, ws->delta, (int)ND, 0.0f, ws->Y, (int)ND);
+  else EP_CHECK_CUDA(cudaMemsetAsync(ws->Y, 0, (size_t)R3 * ND * sizeof(float), ws->st));
+  cu_mark(ws, CU_PH_MIX);
+  cu_norm_fwd(ws, ws->Y, ws->base + (size_t)(2 * l) * ND, ws->N, ws->Xn, ws->mu, ws->rs, w->ln1_w, w->ln1_b,
+              (size_t)R3 * ws->N);
+  cu_mark(ws, CU_PH_NORM);
+  cu_qkv(ws, l, ws->Xn, 3 * (long long)ND, (long long)ND);
+  cu_attn_fwd(ws, ws->q, ws->k, ws->v, ws->att, ws->ob);
+  if (store) {
+    cu_head_out(ws, l);
+    cu_delta_write(ws, ws->hx, ws->c + (size_t)hw * ND, ws->zd + ws->E + hw, ws->delta + (size_t)hw * ND, ws->H);
+  }
+  cu_mark(ws, CU_PH_ATTN);
+}
+
+/* Backward through layer l's attention (after cu_attn_layer_fwd(store=0) recomputed it). */
+static void cu_attn_layer_bwd(cu_ws *ws, int l, int node_masks) {
+  const ep_graph *g = ws->g;
+  const cu_lw *w = &ws->lw[l];
+  const int r0 = g->layer_q_reader[l], n = g->readers[r0].n_in, R3 = 3 * ws->H, hw = g->layer_head_writer[l];
+  const size_t ND = ws->N * (size_t)ws->D;
+  cu_head_out(ws, l);
+  /* node gradients of the heads; hx becomes d x_i = z_i ddelta_i */
+  cu_node_grad(ws, ws->hx, ws->c + (size_t)hw * ND, ws->ddelta + (size_t)hw * ND, ws->zd + ws->E + hw,
+               node_masks ? ws->dzd + ws->E + hw : NULL, ws->hx, ws->H);
+  cu_mark(ws, CU_PH_NODE);
+  cu_head_out_bwd(ws, l);
+  cu_attn_bwd(ws, ws->q, ws->k, ws->v, ws->att, ws->dob, ws->dsc, ws->dq, ws->dk, ws->dv);
+  cu_qkv_bwd(ws, l);
+  cu_mark(ws, CU_PH_ATTN_B);
+  cu_norm_bwd(ws, ws->Y, ws->mu, ws->rs, w->ln1_w, ws->Xn, ws->Xn, (size_t)R3 * ws->N);
+  cu_mark(ws, CU_PH_NORM);
+  cu_edge_grad(ws, ws->Xn, R3, n, ws->zd + g->readers[r0].edge_offset, ws->dzd + g->readers[r0].edge_offset);
+}
+
+/* MLP reader input of layer l (ws->ym = base + z delta), then the MLP into x. */
+static void cu_mlp_layer_fwd(cu_ws *ws, int l, float *x) {
+  const ep_graph *g = ws->g;
+  const int r = g->layer_mlp_reader[l], n = g->readers[r].n_in;
+  const size_t ND = ws->N * (size_t)ws->D;
+  if (n > 0)
+    cu_gemm(ws, 0, 0, 1, (int)ND, n, 1.0f, ws->zd + g->readers[r].edge_offset, n, ws->delta, (int)ND, 0.0f, ws->ym,
+            (int)ND);
+  else EP_CHECK_CUDA(cudaMemsetAsync(ws->ym, 0, ND * sizeof(float), ws->st));
+  cu_mark(ws, CU_PH_MIX);
+  cu_mlp_core(ws, l, ws->ym, ws->base + (size_t)(2 * l + 1) * ND, x);
+}
+
+static void cu_mlp_layer_bwd(cu_ws *ws, int l, int node_masks) {
+  const ep_graph *g = ws->g;
+  const cu_lw *w = &ws->lw[l];
+  const int r = g->layer_mlp_reader[l], n = g->readers[r].n_in, wi = g->layer_mlp_writer[l];
+  const int D = ws->D, F = ws->F, N = (int)ws->N;
+  const size_t ND = ws->N * (size_t)D;
+  if (!ws->keep_acts) {
+    cu_mlp_layer_fwd(ws, l, ws->xo);
+    cu_mark(ws, CU_PH_MLP);
+  }
+  cu_node_grad(ws, ws->xo, ws->c + (size_t)wi * ND, ws->ddelta + (size_t)wi * ND, ws->zd + ws->E + wi,
+               node_masks ? ws->dzd + ws->E + wi : NULL, ws->xo, 1);
+  cu_mark(ws, CU_PH_NODE);
+  /* dhact = dx W_proj^T; dhpre = dhact act'(hpre); dmn = dhpre W_fc^T; then the norm */
+  cu_gemm(ws, 0, 1, N, F, D, 1.0f, ws->xo, D, w->w_proj, D, 0.0f, ws->hact, F);
+  cu_act_bwd(ws, ws->hpre, ws->hact, ws->N * (size_t)F);
+  cu_gemm(ws, 0, 1, N, D, F, 1.0f, ws->hact, F, w->w_fc, F, 0.0f, ws->mn, D);
+  cu_norm_bwd(ws, ws->ym, ws->mmu, ws->mrs, w->ln2_w, ws->mn, ws->mn, ws->N);
+  cu_mark(ws, CU_PH_MLP_B);
+  cu_edge_grad(ws, ws->mn, 1, n, ws->zd + g->readers[r].edge_offset, ws->dzd + g->readers[r].edge_offset);
+}
+
+static double cu_faith(void *p, const double *z_edge, const double *z_node, double *dz_edge, double *dz_node,
+                       float *out) {
+  cu_ws *ws = (cu_ws *)p;
+  const ep_graph *g = ws->g;
+  const ep_model_config *c = &ws->m->cfg;
+  const size_t ND = ws->N * (size_t)ws->D, E = (size_t)ws->E, W = (size_t)ws->W;
+  const int Vo = ws->Vo;
+  EP_CHECK(!ws->o.node_masks == !z_node, "node masks %s but z_node %s", ws->o.node_masks ? "on" : "off",
+           z_node ? "given" : "missing");
+  /* masks as float: z_edge [E] then z_node [W] (1 when node masks are off) */
+  EP_CHECK_CUDA(cudaStreamSynchronize(ws->st)); /* staging buffers free */
+  for (size_t e = 0; e < E; e++) ws->h_z[e] = (float)z_edge[e];
+  for (size_t w = 0; w < W; w++) ws->h_z[E + w] = ws->zn_h[w] = z_node ? (float)z_node[w] : 1.0f;
+  cu_prof_start(ws, dz_edge ? 2 : 1);
+  EP_CHECK_CUDA(cudaMemcpyAsync(ws->zd, ws->h_z, (E + W) * sizeof(float), cudaMemcpyHostToDevice, ws->st));
+  const float *zn = ws->zd + E;
+
+  if (g->embedding_nodes) {
+    cu_delta_write(ws, ws->xtok, ws->c, zn, ws->delta, 1);
+    cu_delta_write(ws, ws->xpos, ws->c + ND, zn + 1, ws->delta + ND, 1);
+  }
+  for (int l = 0; l < ws->L; l++) {
+    cu_use_layer(ws, l);
+    if (c->has_attn[l]) cu_attn_layer_fwd(ws, l, 1);
+    if (c->has_mlp[l]) {
+      const int wi = g->layer_mlp_writer[l];
+      cu_mlp_layer_fwd(ws, l, ws->xo);
+      cu_delta_write(ws, ws->xo, ws->c + (size_t)wi * ND, zn + wi, ws->delta + (size_t)wi * ND, 1);
+      cu_mark(ws, CU_PH_MLP);
+    }
+  }
+  const ep_reader *rf = &g->readers[g->resid_reader];
+  cu_resid_fwd(ws, ws->base + (size_t)(2 * ws->L) * ND, ws->zd + rf->edge_offset, rf->n_in, ws->yf);
+  const size_t PV = (size_t)ws->P * Vo;
+  double loss = 0;
+  if (cu_device_kl(ws)) {
+    cu_head_logits(ws);
+    if (out)
+      EP_CHECK_CUDA(cudaMemcpyAsync(ws->h_logits, ws->logits, PV * sizeof(float), cudaMemcpyDeviceToHost, ws->st));
+    cu_kl_rows(ws, dz_edge != NULL); /* with dz_edge, ws->logits becomes d loss / d logits */
+    EP_CHECK_CUDA(
+        cudaMemcpyAsync(ws->klrow_h, ws->klrow_d, (size_t)ws->P * sizeof(double), cudaMemcpyDeviceToHost, ws->st));
+    EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
+    if (out) memcpy(out, ws->h_logits, PV * sizeof(float));
+    for (int64_t p = 0; p < ws->P; p++) loss += ws->wrow_h[p] * ws->klrow_h[p];
+  } else {
+    cu_logits_to_host(ws);
+    for (size_t i = 0; i < PV; i++) ws->mlog[i] = ws->h_logits[i];
+    if (out) memcpy(out, ws->h_logits, PV * sizeof(float));
+    loss = backend_loss(ws->o.loss, ws->B, ws->npos_h, Vo, ws->target, ws->mlog, dz_edge ? ws->dlog : NULL);
+  }
+  cu_mark(ws, CU_PH_HEAD);
+  if (!dz_edge) {
+    cu_prof_end(ws);
+    return loss;
+  }
+
+  /* ---- backward ---- */
+  EP_CHECK_CUDA(cudaMemsetAsync(ws->ddelta, 0, W * ND * sizeof(float), ws->st));
+  EP_CHECK_CUDA(cudaMemsetAsync(ws->dzd, 0, (E + W) * sizeof(double), ws->st));
+  if (!cu_device_kl(ws)) {
+    for (size_t i = 0; i < PV; i++) ws->h_logits[i] = (float)ws->dlog[i];
+    EP_CHECK_CUDA(cudaMemcpyAsync(ws->logits, ws->h_logits, PV * sizeof(float), cudaMemcpyHostToDevice, ws->st));
+  }
+  cu_head_logits_bwd(ws);
+  cu_resid_bwd(ws, ws->xf, ws->zd + rf->edge_offset, rf->n_in, ws->dzd + rf->edge_offset);
+  cu_mark(ws, CU_PH_HEAD);
+  const int nm = z_node != NULL;
+  for (int l = ws->L - 1; l >= 0; l--) {
+    cu_use_layer(ws, l);
+    if (c->has_mlp[l]) cu_mlp_layer_bwd(ws, l, nm);
+    if (c->has_attn[l]) {
+      if (!ws->keep_acts) cu_attn_layer_fwd(ws, l, 0);
+      cu_attn_layer_bwd(ws, l, nm);
+    }
+  }
+  if (g->embedding_nodes && nm) {
+    cu_node_grad(ws, ws->xtok, ws->c, ws->ddelta, zn, ws->dzd + E, NULL, 1);
+    cu_node_grad(ws, ws->xpos, ws->c + ND, ws->ddelta + ND, zn + 1, ws->dzd + E + 1, NULL, 1);
+    cu_mark(ws, CU_PH_NODE);
+  }
+  EP_CHECK_CUDA(cudaMemcpyAsync(ws->h_dz, ws->dzd, (E + W) * sizeof(double), cudaMemcpyDeviceToHost, ws->st));
+  cu_mark(ws, CU_PH_HEAD);
+  cu_prof_end(ws);
+  EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
+  memcpy(dz_edge, ws->h_dz, E * sizeof(double));
+  if (dz_node) memcpy(dz_node, ws->h_dz + E, W * sizeof(double));
+  return loss;
+}
+
+extern "C" void backend_cuda_set_tf32(void *p, int on) {
+  cu_ws *ws = (cu_ws *)p;
+  ws->gemm_compute = on ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+}
+
+static const ep_backend_ops cuda_ops = {
+    "cuda", cu_create, cu_destroy, cu_writer_outputs, cu_prepare, cu_faith, cu_full_outputs,
+};
+
+extern "C" const ep_backend_ops *backend_cuda(void) { return &cuda_ops; }

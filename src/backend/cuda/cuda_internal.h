@@ -1,0 +1,229 @@
+/* cuda_internal.h — the CUDA backend's workspace and the launchers of its kernels.
+ *
+ * The layout of every buffer is the CPU reference's (src/backend/cpu/cpu_impl.inc), so
+ * the two can be read side by side: row-major, token rows n = b*T + t, per-head arrays
+ * [H, N, dh], writer stacks [W, N, D]. Kernels live in one .cu file per operation
+ * family (embed, layernorm, mixing, attention, mlp, logits); cuda_backend.cu strings
+ * them together with cuBLAS. All launchers run on the workspace's stream. */
+#pragma once
+
+#include <stdint.h>
+
+#include "cuda_check.h"
+
+extern "C" {
+#include "edgeprune/backend.h"
+#include "edgeprune/graph.h"
+#include "edgeprune/model.h"
+}
+
+/* Optional phase timing (environment EP_CUDA_PROFILE=1): cu_mark(ws, ph) records an event
+ * on the stream and attributes the device time since the previous mark to phase ph;
+ * the totals are printed when the workspace is destroyed. */
+typedef enum {
+  CU_PH_PLAIN,   /* plain forwards (prepare, writer_outputs) */
+  CU_PH_PREP,    /* ablation values, base points, clean log-sum-exp */
+  CU_PH_MIX,     /* reader-mixing GEMMs Z x delta */
+  CU_PH_NORM,    /* per-reader LN forward / backward */
+  CU_PH_ATTN,    /* q/k/v projections, attention, head outputs, delta */
+  CU_PH_MLP,     /* MLP forward, delta */
+  CU_PH_HEAD,    /* resid_post, final norm, logits, loss, and their backward */
+  CU_PH_NODE,    /* head outputs again and node gradients in the backward */
+  CU_PH_ATTN_B,  /* attention backward: W_O, core, q/k/v projections */
+  CU_PH_MLP_B,   /* MLP backward GEMMs and activation */
+  CU_PH_EDGE,    /* edge gradients <dY, delta> */
+  CU_PH_DDELTA,  /* ddelta += Z^T dY */
+  CU_PH_N
+} cu_phase;
+#define CU_PROF_MAX 2048
+
+/* Attention kernels keep one example's K/V (and Q, dO in the backward) of one head in
+ * shared memory: short sequences only. */
+#define CU_T_MAX 128
+
+typedef struct {
+  const float *ln1_w, *ln1_b, *w_q, *b_q, *w_k, *b_k, *w_v, *b_v, *w_o, *b_o;
+  const float *ln2_w, *ln2_b, *w_fc, *b_fc, *w_proj, *b_proj;
+} cu_lw;
+
+/* A layer's forward state that the backward reads: the working pointers of cu_ws point
+ * either at shared scratch (recomputed in the backward, the CPU reference's way) or, with
+ * keep_acts, at per-layer storage filled by the forward (no recomputation). */
+typedef struct {
+  float *Y, *mu, *rs, *q, *k, *v, *ob, *att; /* attention readers and core */
+  float *ym, *mmu, *mrs, *hpre, *xo;         /* MLP reader and core */
+} cu_lstate;
+
+typedef struct {
+  const ep_model *m;
+  const ep_graph *g;
+  ep_engine_opts o;
+  int Bmax, Tmax;
+  int B, T;
+  size_t N; /* B*T */
+  int D, H, dh, F, Vo, L, W;
+  int64_t E;
+  /* device and libraries */
+  cudaStream_t st;
+  cublasHandle_t blas;
+  /* GEMM element and compute types: fp32 storage with CUBLAS_COMPUTE_32F (no TF32).
+   * One place to switch to TF32 / bf16 later. */
+  cudaDataType_t gemm_type;
+  cublasComputeType_t gemm_compute;
+  size_t attn_smem_fwd, attn_smem_bwd; /* dynamic shared memory per attention block */
+  /* weights on the device (one copy of m->mem) */
+  float *wmem;
+  cu_lw *lw; /* [L] host array of device pointers */
+  const float *wte, *wpe, *lnf_w, *lnf_b, *unembed;
+  /* prepared batch (host) */
+  int32_t *len_h;  /* [Bmax] */
+  int32_t *npos_h; /* [Bmax] */
+  int32_t *prow_h; /* [Bmax*Tmax] token row of each loss position */
+  int32_t *tok_h;  /* [2, Bmax*Tmax] pinned staging for token ids (clean, corrupted) */
+  int64_t P;
+  double *target;  /* [P, Vo] full-model outputs at the loss positions */
+  double *mlog, *dlog; /* [P, Vo] masked outputs and loss gradient, double (host) */
+  float *h_logits;     /* [Bmax*Tmax, Vo] pinned staging */
+  float *h_z;          /* [E + W] pinned staging: z_edge then z_node as float */
+  double *h_dz;        /* [E + W] pinned staging: dz_edge then dz_node */
+  float *zn_h;         /* [W] node masks as float (1 when off) */
+  /* device buffers (float unless noted) */
+  int32_t *len_d, *prow_d, *tok_d; /* tok_d [2, Bmax*Tmax] */
+  float *c, *base, *xtok, *xpos, *delta, *ddelta;
+  float *Y, *Xn, *mu, *rs;
+  float *q, *k, *v, *ob, *dob, *dq, *dk, *dv, *att, *dsc;
+  float *hx;              /* [H, N, D] head writer outputs (later their gradients) */
+  float *tmp, *tmp2, *res; /* [N, D] */
+  float *ym, *mn, *mmu, *mrs, *hpre, *hact;
+  float *gchunk; /* [Bmax*Tmax, 3H, W] per-token-row edge gradient partials */
+  float *yf, *xf, *fmu, *frs, *logits;
+  float *zd;     /* [E + W] z_edge, z_node */
+  float *meanc;  /* [W, Tmax, D] */
+  double *dzd;   /* [E + W] dz_edge, dz_node */
+  double *part;  /* [W, CU_RED_BLOCKS] reduction partials */
+  double *part2; /* [CU_CHUNK_SLICES, 3H, W] edge-gradient slice sums */
+  float *xo;     /* [N, D] MLP writer output */
+  int keep_acts;       /* 1: per-layer forward state kept for the backward */
+  cu_lstate shared;    /* the scratch versions of the working pointers */
+  cu_lstate *kept;     /* [L] per-layer storage (allocated when keep_acts is first set) */
+  /* KL losses on the device: clean logits, their log-sum-exp, per-row weights and KLs */
+  float *tgt_d;     /* [N, Vo] */
+  double *lse_d;    /* [N] */
+  double *wrow_d;   /* [N] weight of each loss position's KL */
+  double *klrow_d;  /* [N] */
+  double *wrow_h, *klrow_h; /* [N] host, pinned */
+  size_t dev_bytes;
+  /* phase timing */
+  int prof;
+  cudaEvent_t prof_ev[CU_PROF_MAX];
+  int prof_ph[CU_PROF_MAX];
+  int prof_n;
+  int prof_kind;                /* 0 prepare, 1 faith forward only, 2 faith with backward */
+  double prof_ms[3][CU_PH_N];    /* device time per call kind and phase */
+  int prof_calls[3];
+  double prof_wall[3];           /* host wall time per call kind */
+  double prof_t0;
+  void *dbufs[64]; /* every device allocation, for destroy */
+  int n_dbufs;
+} cu_ws;
+
+/* Slices of the two-level edge-gradient row sums (fixed: deterministic sums). */
+#define CU_CHUNK_SLICES 32
+/* Blocks per writer in the node-gradient reductions (fixed: deterministic sums). */
+#define CU_RED_BLOCKS 64
+
+/* Phase timing mark (no-op unless profiling); defined in cuda_backend.cu. */
+extern "C" void cu_mark(cu_ws *ws, cu_phase ph);
+
+/* ---- embed.cu ---- */
+/* xt[n] = wte[tok[n]], xp[n] = wpe[t] (0 without a positional table), n < N. */
+extern "C" void cu_embed(cu_ws *ws, const int32_t *tok_d, float *xt, float *xp);
+/* out = a + b over n floats. */
+extern "C" void cu_add2(cu_ws *ws, float *out, const float *a, const float *b, size_t n);
+/* c[w, b, t, :] = mean[w, t, :] for every writer and example. */
+extern "C" void cu_mean_broadcast(cu_ws *ws, const float *mean, float *c);
+/* run += sum_{w in [w0, w1)} c_w (in writer order); base_out (if non-NULL) = run. */
+extern "C" void cu_base_slot(cu_ws *ws, float *run, const float *c, int w0, int w1, float *base_out);
+
+/* ---- layernorm.cu ---- */
+/* Rows x [rows, D] -> y; mu/rs get mean and reciprocal std. With add != NULL, first
+ * x[i] += add[i mod add_rows] (x is overwritten: it is the reader input). */
+extern "C" void cu_norm_fwd(cu_ws *ws, float *x, const float *add, size_t add_rows, float *y, float *mu,
+                            float *rs, const float *w, const float *b, size_t rows);
+/* Backward: dy -> dx (may alias). */
+extern "C" void cu_norm_bwd(cu_ws *ws, const float *x, const float *mu, const float *rs, const float *w,
+                            const float *dy, float *dx, size_t rows);
+
+/* ---- mixing.cu ---- */
+/* Row-major C[M, N] = alpha op(A) op(B) + beta C through cuBLAS (column-major). */
+extern "C" void cu_gemm(cu_ws *ws, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                        const float *B, int ldb, float beta, float *C, int ldc);
+extern "C" void cu_gemm_batched(cu_ws *ws, int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                                int lda, long long sA, const float *B, int ldb, long long sB, float beta,
+                                float *C, int ldc, long long sC, int batch);
+/* y[rows, cols] += scale * b[cols] (no-op for b == NULL). */
+extern "C" void cu_add_bias(cu_ws *ws, float *y, const float *b, size_t rows, int cols, float scale);
+/* delta_w = zn[w] * (x_w - c_w) for nw consecutive writers (x, c, delta at writer 0). */
+extern "C" void cu_delta_write(cu_ws *ws, const float *x, const float *c, const float *zn, float *delta, int nw);
+/* Node gradients of nw consecutive writers: dz[w] = <dd_w, x_w - c_w> (when dz != NULL);
+ * dx_w = zn[w] * dd_w (when dx != NULL; may alias x). */
+extern "C" void cu_node_grad(cu_ws *ws, const float *x, const float *c, const float *dd, const float *zn,
+                             double *dz, float *dx, int nw);
+/* Reader group backward: dY [R, N, D], Z [R, n] (ld n): dz[j*n + w] = <dY_j, delta_w>
+ * (fp32 per token row, summed over rows in double) and ddelta[:n] += Z^T dY. */
+extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int n, const float *Z, double *dz);
+/* resid_post at the loss positions: yf[p] = base[prow[p]] + sum_{w<n} z[w] delta_w[prow[p]]. */
+extern "C" void cu_resid_fwd(cu_ws *ws, const float *base, const float *z, int n, float *yf);
+/* Its backward: dz[w] = sum_p <dy[p], delta_w[prow[p]]>, ddelta_w[prow[p]] += z[w] dy[p]. */
+extern "C" void cu_resid_bwd(cu_ws *ws, const float *dy, const float *z, int n, double *dz);
+/* yf[p] = x[prow[p]]. */
+extern "C" void cu_gather_rows(cu_ws *ws, const float *x, float *yf);
+/* Masks double -> float into the device array happen on the host; nothing here. */
+
+/* ---- attention.cu ---- */
+/* Attention of all heads: q, k, v, o [H, N, dh], probabilities p [H, B, T, T]. */
+extern "C" void cu_attn_fwd(cu_ws *ws, const float *q, const float *k, const float *v, float *p, float *o);
+/* Backward: dO [H, N, dh] -> dq, dk, dv [H, N, dh]; ds [H, B, T, T] scratch. */
+extern "C" void cu_attn_bwd(cu_ws *ws, const float *q, const float *k, const float *v, const float *p,
+                            const float *dO, float *ds, float *dq, float *dk, float *dv);
+/* Plain forward: res += sum_i hx_i (head order), wout_i = hx_i when wout != NULL. */
+extern "C" void cu_head_sum(cu_ws *ws, const float *hx, float *res, float *wout);
+/* Shared-memory limits for the attention kernels (called once in create). */
+extern "C" void cu_attn_setup(cu_ws *ws);
+
+/* ---- mlp.cu ---- */
+/* h = h + b (float), a = act(h) (in double, as the CPU reference). */
+extern "C" void cu_bias_act(cu_ws *ws, float *h, const float *b, float *a, size_t rows, int cols);
+/* dh = dh * act'(h) (dh in place). */
+extern "C" void cu_act_bwd(cu_ws *ws, const float *h, float *dh, size_t n);
+/* res += x, wout = x when non-NULL. */
+extern "C" void cu_resid_add(cu_ws *ws, float *res, const float *x, float *wout);
+
+/* ---- logits.cu ---- */
+/* Output head at the loss positions: ws->yf [P, D] -> final norm ws->xf -> ws->logits [P, Vo]. */
+extern "C" void cu_head_logits(cu_ws *ws);
+/* Its backward: the loss gradient w.r.t. the logits, already in ws->logits, -> d yf in ws->xf. */
+extern "C" void cu_head_logits_bwd(cu_ws *ws);
+/* KL(p_full || p_masked) per loss position on the device (the kl / kl_sum losses):
+ * cu_kl_prepare keeps the clean logits of ws->logits and their log-sum-exp (ws->wrow_d,
+ * the row weights, is uploaded by prepare); cu_kl_rows gives
+ * ws->klrow_d [P] and, with grad, overwrites ws->logits with w_p (q - p), the gradient
+ * of sum_p w_p KL_p. Same formulas as backend_loss, in double. */
+extern "C" void cu_kl_prepare(cu_ws *ws);
+extern "C" void cu_kl_rows(cu_ws *ws, int grad);
+
+/* ---- attention.cu: projections (strided-batched over heads) ---- */
+/* q/k/v [H, N, dh] of layer l from normed inputs: head i's q input is X + i*sX, its k
+ * input X + i*sX + offX, its v input X + i*sX + 2*offX (masked: sX = 3ND, offX = ND;
+ * plain: both 0). Biases added. */
+extern "C" void cu_qkv(cu_ws *ws, int l, const float *X, long long sX, long long offX);
+/* hx [H, N, D] = ob_i W_O[i] + b_O / H. */
+extern "C" void cu_head_out(cu_ws *ws, int l);
+/* dob [H, N, dh] = hx_i (holding d x_i) W_O[i]^T. */
+extern "C" void cu_head_out_bwd(cu_ws *ws, int l);
+/* Xn[3i + c] = d(q/k/v)_i W_{q/k/v}[i]^T: gradients w.r.t. the normed reader inputs. */
+extern "C" void cu_qkv_bwd(cu_ws *ws, int l);
+
+/* ---- device.cu ---- */
+/* Device allocation of count elements of size bytes, zeroed, counted in ws->dev_bytes. */
+extern "C" void *cu_dalloc(cu_ws *ws, size_t count, size_t size);

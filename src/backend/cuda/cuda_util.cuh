@@ -1,0 +1,38 @@
+/* cuda_util.cuh — device helpers shared by the backend's kernels. */
+#pragma once
+
+#include <cuda_runtime.h>
+
+/* Grid size for n elements at `threads` per block, capped (kernels use grid-stride loops). */
+static inline unsigned cu_blocks(size_t n, int threads) {
+  size_t b = (n + (size_t)threads - 1) / (size_t)threads;
+  if (b > 65535u * 8u) b = 65535u * 8u;
+  return b ? (unsigned)b : 1u;
+}
+
+__device__ __forceinline__ double cu_warp_sum(double v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ float cu_warp_sumf(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ float cu_warp_maxf(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+/* Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
+ * sh: 32 doubles of shared memory. Fixed order: deterministic. */
+__device__ __forceinline__ double cu_block_sum(double v, double *sh) {
+  const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  v = cu_warp_sum(v);
+  __syncthreads(); /* sh may still be read from a previous call */
+  if (lane == 0) sh[wid] = v;
+  __syncthreads();
+  double t = lane < nw ? sh[lane] : 0.0;
+  return cu_warp_sum(t);
+}

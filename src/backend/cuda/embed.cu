@@ -1,0 +1,62 @@
+/* embed.cu — token/position embeddings, ablation values and base points. */
+#include "cuda_internal.h"
+#include "cuda_util.cuh"
+
+/* One row per (b, t); threads over D. Token ids were checked on the host. */
+static __global__ void k_embed(const int32_t *tok, const float *wte, const float *wpe, int T, int D, size_t N,
+                               float *xt, float *xp) {
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < N * (size_t)D;
+       i += (size_t)gridDim.x * blockDim.x) {
+    const size_t row = i / (size_t)D;
+    const int d = (int)(i % (size_t)D), t = (int)(row % (size_t)T);
+    xt[i] = wte[(size_t)tok[row] * D + d];
+    xp[i] = wpe ? wpe[(size_t)t * D + d] : 0.0f;
+  }
+}
+
+extern "C" void cu_embed(cu_ws *ws, const int32_t *tok_d, float *xt, float *xp) {
+  const size_t n = ws->N * (size_t)ws->D;
+  k_embed<<<cu_blocks(n, 256), 256, 0, ws->st>>>(tok_d, ws->wte, ws->wpe, ws->T, ws->D, ws->N, xt, xp);
+  EP_CHECK_LAUNCH();
+}
+
+static __global__ void k_add2(float *out, const float *a, const float *b, size_t n) {
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    out[i] = a[i] + b[i];
+}
+
+extern "C" void cu_add2(cu_ws *ws, float *out, const float *a, const float *b, size_t n) {
+  k_add2<<<cu_blocks(n, 256), 256, 0, ws->st>>>(out, a, b, n);
+  EP_CHECK_LAUNCH();
+}
+
+/* c [W, B, T, D] from mean [W, T, D]. */
+static __global__ void k_mean_broadcast(const float *mean, float *c, int W, int B, int T, int D) {
+  const size_t TD = (size_t)T * D, n = (size_t)W * B * TD;
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    const size_t w = i / ((size_t)B * TD), r = i % TD;
+    c[i] = mean[w * TD + r];
+  }
+}
+
+extern "C" void cu_mean_broadcast(cu_ws *ws, const float *mean, float *c) {
+  const size_t n = (size_t)ws->W * ws->N * ws->D;
+  k_mean_broadcast<<<cu_blocks(n, 256), 256, 0, ws->st>>>(mean, c, ws->W, ws->B, ws->T, ws->D);
+  EP_CHECK_LAUNCH();
+}
+
+/* run += c_w for w in [w0, w1), in writer order (the CPU reference's summation order). */
+static __global__ void k_base_slot(float *run, const float *c, int w0, int w1, size_t ND, float *base_out) {
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < ND; i += (size_t)gridDim.x * blockDim.x) {
+    float r = run[i];
+    for (int w = w0; w < w1; w++) r += c[(size_t)w * ND + i];
+    run[i] = r;
+    if (base_out) base_out[i] = r;
+  }
+}
+
+extern "C" void cu_base_slot(cu_ws *ws, float *run, const float *c, int w0, int w1, float *base_out) {
+  const size_t ND = ws->N * (size_t)ws->D;
+  k_base_slot<<<cu_blocks(ND, 256), 256, 0, ws->st>>>(run, c, w0, w1, ND, base_out);
+  EP_CHECK_LAUNCH();
+}

@@ -1,0 +1,192 @@
+/* mixing.cu — reader mixing over the difference stack and its backward.
+ *
+ * Reader r's input is base_r + sum_{w < n} z_rw delta_w. All q/k/v readers of a layer
+ * share n, so their inputs are one GEMM Z_l [3H, n] x delta [n, N*D]; the MLP reader is
+ * the same with one row, resid_post is needed at the loss positions only. The
+ * backward gives d(loss)/dz_rw = <dY_r, delta_w> (per token row in fp32, the rows summed
+ * in double; the CPU reference sums per example) and ddelta += Z^T dY. Node (writer) masks scale delta_w. */
+#include "cuda_internal.h"
+#include "cuda_util.cuh"
+
+/* ---- GEMM wrappers: row-major operands on column-major cuBLAS --------------------- */
+
+/* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands. */
+extern "C" void cu_gemm(cu_ws *ws, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                        const float *B, int ldb, float beta, float *C, int ldc) {
+  if (M == 0 || N == 0) return;
+  EP_CHECK_CUBLAS(cublasGemmEx(ws->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M,
+                               K, &alpha, B, ws->gemm_type, ldb, A, ws->gemm_type, lda, &beta, C, ws->gemm_type,
+                               ldc, ws->gemm_compute, CUBLAS_GEMM_DEFAULT));
+}
+
+extern "C" void cu_gemm_batched(cu_ws *ws, int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                                int lda, long long sA, const float *B, int ldb, long long sB, float beta,
+                                float *C, int ldc, long long sC, int batch) {
+  if (M == 0 || N == 0 || batch == 0) return;
+  EP_CHECK_CUBLAS(cublasGemmStridedBatchedEx(ws->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                             ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, ws->gemm_type,
+                                             ldb, sB, A, ws->gemm_type, lda, sA, &beta, C, ws->gemm_type, ldc, sC,
+                                             batch, ws->gemm_compute, CUBLAS_GEMM_DEFAULT));
+}
+
+/* ---- elementwise ------------------------------------------------------------------- */
+
+static __global__ void k_add_bias(float *y, const float *b, size_t n, int cols, float scale) {
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    y[i] += scale * b[i % (size_t)cols];
+}
+
+extern "C" void cu_add_bias(cu_ws *ws, float *y, const float *b, size_t rows, int cols, float scale) {
+  if (!b || rows == 0) return;
+  const size_t n = rows * (size_t)cols;
+  k_add_bias<<<cu_blocks(n, 256), 256, 0, ws->st>>>(y, b, n, cols, scale);
+  EP_CHECK_LAUNCH();
+}
+
+static __global__ void k_delta_write(const float *x, const float *c, const float *zn, float *delta, size_t ND,
+                                     int nw) {
+  const size_t n = ND * (size_t)nw;
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    delta[i] = zn[i / ND] * (x[i] - c[i]);
+}
+
+extern "C" void cu_delta_write(cu_ws *ws, const float *x, const float *c, const float *zn, float *delta, int nw) {
+  const size_t ND = ws->N * (size_t)ws->D;
+  k_delta_write<<<cu_blocks(ND * nw, 256), 256, 0, ws->st>>>(x, c, zn, delta, ND, nw);
+  EP_CHECK_LAUNCH();
+}
+
+/* grid (CU_RED_BLOCKS, nw): block partials of <dd_w, x_w - c_w> in double; dx_w = zn dd_w. */
+static __global__ void k_node_grad(const float *x, const float *c, const float *dd, const float *zn, double *part,
+                                   float *dx, size_t ND) {
+  __shared__ double sh[32];
+  const size_t w = blockIdx.y, o = w * ND;
+  const float z = zn[w];
+  double s = 0;
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < ND; i += (size_t)gridDim.x * blockDim.x) {
+    const float d = dd[o + i];
+    if (part) s += (double)d * ((double)x[o + i] - c[o + i]);
+    if (dx) dx[o + i] = z * d; /* after reading x[o + i]: dx may alias x */
+  }
+  if (!part) return;
+  s = cu_block_sum(s, sh);
+  if (threadIdx.x == 0) part[w * gridDim.x + blockIdx.x] = s;
+}
+
+/* out[w] = sum_b part[w * nb + b], in order. */
+static __global__ void k_sum_rows(const double *part, int nb, int nw, double *out) {
+  const int w = blockIdx.x * blockDim.x + threadIdx.x;
+  if (w >= nw) return;
+  double s = 0;
+  for (int b = 0; b < nb; b++) s += part[(size_t)w * nb + b];
+  out[w] = s;
+}
+
+extern "C" void cu_node_grad(cu_ws *ws, const float *x, const float *c, const float *dd, const float *zn,
+                             double *dz, float *dx, int nw) {
+  if (nw == 0 || (!dz && !dx)) return;
+  const size_t ND = ws->N * (size_t)ws->D;
+  EP_CHECK(nw <= ws->W, "node gradient of %d writers (workspace has %d)", nw, ws->W);
+  k_node_grad<<<dim3(CU_RED_BLOCKS, nw), 256, 0, ws->st>>>(x, c, dd, zn, dz ? ws->part : NULL, dx, ND);
+  EP_CHECK_LAUNCH();
+  if (dz) {
+    k_sum_rows<<<(nw + 127) / 128, 128, 0, ws->st>>>(ws->part, CU_RED_BLOCKS, nw, dz);
+    EP_CHECK_LAUNCH();
+  }
+}
+
+/* Row sums of the per-token-row partials, deterministic and coalesced in two levels:
+ * block (x, s) sums rows s, s + S, s + 2S, ... of columns [128 x, 128 x + 128) into
+ * part2[s] (double); then out[j] = sum_s part2[s * cnt + j]. */
+static __global__ void k_sum_chunks_1(const float *part, int nb, int cnt, double *part2) {
+  const int j = blockIdx.x * blockDim.x + threadIdx.x, s = blockIdx.y;
+  if (j >= cnt) return;
+  double acc = 0;
+  for (int b = s; b < nb; b += gridDim.y) acc += part[(size_t)b * cnt + j];
+  part2[(size_t)s * cnt + j] = acc;
+}
+
+static __global__ void k_sum_chunks_2(const double *part2, int ns, int cnt, double *out) {
+  const int j = blockIdx.x * blockDim.x + threadIdx.x;
+  if (j >= cnt) return;
+  double acc = 0;
+  for (int s = 0; s < ns; s++) acc += part2[(size_t)s * cnt + j];
+  out[j] = acc;
+}
+
+extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int n, const float *Z, double *dz) {
+  if (n == 0) return;
+  const int D = ws->D, ND = (int)(ws->N * (size_t)D), rows = (int)ws->N;
+  /* gchunk[row] [R, n] = dY_row [R, D] x delta_row^T [D, n] for every token row: one
+   * strided-batched GEMM with enough independent blocks to fill the device (one GEMM
+   * per example would give a long K and few blocks), then the rows summed in double. */
+  cu_gemm_batched(ws, 0, 1, R, n, D, 1.0f, dY, ND, D, ws->delta, ND, D, 0.0f, ws->gchunk, n, (long long)R * n,
+                  rows);
+  const int cnt = R * n, ns = rows < CU_CHUNK_SLICES ? rows : CU_CHUNK_SLICES;
+  k_sum_chunks_1<<<dim3((unsigned)(cnt + 127) / 128, (unsigned)ns), 128, 0, ws->st>>>(ws->gchunk, rows, cnt,
+                                                                                     ws->part2);
+  EP_CHECK_LAUNCH();
+  k_sum_chunks_2<<<(cnt + 127) / 128, 128, 0, ws->st>>>(ws->part2, ns, cnt, dz);
+  EP_CHECK_LAUNCH();
+  cu_mark(ws, CU_PH_EDGE);
+  /* ddelta[:n] += Z^T dY */
+  cu_gemm(ws, 1, 0, n, ND, R, 1.0f, Z, n, dY, ND, 1.0f, ws->ddelta, ND);
+  cu_mark(ws, CU_PH_DDELTA);
+}
+
+/* yf[p, d] = base[row, d] + sum_w z[w] delta_w[row, d] (writer order, as the CPU). */
+static __global__ void k_resid_fwd(const float *base, const float *delta, const float *z, int n,
+                                   const int32_t *prow, int P, int D, size_t ND, float *yf) {
+  const size_t total = (size_t)P * D;
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
+    const size_t p = i / D, d = i % D, row = (size_t)prow[p] * D + d;
+    float y = base[row];
+    for (int w = 0; w < n; w++) y += z[w] * delta[(size_t)w * ND + row];
+    yf[i] = y;
+  }
+}
+
+extern "C" void cu_resid_fwd(cu_ws *ws, const float *base, const float *z, int n, float *yf) {
+  const size_t total = (size_t)ws->P * ws->D;
+  if (total == 0) return;
+  k_resid_fwd<<<cu_blocks(total, 256), 256, 0, ws->st>>>(base, ws->delta, z, n, ws->prow_d, (int)ws->P, ws->D,
+                                                         ws->N * (size_t)ws->D, yf);
+  EP_CHECK_LAUNCH();
+}
+
+/* One block per writer: loss positions are distinct rows, so each ddelta entry has one
+ * writer thread. */
+static __global__ void k_resid_bwd(const float *dy, const float *delta, float *ddelta, const float *z,
+                                   const int32_t *prow, int P, int D, size_t ND, double *dz) {
+  __shared__ double sh[32];
+  const size_t w = blockIdx.x, total = (size_t)P * D;
+  const float zw = z[w];
+  double s = 0;
+  for (size_t i = threadIdx.x; i < total; i += blockDim.x) {
+    const size_t p = i / D, d = i % D, row = w * ND + (size_t)prow[p] * D + d;
+    s += (double)dy[i] * delta[row];
+    ddelta[row] += zw * dy[i];
+  }
+  s = cu_block_sum(s, sh);
+  if (threadIdx.x == 0) dz[w] = s;
+}
+
+extern "C" void cu_resid_bwd(cu_ws *ws, const float *dy, const float *z, int n, double *dz) {
+  if (n == 0) return;
+  k_resid_bwd<<<n, 256, 0, ws->st>>>(dy, ws->delta, ws->ddelta, z, ws->prow_d, (int)ws->P, ws->D,
+                                     ws->N * (size_t)ws->D, dz);
+  EP_CHECK_LAUNCH();
+}
+
+static __global__ void k_gather_rows(const float *x, const int32_t *prow, int P, int D, float *yf) {
+  const size_t total = (size_t)P * D;
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x)
+    yf[i] = x[(size_t)prow[i / D] * D + i % D];
+}
+
+extern "C" void cu_gather_rows(cu_ws *ws, const float *x, float *yf) {
+  const size_t total = (size_t)ws->P * ws->D;
+  if (total == 0) return;
+  k_gather_rows<<<cu_blocks(total, 256), 256, 0, ws->st>>>(x, ws->prow_d, (int)ws->P, ws->D, yf);
+  EP_CHECK_LAUNCH();
+}

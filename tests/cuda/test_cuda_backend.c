@@ -1,0 +1,241 @@
+/* test_cuda_backend.c — every entry point of backend_cuda() against backend_cpu().
+ *
+ * Random tiny GPT-2-shaped models (two sizes) and a Tracr-shaped model (no norms, ReLU,
+ * bidirectional, numeric head, a layer without MLP); embedding nodes on/off, node masks
+ * on/off, interchange/zero/mean ablation, every loss kind; a full-size batch and a
+ * smaller one in the same workspace. Compared: writer_outputs, prepare's P and full
+ * outputs, faith's loss and masked outputs (forward only and with backward), dz_edge
+ * and dz_node; and the same bits with kept activations instead of recomputation.
+ *
+ * Tolerance. Both backends compute in fp32 with different summation orders (cuBLAS
+ * blocking, float attention scores on the device, double ones on the host), so each
+ * element carries an error of a few fp32 ulps of the terms it sums: of the largest
+ * values of its array, not of itself. Relative error is therefore measured against the
+ * array's largest magnitude M: element i passes when
+ *   |cuda - cpu32| <= rtol * max(|cpu32|, M) + 4 |cpu32 - cpu64|
+ * with rtol 1e-5 for forward values and the loss, 1e-4 for gradients (a single value,
+ * the loss, is relative to itself). The last term, the fp32 reference's own distance
+ * from the fp64 reference, only matters for scalars with cancellation. For information
+ * the test also prints the largest element-wise relative error over elements above
+ * 1e-6 (gradients) or 1e-3 M (forward values), and the same for cpu32 against cpu64,
+ * which shows the fp32 reference has element-wise errors of the same size. Any wrong
+ * term (an edge, a sign, a mask, a position) shows up at 1e-3 or more. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edgeprune/backend_cuda.h"
+#include "engine/fixture.h"
+#include "test_util.h"
+
+typedef struct {
+  double max_norm;    /* max |cuda - cpu32| / M */
+  double max_rel;     /* element-wise, over |cpu32| above the floor */
+  double max_rel_ref; /* the same for cpu32 against cpu64 */
+  long n;
+} cmp_stat;
+
+static cmp_stat st_fwd, st_grad;
+
+static void stat_merge(cmp_stat *s, const cmp_stat *c) {
+  s->max_norm = fmax(s->max_norm, c->max_norm);
+  s->max_rel = fmax(s->max_rel, c->max_rel);
+  s->max_rel_ref = fmax(s->max_rel_ref, c->max_rel_ref);
+  s->n += c->n;
+}
+
+/* Compare n values; got/ref32/ref64 as double. */
+static void cmp(const char *label, const char *what, size_t n, const double *got, const double *r32,
+                const double *r64, int grad) {
+  const double rtol = grad ? 1e-4 : 1e-5;
+  double M = 0;
+  for (size_t i = 0; i < n; i++) M = fmax(M, fabs(r32[i]));
+  const double floor = grad ? 1e-6 : 1e-3 * M;
+  cmp_stat c = {0, 0, 0, (long)n};
+  size_t bad = 0, first = 0;
+  for (size_t i = 0; i < n; i++) {
+    const double d = fabs(got[i] - r32[i]), a = fabs(r32[i]), dref = fabs(r32[i] - r64[i]);
+    if (M > 0) c.max_norm = fmax(c.max_norm, d / M);
+    if (a > floor) {
+      c.max_rel = fmax(c.max_rel, d / a);
+      c.max_rel_ref = fmax(c.max_rel_ref, dref / a);
+    }
+    if (!(d <= rtol * fmax(a, M) + 4 * dref)) {
+      if (!bad) first = i;
+      bad++;
+    }
+  }
+  T_CHECK(bad == 0, "%s %s: %zu of %zu values off (first [%zu]: cuda %.9g cpu32 %.9g cpu64 %.9g, max %.3g)", label,
+          what, bad, n, first, n ? got[first] : 0, n ? r32[first] : 0, n ? r64[first] : 0, M);
+  stat_merge(grad ? &st_grad : &st_fwd, &c);
+  printf("  %-44s %-10s n %7zu  |d|/M %.2e  elem rel %.2e (cpu32 vs cpu64 %.2e)\n", label, what, n, c.max_norm,
+         c.max_rel, c.max_rel_ref);
+}
+
+static double *to_d(const float *x, size_t n) {
+  double *d = malloc((n ? n : 1) * sizeof *d);
+  for (size_t i = 0; i < n; i++) d[i] = x[i];
+  return d;
+}
+
+static void cmp_f(const char *label, const char *what, size_t n, const float *got, const float *r32,
+                  const float *r64) {
+  double *a = to_d(got, n), *b = to_d(r32, n), *c = to_d(r64, n);
+  cmp(label, what, n, a, b, c, 0);
+  free(a);
+  free(b);
+  free(c);
+}
+
+/* Masks in [0, 1] with exact 0s and 1s mixed in. */
+static void fill_masks(double *z, size_t n, uint64_t seed) {
+  for (size_t i = 0; i < n; i++) {
+    const double u = ep_rng_uniform(seed, 5, i, 0);
+    z[i] = u < 0.1 ? 0.0 : u > 0.85 ? 1.0 : (u - 0.1) / 0.75;
+  }
+}
+
+typedef struct {
+  const char *name;
+  ep_model *m;
+  int B, T, npos;
+  ep_loss_kind loss[2]; /* alternated over cases */
+} model_case;
+
+static void run_case(const model_case *mc, int emb, ep_ablation abl, int nm, ep_loss_kind loss) {
+  ep_model *m = mc->m;
+  ep_graph g;
+  graph_init(&g, &m->cfg, emb);
+  static const char *abl_name[] = {"interchange", "zero", "mean"};
+  char label[128];
+  snprintf(label, sizeof label, "%s emb%d %s nodes%d loss%d", mc->name, emb, abl_name[abl], nm, (int)loss);
+  const ep_backend_ops *cu = backend_cuda(), *cpu = backend_cpu();
+  ep_engine_opts o32 = {loss, abl, nm, EP_PREC_F32}, o64 = {loss, abl, nm, EP_PREC_F64};
+  void *wc = cu->create(m, &g, &o32, mc->B, mc->T);
+  void *w32 = cpu->create(m, &g, &o32, mc->B, mc->T);
+  void *w64 = cpu->create(m, &g, &o64, mc->B, mc->T);
+  const size_t W = (size_t)g.n_writers, E = (size_t)g.n_edges, D = (size_t)m->cfg.d_model;
+  const int Vo = m->cfg.vocab_out;
+
+  /* two batches in the same workspaces: full size, then smaller */
+  const int shapes[2][2] = {{mc->B, mc->T}, {mc->B > 1 ? mc->B - 1 : 1, mc->T > 3 ? mc->T - 2 : mc->T}};
+  for (int s = 0; s < 2; s++) {
+    const int B = shapes[s][0], T = shapes[s][1];
+    char lb[160];
+    snprintf(lb, sizeof lb, "%s B%dT%d", label, B, T);
+    fx_batch f;
+    fx_batch_make(&f, B, T, m->cfg.vocab, mc->npos, 31 + (uint64_t)s);
+    const size_t N = (size_t)B * T;
+
+    /* writer_outputs (plain forward of the corrupted tokens) */
+    float *wo[3];
+    for (int i = 0; i < 3; i++) wo[i] = malloc(W * N * D * sizeof(float));
+    cu->writer_outputs(wc, f.corrupted, f.len, B, T, wo[0]);
+    cpu->writer_outputs(w32, f.corrupted, f.len, B, T, wo[1]);
+    cpu->writer_outputs(w64, f.corrupted, f.len, B, T, wo[2]);
+    cmp_f(lb, "writers", W * N * D, wo[0], wo[1], wo[2]);
+    for (int i = 0; i < 3; i++) free(wo[i]);
+
+    float *mean = abl == EP_ABLATE_MEAN ? fx_mean_writers(cpu, w32, &g, (int)D, &f) : NULL;
+    const int64_t P = cu->prepare(wc, &f.b, mean);
+    const int64_t P32 = cpu->prepare(w32, &f.b, mean);
+    const int64_t P64 = cpu->prepare(w64, &f.b, mean);
+    T_CHECK(P == P32 && P == P64, "%s: P %lld vs %lld / %lld", lb, (long long)P, (long long)P32, (long long)P64);
+    const size_t PV = (size_t)P32 * Vo;
+    float *fo[3];
+    for (int i = 0; i < 3; i++) fo[i] = malloc((PV ? PV : 1) * sizeof(float));
+    cu->full_outputs(wc, fo[0]);
+    cpu->full_outputs(w32, fo[1]);
+    cpu->full_outputs(w64, fo[2]);
+    cmp_f(lb, "full", PV, fo[0], fo[1], fo[2]);
+
+    double *ze = malloc(E * sizeof(double)), *zn = nm ? malloc(W * sizeof(double)) : NULL;
+    fill_masks(ze, E, 100 + (uint64_t)s);
+    if (nm) fill_masks(zn, W, 200 + (uint64_t)s);
+    double *dze[3], *dzn[3], loss_fwd[3], loss_bwd[3];
+    for (int i = 0; i < 3; i++) {
+      dze[i] = malloc(E * sizeof(double));
+      dzn[i] = malloc(W * sizeof(double));
+    }
+    const ep_backend_ops *bes[3] = {cu, cpu, cpu};
+    void *wss[3] = {wc, w32, w64};
+    float *mo[3];
+    for (int i = 0; i < 3; i++) {
+      mo[i] = malloc((PV ? PV : 1) * sizeof(float));
+      loss_fwd[i] = bes[i]->faith(wss[i], ze, zn, NULL, NULL, mo[i]);
+    }
+    cmp_f(lb, "masked fwd", PV, mo[0], mo[1], mo[2]);
+    for (int i = 0; i < 3; i++) loss_bwd[i] = bes[i]->faith(wss[i], ze, zn, dze[i], nm ? dzn[i] : NULL, mo[i]);
+    cmp_f(lb, "masked", PV, mo[0], mo[1], mo[2]);
+    cmp(lb, "loss", 1, &loss_fwd[0], &loss_fwd[1], &loss_fwd[2], 0);
+    cmp(lb, "loss(bwd)", 1, &loss_bwd[0], &loss_bwd[1], &loss_bwd[2], 0);
+    T_CHECK(loss_fwd[0] == loss_bwd[0], "%s: loss with and without backward differ (%.17g, %.17g)", lb,
+            loss_fwd[0], loss_bwd[0]);
+    cmp(lb, "dz_edge", E, dze[0], dze[1], dze[2], 1);
+    if (nm) cmp(lb, "dz_node", W, dzn[0], dzn[1], dzn[2], 1);
+    /* kept activations instead of recomputation: the same kernels on the same data, so
+     * the same bits */
+    backend_cuda_set_keep_activations(wc, 1);
+    double *dze_k = malloc(E * sizeof(double)), *dzn_k = malloc(W * sizeof(double));
+    float *mo_k = malloc((PV ? PV : 1) * sizeof(float));
+    const double loss_k = cu->faith(wc, ze, zn, dze_k, nm ? dzn_k : NULL, mo_k);
+    backend_cuda_set_keep_activations(wc, 0);
+    T_CHECK(loss_k == loss_bwd[0], "%s: kept activations: loss %.17g vs %.17g", lb, loss_k, loss_bwd[0]);
+    T_CHECK(!memcmp(mo_k, mo[0], PV * sizeof(float)), "%s: kept activations: masked outputs differ", lb);
+    T_CHECK(!memcmp(dze_k, dze[0], E * sizeof(double)), "%s: kept activations: dz_edge differs", lb);
+    T_CHECK(!nm || !memcmp(dzn_k, dzn[0], W * sizeof(double)), "%s: kept activations: dz_node differs", lb);
+    free(dze_k);
+    free(dzn_k);
+    free(mo_k);
+    double gmax = 0;
+    for (size_t e = 0; e < E; e++) gmax = fmax(gmax, fabs(dze[1][e]));
+    T_CHECK(gmax > 0, "%s: all edge gradients are zero (the comparison would be empty)", lb);
+
+    for (int i = 0; i < 3; i++) {
+      free(fo[i]);
+      free(mo[i]);
+      free(dze[i]);
+      free(dzn[i]);
+    }
+    free(ze);
+    free(zn);
+    free(mean);
+    fx_batch_free(&f);
+  }
+  cu->destroy(wc);
+  cpu->destroy(w32);
+  cpu->destroy(w64);
+  graph_free(&g);
+}
+
+int main(void) {
+  if (!backend_cuda_available()) {
+    printf("SKIP: no CUDA device\n");
+    return 77;
+  }
+  const int dev = backend_cuda_select_device();
+  printf("CUDA device %d\n", dev);
+  ep_model g_small, g_tiny, tracr;
+  fx_gpt2_tiny(&g_small, 3, 4, 32, 37, 1);
+  fx_gpt2_tiny(&g_tiny, 2, 2, 8, 11, 2);
+  fx_tracr_tiny(&tracr, 3);
+  const model_case cases[] = {
+      {"gpt2 L3 H4 D32", &g_small, 4, 12, 2, {EP_LOSS_KL, EP_LOSS_KL_SUM}},
+      {"gpt2 L2 H2 D8", &g_tiny, 3, 7, 1, {EP_LOSS_KL_SUM, EP_LOSS_MSE}},
+      {"tracr", &tracr, 3, 6, 3, {EP_LOSS_POSITION_KL, EP_LOSS_MSE}},
+  };
+  int k = 0;
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
+    for (int emb = 0; emb < 2; emb++)
+      for (int abl = 0; abl < 3; abl++)
+        for (int nm = 0; nm < 2; nm++, k++) run_case(&cases[c], emb, (ep_ablation)abl, nm, cases[c].loss[k % 2]);
+  printf("forward:   max |d|/M %.3e (tolerance 1e-5), element-wise rel %.3e (cpu32 vs cpu64 %.3e), %ld values\n",
+         st_fwd.max_norm, st_fwd.max_rel, st_fwd.max_rel_ref, st_fwd.n);
+  printf("gradients: max |d|/M %.3e (tolerance 1e-4), element-wise rel %.3e (cpu32 vs cpu64 %.3e), %ld values\n",
+         st_grad.max_norm, st_grad.max_rel, st_grad.max_rel_ref, st_grad.n);
+  model_free(&g_small);
+  model_free(&g_tiny);
+  model_free(&tracr);
+  return t_done();
+}
