@@ -1,22 +1,35 @@
 /* bench_cuda.c — time full Edge Pruning training steps of the CUDA backend on a
  * GPT-2-small-shaped random model (12 layers, 12 heads, D 768, V 50257, embedding and
- * node masks on), batch 32 x 20 tokens (IOI length), interchange ablation, KL loss.
+ * node masks on), IOI-length rows of T = 20 tokens, interchange ablation, KL loss.
  *
- * A step is what training does per batch: prepare (clean and corrupted plain runs,
- * base points) + prune_step (hard-concrete sample on the host, masked forward/backward
- * on the device, loss on the host, regulariser) + prune_adamw_step. Prints ms per step
- * and its parts, steps/s, device memory and the ratio to the reference PyTorch
- * implementation's 575 ms/step. Runs the steps in fp32 and with TF32 GEMMs, each with the
- * backward recomputing layer activations (default) and keeping them.
+ * A step is what training does per batch: prepare (clean and corrupted plain runs, base
+ * points) + prune_step (hard-concrete sample on the host, masked forward/backward on the
+ * device, loss) + prune_adamw_step; under MPI also the all-reduce of the mask gradients
+ * over the ranks, as the training loop does. Per precision (fp32, tf32, bf16; activations
+ * kept) it prints ms/step with prepare computed every step ("cold") and with prepare
+ * served by the device cache (every example seen before: the IOI splits after the first
+ * epoch), steps/s, achieved TFLOP/s and device memory.
  *
- * usage: bench_cuda [steps [fp32|tf32|fp32-keep|tf32-keep|all]]   (default: 20 timed
- * steps after 3 warm-up steps, all four modes). With EP_CUDA_PROFILE=1 the backend prints
- * device time per phase when the workspace is destroyed (run one mode for a clean table). */
-#include <string.h>
+ * FLOP count of a step (multiply-add = 2), N = B*T token rows, P loss positions:
+ *   dense  = L (8 N D^2 + 4 N T D + 4 N D F)   one plain forward (q/k/v/O, attention, MLP)
+ *   prepare: 2 dense + 2 P D V                 clean and corrupted runs, clean logits
+ *   masked:  2 dense + 4 P D V                 forward, backward (input gradients only)
+ *   mixing:  6 N D E                           Z x delta, <dY, delta>, Z^T dY over all edges
+ * A cached step counts masked + mixing only (the work actually done).
+ *
+ * Multi-GPU (mpirun -n K, one rank per GPU by node-local rank): each rank runs
+ * global_batch / K examples; rank 0 first times the whole global batch alone on its GPU,
+ * then all ranks time the data-parallel step; scaling efficiency = t_1 / (K t_K).
+ *
+ * usage: bench_cuda [steps [fp32|tf32|bf16|all [global_batch]]]   (default 20 all 32)
+ * With EP_CUDA_PROFILE=1 the backend prints device time per phase at destroy. */
+#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "edgeprune/backend_cuda.h"
+#include "edgeprune/backend_select.h"
 #include "edgeprune/core.h"
 #include "edgeprune/graph.h"
 #include "edgeprune/model.h"
@@ -24,21 +37,104 @@
 #include "edgeprune/rng.h"
 
 #define REF_MS_PER_STEP 575.0
+#define T_LEN 20
+
+typedef struct {
+  double prep, faith, host, step; /* ms per step */
+} timing;
+
+static double dense_flops(const ep_model_config *c, double N) {
+  const double D = c->d_model, F = c->d_mlp, T = T_LEN;
+  return c->n_layer * (8 * N * D * D + 4 * N * T * D + 4 * N * D * F);
+}
+
+/* Time `steps` steps (after 3 warm-up steps) of batch rows [first, first + count) of the
+ * global batch in workspace ws; with comm, the gradients are all-reduced over it. */
+static timing run_steps(const ep_backend_ops *be, void *ws, const ep_graph *g, const ep_batch *all, int first,
+                        int count, int steps, MPI_Comm comm, double share) {
+  ep_batch bt = *all;
+  bt.B = count;
+  bt.clean += (size_t)first * T_LEN;
+  bt.corrupted += (size_t)first * T_LEN;
+  bt.length += first;
+  bt.loss_start += first;
+  bt.loss_end += first;
+  ep_mask_params p;
+  prune_params_init(&p, g->n_edges, g->n_writers, 3);
+  ep_step_out o;
+  prune_step_out_init(&o, &p);
+  ep_adamw opt;
+  const double lr[4] = {0.8, 0.8, 0.8, 0.8};
+  prune_adamw_init(&opt, &p, lr);
+  timing t = {0, 0, 0, 0};
+  const int warm = 3;
+  for (int s = 0; s < warm + steps; s++) {
+    if (comm != MPI_COMM_NULL) EP_CHECK_MPI(MPI_Barrier(comm));
+    const double a = ep_time_now();
+    be->prepare(ws, &bt, NULL);
+    const double b = ep_time_now();
+    ep_step_targets tg = {prune_target(0, 0.94, s, 2500, 0), prune_target(0, 0.72, s, 2500, 0), 1};
+    prune_sample_masks(&p, 5, s, &o);
+    prune_step_faith(be, ws, &p, &o);
+    const double c = ep_time_now();
+    if (comm != MPI_COMM_NULL) {
+      /* the training loop's data-parallel reduction: loss and gradients weighted by share */
+      o.faith *= share;
+      for (int64_t i = 0; i < p.n_edges; i++) o.dz_edge[i] *= share;
+      for (int i = 0; i < p.n_nodes; i++) o.dz_node[i] *= share;
+      EP_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &o.faith, 1, MPI_DOUBLE, MPI_SUM, comm));
+      EP_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, o.dz_edge, (int)p.n_edges, MPI_DOUBLE, MPI_SUM, comm));
+      EP_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, o.dz_node, p.n_nodes, MPI_DOUBLE, MPI_SUM, comm));
+    }
+    prune_step_finish(&p, &tg, &o);
+    prune_adamw_step(&opt, &p, o.grad, 1.0, prune_lr_factor(s, 200, 3000));
+    const double d = ep_time_now();
+    if (s >= warm) {
+      t.prep += b - a;
+      t.faith += c - b;
+      t.host += d - c;
+    }
+  }
+  t.prep *= 1e3 / steps;
+  t.faith *= 1e3 / steps;
+  t.host *= 1e3 / steps;
+  t.step = t.prep + t.faith + t.host;
+  if (comm != MPI_COMM_NULL) {
+    /* a step is as slow as the slowest rank */
+    EP_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &t, 4, MPI_DOUBLE, MPI_MAX, comm));
+  }
+  prune_adamw_free(&opt);
+  prune_step_out_free(&o);
+  prune_params_free(&p);
+  return t;
+}
+
+static void print_timing(const char *what, const timing *t, double gflop) {
+  printf("  %-8s prepare %7.2f  masked fwd+bwd %7.2f  host/reduce %5.2f  = %7.2f ms/step  %6.1f steps/s  "
+         "%5.1f TFLOP/s (%.0f GFLOP)  %5.1fx vs %.0f ms\n",
+         what, t->prep, t->faith, t->host, t->step, 1e3 / t->step, gflop / t->step, gflop, REF_MS_PER_STEP / t->step,
+         REF_MS_PER_STEP);
+}
 
 int main(int argc, char **argv) {
-  const int steps = argc > 1 ? atoi(argv[1]) : 20, warm = 3;
-  static const char *modes[4] = {"fp32", "tf32", "fp32-keep", "tf32-keep"};
+  ep_mpi_init(&argc, &argv);
+  const int steps = argc > 1 ? atoi(argv[1]) : 20;
   const char *mode = argc > 2 ? argv[2] : "all";
+  const int GB = argc > 3 ? atoi(argv[3]) : 32;
+  static const char *modes[3] = {"fp32", "tf32", "bf16"};
   EP_CHECK(steps >= 1, "steps must be at least 1");
+  EP_CHECK(GB >= ep_size && GB % ep_size == 0, "global batch %d must be a multiple of the %d ranks", GB, ep_size);
   int mode_ok = !strcmp(mode, "all");
-  for (int i = 0; i < 4; i++) mode_ok |= !strcmp(mode, modes[i]);
-  EP_CHECK(mode_ok, "mode %s: fp32, tf32, fp32-keep, tf32-keep or all", mode);
+  for (int i = 0; i < 3; i++) mode_ok |= !strcmp(mode, modes[i]);
+  EP_CHECK(mode_ok, "mode %s: fp32, tf32, bf16 or all", mode);
   if (!backend_cuda_available()) {
-    printf("no CUDA device: nothing to benchmark\n");
+    if (ep_rank == 0) printf("no CUDA device: nothing to benchmark\n");
+    ep_mpi_finalize();
     return 77;
   }
-  const int dev = backend_cuda_select_device();
-  const int B = 32, T = 20;
+  const ep_backend_choice choice = {EP_BACKEND_CUDA, EP_COMPUTE_FP32, 0};
+  const ep_backend_ops *be = backend_choose(&choice); /* binds the node-local device */
+  const int K = ep_size, B = GB / K;
 
   ep_model_config cfg;
   model_config_defaults(&cfg);
@@ -52,92 +148,95 @@ int main(int argc, char **argv) {
   const char *bad = model_config_validate(&cfg);
   EP_CHECK(!bad, "benchmark model config: %s", bad);
   ep_model m;
-  double t0 = ep_time_now();
   model_alloc(&m, &cfg);
   model_init_random(&m, 1, 0.02f);
   ep_graph g;
   graph_init(&g, &cfg, 1);
-  printf("model: GPT-2 small shape, %zu floats, %d writers, %d readers, %lld edges (init %.1f s)\n", m.n_floats,
-         g.n_writers, g.n_readers, (long long)g.n_edges, ep_time_now() - t0);
 
-  /* one IOI-shaped batch: full-length rows, loss at the last token */
-  int32_t *clean = malloc((size_t)B * T * sizeof *clean), *corr = malloc((size_t)B * T * sizeof *corr);
-  int32_t len[32], ls[32], le[32];
-  for (int b = 0; b < B; b++) {
-    len[b] = T;
-    ls[b] = T - 1;
-    le[b] = T;
-    for (int t = 0; t < T; t++) {
+  /* one IOI-shaped global batch: full-length rows, loss at the last token */
+  int32_t *clean = malloc((size_t)GB * T_LEN * sizeof *clean), *corr = malloc((size_t)GB * T_LEN * sizeof *corr);
+  int32_t *len = malloc((size_t)GB * sizeof *len), *ls = malloc((size_t)GB * sizeof *ls),
+          *le = malloc((size_t)GB * sizeof *le);
+  for (int b = 0; b < GB; b++) {
+    len[b] = T_LEN;
+    ls[b] = T_LEN - 1;
+    le[b] = T_LEN;
+    for (int t = 0; t < T_LEN; t++) {
       uint32_t w[4];
       ep_rng_words(7, 99, (uint64_t)b * 1000 + t, 0, w);
-      clean[b * T + t] = (int32_t)(w[0] % (uint32_t)cfg.vocab);
-      corr[b * T + t] = (int32_t)(w[1] % (uint32_t)cfg.vocab);
+      clean[b * T_LEN + t] = (int32_t)(w[0] % (uint32_t)cfg.vocab);
+      corr[b * T_LEN + t] = (int32_t)(w[1] % (uint32_t)cfg.vocab);
     }
   }
-  ep_batch bt = {B, T, clean, corr, len, ls, le};
+  ep_batch all = {GB, T_LEN, clean, corr, len, ls, le};
+  const double mix = 6.0 * T_LEN * cfg.d_model * (double)g.n_edges;
+  const double PDV = (double)cfg.d_model * cfg.vocab_out; /* per loss position */
+  if (ep_rank == 0)
+    printf("GPT-2 small shape: %d writers, %d readers, %lld edges; global batch %d x %d over %d rank(s), %d timed "
+           "steps\n",
+           g.n_writers, g.n_readers, (long long)g.n_edges, GB, T_LEN, K, steps);
 
-  const ep_backend_ops *be = backend_cuda();
   ep_engine_opts eo = {EP_LOSS_KL, EP_ABLATE_INTERCHANGE, 1, EP_PREC_F32};
-  size_t free0, total, free1, free2;
-  backend_cuda_mem_info(&free0, &total);
-  void *ws = be->create(&m, &g, &eo, B, T);
-  backend_cuda_mem_info(&free1, NULL);
-
-  for (int cfgi = 0; cfgi < 4; cfgi++) {
-    const int tf32 = cfgi & 1, keep = cfgi >> 1;
-    if (strcmp(mode, "all") && strcmp(mode, modes[cfgi])) continue;
-    /* the same work in every mode: fresh parameters and optimiser */
-    backend_cuda_set_tf32(ws, tf32);
-    backend_cuda_set_keep_activations(ws, keep);
-    ep_mask_params p;
-    prune_params_init(&p, g.n_edges, g.n_writers, 3);
-    ep_step_out o;
-    prune_step_out_init(&o, &p);
-    ep_adamw opt;
-    const double lr[4] = {0.8, 0.8, 0.8, 0.8};
-    prune_adamw_init(&opt, &p, lr); /* betas 0.9/0.999, eps 1e-8, weight decay 0.01 */
-    double t_prep = 0, t_faith = 0, t_opt = 0, t_fwd = 0;
-    for (int s = 0; s < warm + steps; s++) {
-      const double a = ep_time_now();
-      be->prepare(ws, &bt, NULL);
-      const double b = ep_time_now();
-      ep_step_targets tg = {prune_target(0, 0.94, s, 2500, 0), prune_target(0, 0.72, s, 2500, 0), 1};
-      prune_step(be, ws, &p, 5, s, &tg, &o);
-      const double c = ep_time_now();
-      prune_adamw_step(&opt, &p, o.grad, 1.0, prune_lr_factor(s, 200, 3000));
-      const double d = ep_time_now();
-      /* forward only (evaluation cost), same masks */
-      be->faith(ws, o.z_edge, o.z_node, NULL, NULL, NULL);
-      const double e = ep_time_now();
-      if (s >= warm) {
-        t_prep += b - a;
-        t_faith += c - b;
-        t_opt += d - c;
-        t_fwd += e - d;
-      }
-      if (s == warm + steps - 1) printf("last step: faith %.9g total %.9g\n", o.faith, o.total);
+  for (int pi = 0; pi < 3; pi++) {
+    if (strcmp(mode, "all") && strcmp(mode, modes[pi])) continue;
+    timing t1 = {0, 0, 0, 0};
+    if (K > 1 && ep_rank == 0) {
+      /* the single-GPU reference for the scaling figure: the global batch on one GPU */
+      void *w1 = be->create(&m, &g, &eo, GB, T_LEN);
+      backend_cuda_set_precision(w1, pi);
+      backend_cuda_set_keep_activations(w1, 1);
+      backend_cuda_set_prepare_cache(w1, (size_t)8 << 30);
+      t1 = run_steps(be, w1, &g, &all, 0, GB, steps, MPI_COMM_NULL, 1.0);
+      be->destroy(w1);
     }
-    backend_cuda_mem_info(&free2, NULL);
-    const double ms = 1e3 * (t_prep + t_faith + t_opt) / steps;
-    printf("device %d, %s, %s, batch %d x %d, %d timed steps\n", dev,
-           tf32 ? "TF32 GEMMs (CUBLAS_COMPUTE_32F_FAST_TF32), fp32 elsewhere" : "fp32 (CUBLAS_COMPUTE_32F, no TF32)",
-           keep ? "activations kept" : "activations recomputed", B, T, steps);
-    printf("  prepare              %8.2f ms\n", 1e3 * t_prep / steps);
-    printf("  masked fwd+bwd+loss  %8.2f ms   (forward + loss only: %.2f ms)\n", 1e3 * t_faith / steps,
-           1e3 * t_fwd / steps);
-    printf("  hard-concrete/AdamW  %8.2f ms   (host, in prune_step and prune_adamw_step)\n", 1e3 * t_opt / steps);
-    printf("full training step: %.2f ms/step, %.2f steps/s, %.1fx faster than the reference %.0f ms/step\n", ms,
-           1e3 / ms, REF_MS_PER_STEP / ms, REF_MS_PER_STEP);
-    printf("device memory: %.1f MiB used by the workspace after create, %.1f MiB after these steps (of %.1f GiB)\n\n",
-           (double)(free0 - free1) / 1048576.0, (double)(free0 - free2) / 1048576.0, (double)total / 1073741824.0);
-    prune_adamw_free(&opt);
-    prune_step_out_free(&o);
-    prune_params_free(&p);
+    size_t free0, total, free1;
+    EP_CHECK_MPI(MPI_Barrier(MPI_COMM_WORLD));
+    backend_cuda_mem_info(&free0, &total);
+    void *ws = be->create(&m, &g, &eo, B, T_LEN);
+    backend_cuda_set_precision(ws, pi);
+    backend_cuda_set_keep_activations(ws, 1);
+    const MPI_Comm comm = K > 1 ? MPI_COMM_WORLD : MPI_COMM_NULL;
+    const double share = 1.0 / K;
+    const timing cold = run_steps(be, ws, &g, &all, ep_rank * B, B, steps, comm, share);
+    backend_cuda_set_prepare_cache(ws, (size_t)8 << 30);
+    const timing hot = run_steps(be, ws, &g, &all, ep_rank * B, B, steps, comm, share);
+    backend_cuda_mem_info(&free1, NULL);
+    double used = (double)(free0 - free1), wsb = (double)backend_cuda_workspace_bytes(ws);
+    if (comm != MPI_COMM_NULL) {
+      EP_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &used, 1, MPI_DOUBLE, MPI_MAX, comm));
+      EP_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &wsb, 1, MPI_DOUBLE, MPI_MAX, comm));
+    }
+    const double Ng = (double)GB * T_LEN;
+    const double f_cold = 4 * dense_flops(&cfg, Ng) + 6 * GB * PDV + mix * GB;
+    const double f_hot = 2 * dense_flops(&cfg, Ng) + 4 * GB * PDV + mix * GB;
+    if (ep_rank == 0) {
+      printf("%s (%s), activations kept, %d x %d per rank:\n", modes[pi],
+             pi == 0   ? "fp32 GEMMs, CUBLAS_COMPUTE_32F"
+             : pi == 1 ? "TF32 tensor-core GEMMs, fp32 storage"
+                       : "bf16 delta stack / reader gradients in the mixing GEMMs, fp32 accumulation, TF32 elsewhere",
+             B, T_LEN);
+      print_timing("cold", &cold, f_cold / 1e9);
+      print_timing("cached", &hot, f_hot / 1e9);
+      printf("  device memory: %.2f GiB in use at the end (peak: nothing is freed during steps; max over ranks), "
+             "workspace + cache %.2f GiB\n",
+             used / 1073741824.0, wsb / 1073741824.0);
+      if (K > 1) {
+        print_timing("1 GPU", &t1, f_hot / 1e9);
+        printf("  scaling 1 -> %d GPUs at global batch %d (cached): %.2f -> %.2f ms/step, speed-up %.2fx, "
+               "efficiency %.1f %%\n",
+               K, GB, t1.step, hot.step, t1.step / hot.step, 100.0 * t1.step / (K * hot.step));
+      }
+      fflush(stdout);
+    }
+    be->destroy(ws);
   }
-  be->destroy(ws);
   graph_free(&g);
   model_free(&m);
   free(clean);
   free(corr);
+  free(len);
+  free(ls);
+  free(le);
+  ep_mpi_finalize();
   return 0;
 }

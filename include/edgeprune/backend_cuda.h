@@ -1,7 +1,7 @@
 /* backend_cuda.h — the CUDA backend of the Edge Pruning engine (backend.h).
  *
- * Same entry points and semantics as backend_cpu() (fp32 only; opts.precision must be
- * EP_PREC_F32). The model's weights are copied to the device once in create; per call
+ * Same entry points and semantics as backend_cpu() (opts.precision must be EP_PREC_F32;
+ * TF32 / bf16 through backend_cuda_set_precision). The model's weights are copied to the device once in create; per call
  * only tokens, masks, mask gradients and per-position losses cross the bus. The kl and
  * kl_sum losses run on the device; position_kl and mse (Tracr's numeric heads) in the
  * shared host code backend_loss on the [P, Vo] outputs. Sequences up to 128 tokens;
@@ -12,6 +12,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "edgeprune/backend.h"
 
@@ -30,6 +31,13 @@ int backend_cuda_select_device(void);
 /* Free and total memory of the current device in bytes (cudaMemGetInfo). */
 void backend_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
 
+/* Arithmetic of workspace ws (backend_select.h ep_compute): 0 fp32 (the default),
+ * 1 TF32 tensor-core GEMMs, 2 bf16 difference stack and reader gradients in the mixing,
+ * edge-gradient and ddelta GEMMs (fp32 accumulation, TF32 for the other GEMMs; masks,
+ * mask gradients, norms and losses in fp32/double). bf16 moves a step's loss and
+ * gradients by ~1e-3 relative to their scale (the test allows 1e-2). */
+void backend_cuda_set_precision(void *ws, int compute);
+
 /* GEMMs of workspace ws (from backend_cuda()->create) in TF32 tensor-core mode
  * (CUBLAS_COMPUTE_32F_FAST_TF32; storage and everything else stay fp32) when on, plain
  * fp32 (the default) when off. For speed measurements: TF32 rounds GEMM inputs to 10-bit
@@ -42,6 +50,20 @@ void backend_cuda_set_tf32(void *ws, int on);
  * CPU reference's memory-saving way). Same results bit for bit; on costs about
  * L * (3H + 4) * B*T*D floats of device memory and saves the recomputation. */
 void backend_cuda_set_keep_activations(void *ws, int on);
+
+/* Device bytes backend_cuda_set_keep_activations(ws, 1) would add (0 once kept). */
+size_t backend_cuda_keep_bytes(const void *ws);
+
+/* Device bytes held by the workspace: its buffers and the prepare cache. */
+size_t backend_cuda_workspace_bytes(const void *ws);
+
+/* Cache prepare()'s per-example outputs (clean logits at the loss positions, corrupted
+ * writer outputs) on the device, up to bytes (0: none, the default; drops the cache).
+ * Keyed by example content (tokens, length, loss range): a batch whose examples are all
+ * cached skips both plain runs. kl / kl_sum losses only (others always recompute). */
+void backend_cuda_set_prepare_cache(void *ws, size_t bytes);
+/* Cached examples, batches served from the cache, batches computed, cache bytes. */
+void backend_cuda_cache_stats(const void *ws, int64_t *entries, int64_t *hits, int64_t *misses, size_t *bytes);
 
 /* The CUDA backend's operations. */
 const ep_backend_ops *backend_cuda(void);

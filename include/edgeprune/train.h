@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "edgeprune/backend.h"
+#include "edgeprune/backend_select.h"
 #include "edgeprune/dataset.h"
 #include "edgeprune/deck.h"
 #include "edgeprune/graph.h"
@@ -34,6 +35,7 @@ typedef struct {
   int restart;          /* 1: continue from the newest valid checkpoint in out_dir/checkpoints */
   uint64_t config_hash; /* deck_hash of the keys that change the result (not run.*, debug.*) */
   const ep_deck *deck;  /* borrowed; NULL in tests (no deck text in checkpoints) */
+  ep_backend_choice backend; /* run.backend, run.precision, run.device_cache_mb */
 } ep_prune_config;
 
 /* Typed configuration from a loaded deck; cross-key checks (a target below its start,

@@ -32,7 +32,8 @@ const ep_command ep_cmd_step_dump = {
             "  root attributes: step, seed, faith, reg_edge, reg_node, total, edge_sparsity,\n"
             "  node_sparsity, t_edge, t_node, precision, deck, and model_path, data_path,\n"
             "  train_split, ablation, loss, node_masks, embedding_nodes, node_loss\n"
-            "--precision f64 runs the CPU engine in double (the gradient-check build).\n",
+            "--precision f64 runs the CPU engine in double (the gradient-check build); otherwise\n"
+            "run.backend / run.precision choose the engine (attributes backend, compute).\n",
     .order = 90,
     .run = run,
 };
@@ -113,9 +114,12 @@ static int run(int argc, char **argv) {
   int64_t *idx = perm + (step % per_epoch) * c->batch_size;
   ep_batch_buf bb = {0};
   prune_batch_gather(&bb, &train, idx, (int)c->batch_size);
-  const ep_backend_ops *be = backend_cpu();
+  /* fp64 is the CPU reference's gradient-check build */
+  if (prec == EP_PREC_F64 && c->backend.kind == EP_BACKEND_CUDA)
+    ep_fatal("%s: --precision f64 runs the CPU engine, but run.backend = cuda", s.deck_path);
+  const ep_backend_ops *be = prec == EP_PREC_F64 ? backend_cpu() : backend_choose(&c->backend);
   ep_engine_opts eo = {c->loss, c->ablation, c->node_masks, prec};
-  void *ws = be->create(&s.m, &g, &eo, (int)c->batch_size, train.max_len);
+  void *ws = backend_open(be, &c->backend, &s.m, &g, &eo, (int)c->batch_size, train.max_len);
   float *mean = NULL;
   if (c->ablation == EP_ABLATE_MEAN) {
     mean = ep_malloc((size_t)g.n_writers * train.max_len * s.m.cfg.d_model * sizeof *mean);
@@ -143,6 +147,8 @@ static int run(int argc, char **argv) {
     h5io_attr_f64(f, "t_edge", tg.t_edge);
     h5io_attr_f64(f, "t_node", tg.t_node);
     h5io_attr_str(f, "precision", prec == EP_PREC_F64 ? "f64" : "f32");
+    h5io_attr_str(f, "backend", be->name);
+    h5io_attr_str(f, "compute", prec == EP_PREC_F64 ? "fp64" : backend_compute_name(c->backend.compute));
     /* what an independent implementation needs to redo the step (tools/oracle_masked.py --check-dump) */
     static const char *abl_names[] = {"interchange", "zero", "mean"};
     static const char *loss_names[] = {"kl", "kl_sum", "position_kl", "mse"};

@@ -55,6 +55,15 @@ const ep_deck_key prune_deck_keys[] = {
      "seconds: checkpoint and stop before this much wall time has passed (0: no limit)"},
     {"run.restart", EP_DECK_CHOICE, "auto", NO_RANGE, "auto|never",
      "auto: continue from the newest valid checkpoint in run.out_dir/checkpoints"},
+    {"run.backend", EP_DECK_CHOICE, "auto", NO_RANGE, "auto|cpu|cuda",
+     "engine backend: cuda (one GPU per MPI rank, by node-local rank), cpu, or auto (cuda when a device can "
+     "be used, else cpu)"},
+    {"run.precision", EP_DECK_CHOICE, "fp32", NO_RANGE, "fp32|tf32|bf16",
+     "CUDA backend arithmetic: fp32, TF32 tensor-core GEMMs, or bf16 difference stack with fp32 accumulation "
+     "(masks, norms and losses stay fp32)"},
+    {"run.device_cache_mb", EP_DECK_FLOAT, "4096", 0, BIG, NULL,
+     "CUDA backend: device memory (MiB) for the clean targets and corrupted writer outputs of examples seen "
+     "before, so repeated examples skip both plain runs (0: recompute every step)"},
     {"debug.exit_after_step", EP_DECK_INT, "-1", -1, BIG, NULL,
      "testing only: end the process after this step as a crash would (-1: never)"},
     {"debug.inject_nan_step", EP_DECK_INT, "-1", -1, BIG, NULL,
@@ -104,6 +113,10 @@ static void fill(ep_prune_config *c, const ep_deck *d) {
   c->checkpoint_keep = deck_int(d, "run.checkpoint_keep");
   c->max_wall_time = deck_float(d, "run.max_wall_time");
   c->restart = !strcmp(deck_string(d, "run.restart"), "auto");
+  const char *bk = deck_string(d, "run.backend"), *pr = deck_string(d, "run.precision");
+  c->backend.kind = !strcmp(bk, "cpu") ? EP_BACKEND_CPU : !strcmp(bk, "cuda") ? EP_BACKEND_CUDA : EP_BACKEND_AUTO;
+  c->backend.compute = !strcmp(pr, "tf32") ? EP_COMPUTE_TF32 : !strcmp(pr, "bf16") ? EP_COMPUTE_BF16 : EP_COMPUTE_FP32;
+  c->backend.cache_mb = deck_float(d, "run.device_cache_mb");
   /* run.* (output, logging, checkpoint cadence) and debug.* do not change the result */
   static const char *const exclude[] = {"run.", "debug.", NULL};
   c->config_hash = deck_hash(d, exclude);
@@ -158,4 +171,6 @@ void prune_config_defaults(ep_prune_config *c) {
   c->checkpoint_every = 0;
   c->checkpoint_keep = 2;
   c->restart = 0;
+  /* tests drive the reference backend unless they ask for another */
+  c->backend = (ep_backend_choice){EP_BACKEND_CPU, EP_COMPUTE_FP32, 0};
 }

@@ -133,16 +133,17 @@ void prune_mean_writers(const ep_backend_ops *be, void *ws, const ep_graph *g, c
   free(cnt);
 }
 
-static void *make_ws(const ep_prune_config *c, const ep_model *m, const ep_graph *g, int B, int T) {
+static void *make_ws(const ep_prune_config *c, const ep_backend_ops *be, const ep_model *m, const ep_graph *g,
+                     int B, int T) {
   ep_engine_opts eo = {c->loss, c->ablation, c->node_masks, EP_PREC_F32};
-  return backend_cpu()->create(m, g, &eo, B, T);
+  return backend_open(be, &c->backend, m, g, &eo, B, T);
 }
 
 double prune_eval_masks(const ep_prune_config *c, const ep_model *m, const ep_graph *g, const ep_dataset *d,
                         const double *z_edge, const double *z_node, float *out_masked, float *out_full) {
-  const ep_backend_ops *be = backend_cpu();
+  const ep_backend_ops *be = backend_choose(&c->backend);
   const int64_t B = c->batch_size < d->n ? c->batch_size : d->n;
-  void *ws = make_ws(c, m, g, (int)B, d->max_len);
+  void *ws = make_ws(c, be, m, g, (int)B, d->max_len);
   float *mean = NULL;
   if (c->ablation == EP_ABLATE_MEAN) {
     mean = ep_malloc((size_t)g->n_writers * d->max_len * m->cfg.d_model * sizeof *mean);
@@ -256,7 +257,7 @@ static int64_t read_checkpoint(const ep_prune_config *c, const char *dir, int dp
 
 int prune_train(const ep_prune_config *c, const ep_model *m, const ep_graph *g, const ep_dataset *train,
                 const ep_dataset *val, ep_mask_params *p, ep_train_result *res) {
-  const ep_backend_ops *be = backend_cpu();
+  const ep_backend_ops *be = backend_choose(&c->backend);
   memset(res, 0, sizeof *res);
   res->val_kl = NAN;
   EP_CHECK(g->embedding_nodes == c->embedding_nodes, "graph and config disagree on embedding nodes");
@@ -276,7 +277,7 @@ int prune_train(const ep_prune_config *c, const ep_model *m, const ep_graph *g, 
   int64_t first, count;
   grid_batch_shard(c->batch_size, dp, replica, &first, &count);
   const int T = train->max_len;
-  void *ws = count > 0 ? make_ws(c, m, g, (int)count, T) : NULL;
+  void *ws = count > 0 ? make_ws(c, be, m, g, (int)count, T) : NULL;
   float *mean = NULL;
   if (c->ablation == EP_ABLATE_MEAN && ws) {
     mean = ep_malloc((size_t)g->n_writers * T * m->cfg.d_model * sizeof *mean);

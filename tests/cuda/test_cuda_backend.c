@@ -5,7 +5,8 @@
  * on/off, interchange/zero/mean ablation, every loss kind; a full-size batch and a
  * smaller one in the same workspace. Compared: writer_outputs, prepare's P and full
  * outputs, faith's loss and masked outputs (forward only and with backward), dz_edge
- * and dz_node; and the same bits with kept activations instead of recomputation.
+ * and dz_node; the same bits with kept activations instead of recomputation and with
+ * prepare served by the device cache; TF32 and bf16 steps within 1e-2 of fp32.
  *
  * Tolerance. Both backends compute in fp32 with different summation orders (cuBLAS
  * blocking, float attention scores on the device, double ones on the host), so each
@@ -86,6 +87,38 @@ static void cmp_f(const char *label, const char *what, size_t n, const float *go
   free(a);
   free(b);
   free(c);
+}
+
+static double lowp_worst[3]; /* largest loss / output / gradient error of a low-precision step */
+
+/* max |got - ref| / max |ref| over n values (0 for an all-zero ref). */
+static double norm_err(size_t n, const double *got, const double *ref) {
+  double M = 0, d = 0;
+  for (size_t i = 0; i < n; i++) {
+    M = fmax(M, fabs(ref[i]));
+    d = fmax(d, fabs(got[i] - ref[i]));
+  }
+  return M > 0 ? d / M : d;
+}
+
+/* A TF32 / bf16 step against the fp32 CPU reference: loss, masked outputs, dz_edge and
+ * dz_node (when dzn != NULL) within 1e-2. */
+static void lowp_cmp(const char *lb, const char *prec, double loss, double loss_ref, const float *mo,
+                     const float *mo_ref, size_t PV, const double *dze, const double *dze_ref, size_t E,
+                     const double *dzn, const double *dzn_ref, size_t W) {
+  const double el = fabs(loss - loss_ref) / fmax(fabs(loss_ref), 1e-6);
+  double *a = to_d(mo, PV), *b = to_d(mo_ref, PV);
+  const double eo = norm_err(PV, a, b), ee = norm_err(E, dze, dze_ref), en = dzn ? norm_err(W, dzn, dzn_ref) : 0;
+  free(a);
+  free(b);
+  T_CHECK(el <= 1e-2 && eo <= 1e-2 && ee <= 1e-2 && en <= 1e-2,
+          "%s %s: loss %.3g, outputs %.3g, dz_edge %.3g, dz_node %.3g relative (tolerance 1e-2)", lb, prec, el, eo,
+          ee, en);
+  if (!strcmp(prec, "bf16")) {
+    lowp_worst[0] = fmax(lowp_worst[0], el);
+    lowp_worst[1] = fmax(lowp_worst[1], eo);
+    lowp_worst[2] = fmax(lowp_worst[2], fmax(ee, en));
+  }
 }
 
 /* Masks in [0, 1] with exact 0s and 1s mixed in. */
@@ -185,6 +218,32 @@ static void run_case(const model_case *mc, int emb, ep_ablation abl, int nm, ep_
     T_CHECK(!memcmp(mo_k, mo[0], PV * sizeof(float)), "%s: kept activations: masked outputs differ", lb);
     T_CHECK(!memcmp(dze_k, dze[0], E * sizeof(double)), "%s: kept activations: dz_edge differs", lb);
     T_CHECK(!nm || !memcmp(dzn_k, dzn[0], W * sizeof(double)), "%s: kept activations: dz_node differs", lb);
+    /* the prepare cache: the same batch again comes from the cache (kl losses), and the
+     * step is the same bits as with prepare computed */
+    backend_cuda_set_prepare_cache(wc, (size_t)64 << 20);
+    T_CHECK(cu->prepare(wc, &f.b, mean) == P, "%s: cache: P differs", lb);
+    T_CHECK(cu->prepare(wc, &f.b, mean) == P, "%s: cache: P differs", lb);
+    int64_t ce, ch, cm;
+    size_t cb;
+    backend_cuda_cache_stats(wc, &ce, &ch, &cm, &cb);
+    const int kl = loss == EP_LOSS_KL || loss == EP_LOSS_KL_SUM;
+    T_CHECK(!kl || (ch == 1 && cm == 1 && ce == B), "%s: cache: %lld entries, %lld hits, %lld misses", lb,
+            (long long)ce, (long long)ch, (long long)cm);
+    const double loss_c = cu->faith(wc, ze, zn, dze_k, nm ? dzn_k : NULL, mo_k);
+    T_CHECK(loss_c == loss_bwd[0], "%s: cached prepare: loss %.17g vs %.17g", lb, loss_c, loss_bwd[0]);
+    T_CHECK(!memcmp(mo_k, mo[0], PV * sizeof(float)), "%s: cached prepare: masked outputs differ", lb);
+    T_CHECK(!memcmp(dze_k, dze[0], E * sizeof(double)), "%s: cached prepare: dz_edge differs", lb);
+    T_CHECK(!nm || !memcmp(dzn_k, dzn[0], W * sizeof(double)), "%s: cached prepare: dz_node differs", lb);
+    backend_cuda_set_prepare_cache(wc, 0);
+    /* TF32 and bf16: the whole step within 1e-2 of the fp32 reference (relative to each
+     * array's largest value; the loss relative to itself) */
+    for (int pr = 1; pr <= 2; pr++) {
+      backend_cuda_set_precision(wc, pr);
+      const double loss_p = cu->faith(wc, ze, zn, dze_k, nm ? dzn_k : NULL, mo_k);
+      backend_cuda_set_precision(wc, 0);
+      lowp_cmp(lb, pr == 1 ? "tf32" : "bf16", loss_p, loss_bwd[1], mo_k, mo[1], PV, dze_k, dze[1], E,
+               nm ? dzn_k : NULL, dzn[1], W);
+    }
     free(dze_k);
     free(dzn_k);
     free(mo_k);
@@ -234,6 +293,8 @@ int main(void) {
          st_fwd.max_norm, st_fwd.max_rel, st_fwd.max_rel_ref, st_fwd.n);
   printf("gradients: max |d|/M %.3e (tolerance 1e-4), element-wise rel %.3e (cpu32 vs cpu64 %.3e), %ld values\n",
          st_grad.max_norm, st_grad.max_rel, st_grad.max_rel_ref, st_grad.n);
+  printf("bf16 step: loss rel %.3e, outputs |d|/M %.3e, gradients |d|/M %.3e (tolerance 1e-2)\n", lowp_worst[0],
+         lowp_worst[1], lowp_worst[2]);
   model_free(&g_small);
   model_free(&g_tiny);
   model_free(&tracr);

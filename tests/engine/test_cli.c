@@ -12,6 +12,9 @@
 
 #include "edgeprune/core.h"
 #include "edgeprune/dataset.h"
+#ifdef EP_HAVE_CUDA
+#include "edgeprune/backend_cuda.h"
+#endif
 #include "edgeprune/model_file.h"
 #include "fixture.h"
 #include "test_util.h"
@@ -149,6 +152,29 @@ int main(int argc, char **argv) {
   char *sp = path_in("step.h5");
   T_CHECK(access(sp, R_OK) == 0, "step-dump wrote step.h5");
   free(sp);
+
+  /* backend selection: cpu always works; cuda works with a device and is a clear error
+   * without one; fp64 step dumps are the CPU engine's */
+  st = run("prune ok.yml -P run.backend=cpu -P run.out_dir=out_cpu", out, sizeof out);
+  T_CHECK(st == 0, "run.backend = cpu (status %d):\n%s", st, out);
+  int have_cuda = 0;
+#ifdef EP_HAVE_CUDA
+  have_cuda = backend_cuda_available();
+#endif
+  if (have_cuda) {
+    st = run("prune ok.yml -P run.backend=cuda -P run.precision=bf16 -P run.out_dir=out_cuda", out, sizeof out);
+    T_CHECK(st == 0 && strstr(out, "backend: cuda (bf16)"), "run.backend = cuda, bf16 (status %d):\n%s", st, out);
+    st = run("step-dump ok.yml --out step_tf32.h5 -P run.backend=cuda -P run.precision=tf32", out, sizeof out);
+    T_CHECK(st == 0, "step-dump on cuda (status %d):\n%s", st, out);
+    st = run("eval ok.yml --circuit out/circuit.h5 -P run.backend=cuda", out, sizeof out);
+    T_CHECK(st == 0 && strstr(out, "exact_match"), "eval on cuda (status %d):\n%s", st, out);
+  } else {
+    expect_fail("cuda without a device", "prune ok.yml -P run.backend=cuda", "run.backend = cuda", NULL);
+  }
+  expect_fail("fp64 on cuda", "step-dump ok.yml --out s64.h5 --precision f64 -P run.backend=cuda",
+              "--precision f64", "run.backend = cuda");
+  expect_fail("bad backend", "prune ok.yml -P run.backend=gpu", "run.backend", "auto");
+  expect_fail("bad precision", "prune ok.yml -P run.precision=fp16", "run.precision", "bf16");
 
   /* deck errors: the key is named */
   expect_fail("wrong type", "prune ok.yml -P prune.steps=abc", "prune.steps", "integer");

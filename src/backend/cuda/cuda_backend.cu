@@ -240,6 +240,14 @@ static void cu_destroy(void *p) {
   cu_ws *ws = (cu_ws *)p;
   if (!ws) return;
   EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
+  if (ws->prof && ws->cache) {
+    int64_t ne, nh, nm;
+    size_t cb;
+    cu_cache_stats(ws, &ne, &nh, &nm, &cb);
+    ep_log_all("cuda prepare cache: %lld examples, %.1f MiB, %lld batches served, %lld computed", (long long)ne,
+               (double)cb / 1048576.0, (long long)nh, (long long)nm);
+  }
+  cu_cache_free(ws);
   for (int i = 0; i < ws->n_dbufs; i++) EP_CHECK_CUDA(cudaFree(ws->dbufs[i]));
   cu_prof_report(ws);
   void *pinned[] = {ws->tok_h, ws->h_logits, ws->h_z, ws->h_dz, ws->klrow_h, ws->wrow_h};
@@ -382,6 +390,7 @@ static int64_t cu_prepare(void *p, const ep_batch *bt, const float *mean_c) {
       cudaMemcpyAsync(ws->prow_d, ws->prow_h, (size_t)ws->P * sizeof(int32_t), cudaMemcpyHostToDevice, ws->st));
   cu_prof_start(ws, 0);
   cu_embed(ws, cu_upload_tokens(ws, bt->clean, 0), ws->xtok, ws->xpos);
+  int cached = 0; /* every example's outputs came from the prepare cache */
   /* clean outputs at the loss positions: kept on the device for the device losses
    * (full_outputs copies them back on request), on the host for backend_loss */
   if (cu_device_kl(ws)) {
@@ -392,9 +401,14 @@ static int64_t cu_prepare(void *p, const ep_batch *bt, const float *mean_c) {
         ws->wrow_h[q++] = ws->o.loss == EP_LOSS_KL ? 1.0 / ((double)ws->npos_h[b] * ws->B) : 1.0 / ws->B;
     EP_CHECK_CUDA(cudaMemcpyAsync(ws->wrow_d, ws->wrow_h, (size_t)ws->P * sizeof(double), cudaMemcpyHostToDevice,
                                   ws->st));
-    cu_plain_fwd(ws, ws->xtok, ws->xpos, NULL, 1, NULL);
-    cu_mark(ws, CU_PH_PLAIN);
-    cu_kl_prepare(ws);
+    if (ws->o.ablation == EP_ABLATE_INTERCHANGE)
+      EP_CHECK(bt->corrupted, "interchange ablation needs corrupted tokens"); /* the cache key reads them */
+    cached = cu_cache_fetch(ws, bt);
+    if (!cached) {
+      cu_plain_fwd(ws, ws->xtok, ws->xpos, NULL, 1, NULL);
+      cu_mark(ws, CU_PH_PLAIN);
+      cu_kl_prepare(ws);
+    }
     cu_mark(ws, CU_PH_PREP);
   } else {
     cu_plain_fwd(ws, ws->xtok, ws->xpos, NULL, 1, ws->target);
@@ -402,9 +416,11 @@ static int64_t cu_prepare(void *p, const ep_batch *bt, const float *mean_c) {
   }
   if (ws->o.ablation == EP_ABLATE_INTERCHANGE) {
     EP_CHECK(bt->corrupted, "interchange ablation needs corrupted tokens");
-    cu_embed(ws, cu_upload_tokens(ws, bt->corrupted, 1), ws->tmp, ws->tmp2);
-    cu_plain_fwd(ws, ws->tmp, ws->tmp2, ws->c, 0, NULL);
-    cu_mark(ws, CU_PH_PLAIN);
+    if (!cached) { /* else the cache filled ws->c */
+      cu_embed(ws, cu_upload_tokens(ws, bt->corrupted, 1), ws->tmp, ws->tmp2);
+      cu_plain_fwd(ws, ws->tmp, ws->tmp2, ws->c, 0, NULL);
+      cu_mark(ws, CU_PH_PLAIN);
+    }
   } else if (ws->o.ablation == EP_ABLATE_ZERO) {
     EP_CHECK_CUDA(cudaMemsetAsync(ws->c, 0, (size_t)ws->W * ND * sizeof(float), ws->st));
   } else {
@@ -428,6 +444,7 @@ static int64_t cu_prepare(void *p, const ep_batch *bt, const float *mean_c) {
       cu_base_slot(ws, run, ws->c, done, n > done ? n : done, ws->base + (size_t)(2 * l + part) * ND);
       if (n > done) done = n;
     }
+  if (!cached && cu_device_kl(ws)) cu_cache_store(ws, bt);
   cu_mark(ws, CU_PH_PREP);
   cu_prof_end(ws);
   EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
@@ -465,21 +482,36 @@ static void cu_use_layer(cu_ws *ws, int l) {
   ws->xo = s->xo;
 }
 
+/* Sizes (floats) of a layer's kept attention state [8] and MLP state [5]. */
+static void cu_keep_sizes(const cu_ws *ws, size_t attn[8], size_t mlp[5]) {
+  const size_t N = (size_t)ws->Bmax * ws->Tmax, D = (size_t)ws->D, H = (size_t)ws->H, dh = (size_t)ws->dh;
+  const size_t a[8] = {3 * H * N * D, 3 * H * N, 3 * H * N, H * N * dh, H * N * dh, H * N * dh, H * N * dh,
+                       H * N * (size_t)ws->Tmax};
+  const size_t b[5] = {N * D, N, N, N * (size_t)ws->F, N * D};
+  memcpy(attn, a, sizeof a);
+  memcpy(mlp, b, sizeof b);
+}
+
+/* Floats of every layer's kept state (64-float aligned pieces). */
+static size_t cu_keep_floats(const cu_ws *ws) {
+  size_t attn[8], mlp[5], total = 0;
+  cu_keep_sizes(ws, attn, mlp);
+  for (int l = 0; l < ws->L; l++) {
+    if (ws->m->cfg.has_attn[l])
+      for (int i = 0; i < 8; i++) total += (attn[i] + 63) / 64 * 64;
+    if (ws->m->cfg.has_mlp[l])
+      for (int i = 0; i < 5; i++) total += (mlp[i] + 63) / 64 * 64;
+  }
+  return total;
+}
+
 extern "C" void backend_cuda_set_keep_activations(void *p, int on) {
   cu_ws *ws = (cu_ws *)p;
   if (on && !ws->kept) {
     /* one allocation carved into every layer's buffers (256-byte aligned pieces) */
-    const size_t N = (size_t)ws->Bmax * ws->Tmax, D = (size_t)ws->D, H = (size_t)ws->H, dh = (size_t)ws->dh;
-    const size_t attn[8] = {3 * H * N * D, 3 * H * N, 3 * H * N, H * N * dh, H * N * dh, H * N * dh, H * N * dh,
-                            H * N * (size_t)ws->Tmax};
-    const size_t mlp[5] = {N * D, N, N, N * (size_t)ws->F, N * D};
-    size_t total = 0;
-    for (int l = 0; l < ws->L; l++) {
-      if (ws->m->cfg.has_attn[l])
-        for (int i = 0; i < 8; i++) total += (attn[i] + 63) / 64 * 64;
-      if (ws->m->cfg.has_mlp[l])
-        for (int i = 0; i < 5; i++) total += (mlp[i] + 63) / 64 * 64;
-    }
+    size_t attn[8], mlp[5];
+    cu_keep_sizes(ws, attn, mlp);
+    const size_t total = cu_keep_floats(ws);
     float *cur = (float *)cu_dalloc(ws, total, sizeof(float));
     ws->kept = (cu_lstate *)ep_calloc((size_t)ws->L, sizeof *ws->kept);
     for (int l = 0; l < ws->L; l++) {
@@ -514,7 +546,11 @@ static void cu_attn_layer_fwd(cu_ws *ws, int l, int store) {
   const int r0 = g->layer_q_reader[l], n = g->readers[r0].n_in, R3 = 3 * ws->H, hw = g->layer_head_writer[l];
   const size_t ND = ws->N * (size_t)ws->D;
   const float *Z = ws->zd + g->readers[r0].edge_offset;
-  if (n > 0) cu_gemm(ws, 0, 0, R3, (int)ND, n, 1.0f, Z, n, ws->delta, (int)ND, 0.0f, ws->Y, (int)ND);
+  if (n > 0 && ws->compute == 2)
+    cu_gemm_bf16(ws, 0, 0, R3, (int)ND, n, 1.0f, ws->z_bf + g->readers[r0].edge_offset, n, ws->delta_bf, (int)ND,
+                 0.0f, ws->Y, (int)ND);
+  else if (n > 0)
+    cu_gemm(ws, 0, 0, R3, (int)ND, n, 1.0f, Z, n, ws->delta, (int)ND, 0.0f, ws->Y, (int)ND);
   else EP_CHECK_CUDA(cudaMemsetAsync(ws->Y, 0, (size_t)R3 * ND * sizeof(float), ws->st));
   cu_mark(ws, CU_PH_MIX);
   cu_norm_fwd(ws, ws->Y, ws->base + (size_t)(2 * l) * ND, ws->N, ws->Xn, ws->mu, ws->rs, w->ln1_w, w->ln1_b,
@@ -554,7 +590,10 @@ static void cu_mlp_layer_fwd(cu_ws *ws, int l, float *x) {
   const ep_graph *g = ws->g;
   const int r = g->layer_mlp_reader[l], n = g->readers[r].n_in;
   const size_t ND = ws->N * (size_t)ws->D;
-  if (n > 0)
+  if (n > 0 && ws->compute == 2)
+    cu_gemm_bf16(ws, 0, 0, 1, (int)ND, n, 1.0f, ws->z_bf + g->readers[r].edge_offset, n, ws->delta_bf, (int)ND,
+                 0.0f, ws->ym, (int)ND);
+  else if (n > 0)
     cu_gemm(ws, 0, 0, 1, (int)ND, n, 1.0f, ws->zd + g->readers[r].edge_offset, n, ws->delta, (int)ND, 0.0f, ws->ym,
             (int)ND);
   else EP_CHECK_CUDA(cudaMemsetAsync(ws->ym, 0, ND * sizeof(float), ws->st));
@@ -600,6 +639,7 @@ static double cu_faith(void *p, const double *z_edge, const double *z_node, doub
   cu_prof_start(ws, dz_edge ? 2 : 1);
   EP_CHECK_CUDA(cudaMemcpyAsync(ws->zd, ws->h_z, (E + W) * sizeof(float), cudaMemcpyHostToDevice, ws->st));
   const float *zn = ws->zd + E;
+  if (ws->compute == 2) cu_to_bf16(ws, ws->zd, ws->z_bf, E);
 
   if (g->embedding_nodes) {
     cu_delta_write(ws, ws->xtok, ws->c, zn, ws->delta, 1);
@@ -674,9 +714,44 @@ static double cu_faith(void *p, const double *z_edge, const double *z_node, doub
   return loss;
 }
 
-extern "C" void backend_cuda_set_tf32(void *p, int on) {
+extern "C" void backend_cuda_set_precision(void *p, int compute) {
   cu_ws *ws = (cu_ws *)p;
-  ws->gemm_compute = on ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  EP_CHECK(compute >= 0 && compute <= 2, "precision %d (0 fp32, 1 tf32, 2 bf16)", compute);
+  if (compute == 2 && !ws->delta_bf) {
+    const size_t ND = (size_t)ws->Bmax * ws->Tmax * ws->D;
+    ws->delta_bf = (__nv_bfloat16 *)cu_dalloc(ws, (size_t)ws->W * ND, sizeof(__nv_bfloat16));
+    ws->dy_bf = (__nv_bfloat16 *)cu_dalloc(ws, 3 * (size_t)ws->H * ND, sizeof(__nv_bfloat16));
+    ws->z_bf = (__nv_bfloat16 *)cu_dalloc(ws, (size_t)ws->E, sizeof(__nv_bfloat16));
+    EP_CHECK_CUDA(cudaDeviceSynchronize()); /* zeroing ran on the legacy stream */
+  }
+  ws->compute = compute;
+  ws->gemm_compute = compute ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+}
+
+extern "C" void backend_cuda_set_tf32(void *p, int on) { backend_cuda_set_precision(p, on ? 1 : 0); }
+
+extern "C" size_t backend_cuda_keep_bytes(const void *p) {
+  const cu_ws *ws = (const cu_ws *)p;
+  return ws->kept ? 0 : cu_keep_floats(ws) * sizeof(float);
+}
+
+extern "C" size_t backend_cuda_workspace_bytes(const void *p) {
+  const cu_ws *ws = (const cu_ws *)p;
+  int64_t ne, nh, nm;
+  size_t cb;
+  cu_cache_stats(ws, &ne, &nh, &nm, &cb);
+  return ws->dev_bytes + cb;
+}
+
+extern "C" void backend_cuda_set_prepare_cache(void *p, size_t bytes) {
+  cu_ws *ws = (cu_ws *)p;
+  /* the cache holds the device-side clean logits of the kl losses; others recompute */
+  cu_cache_set_budget(ws, cu_device_kl(ws) ? bytes : 0);
+}
+
+extern "C" void backend_cuda_cache_stats(const void *p, int64_t *entries, int64_t *hits, int64_t *misses,
+                                         size_t *bytes) {
+  cu_cache_stats((const cu_ws *)p, entries, hits, misses, bytes);
 }
 
 static const ep_backend_ops cuda_ops = {

@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+#include <cuda_bf16.h>
+
 #include "cuda_check.h"
 
 extern "C" {
@@ -113,6 +115,14 @@ typedef struct {
   double *klrow_d;  /* [N] */
   double *wrow_h, *klrow_h; /* [N] host, pinned */
   size_t dev_bytes;
+  /* precision (backend_select.h ep_compute): 0 fp32, 1 TF32 GEMMs, 2 bf16 difference
+   * stack (delta_bf, written next to delta) and reader gradients (dy_bf) for the mixing,
+   * edge-gradient and ddelta GEMMs, fp32 accumulation; TF32 elsewhere */
+  int compute;
+  __nv_bfloat16 *delta_bf; /* [W, N, D] (allocated when bf16 is first chosen) */
+  __nv_bfloat16 *dy_bf;    /* [3H, N, D] */
+  __nv_bfloat16 *z_bf;     /* [E] edge masks */
+  struct cu_cache *cache;  /* prepare outputs of examples seen before (cache.cu), or NULL */
   /* phase timing */
   int prof;
   cudaEvent_t prof_ev[CU_PROF_MAX];
@@ -223,6 +233,24 @@ extern "C" void cu_head_out(cu_ws *ws, int l);
 extern "C" void cu_head_out_bwd(cu_ws *ws, int l);
 /* Xn[3i + c] = d(q/k/v)_i W_{q/k/v}[i]^T: gradients w.r.t. the normed reader inputs. */
 extern "C" void cu_qkv_bwd(cu_ws *ws, int l);
+
+/* ---- cache.cu ---- */
+/* Budget in bytes (0: no cache); drops what was cached. */
+extern "C" void cu_cache_set_budget(cu_ws *ws, size_t bytes);
+/* All examples of bt cached: ws->c (interchange), ws->tgt_d and ws->lse_d filled from the
+ * cache, returns 1; else 0 and nothing written. ws->N / B / T already set for bt. */
+extern "C" int cu_cache_fetch(cu_ws *ws, const ep_batch *bt);
+/* After a computed prepare of bt: cache its examples not cached yet, within the budget. */
+extern "C" void cu_cache_store(cu_ws *ws, const ep_batch *bt);
+extern "C" void cu_cache_stats(const cu_ws *ws, int64_t *entries, int64_t *hits, int64_t *misses, size_t *bytes);
+extern "C" void cu_cache_free(cu_ws *ws);
+
+/* ---- mixing.cu: bf16 ---- */
+/* dst[i] = bf16(src[i]), n elements. */
+extern "C" void cu_to_bf16(cu_ws *ws, const float *src, __nv_bfloat16 *dst, size_t n);
+/* Row-major C (fp32) = alpha op(A) op(B) + beta C with bf16 A and B, fp32 accumulation. */
+extern "C" void cu_gemm_bf16(cu_ws *ws, int ta, int tb, int M, int N, int K, float alpha, const __nv_bfloat16 *A,
+                             int lda, const __nv_bfloat16 *B, int ldb, float beta, float *C, int ldc);
 
 /* ---- device.cu ---- */
 /* Device allocation of count elements of size bytes, zeroed, counted in ws->dev_bytes. */

@@ -29,6 +29,38 @@ extern "C" void cu_gemm_batched(cu_ws *ws, int ta, int tb, int M, int N, int K, 
                                              batch, ws->gemm_compute, CUBLAS_GEMM_DEFAULT));
 }
 
+/* bf16 operands (the difference stack, reader gradients, masks), fp32 output and
+ * accumulation. */
+extern "C" void cu_gemm_bf16(cu_ws *ws, int ta, int tb, int M, int N, int K, float alpha, const __nv_bfloat16 *A,
+                             int lda, const __nv_bfloat16 *B, int ldb, float beta, float *C, int ldc) {
+  if (M == 0 || N == 0) return;
+  EP_CHECK_CUBLAS(cublasGemmEx(ws->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M,
+                               K, &alpha, B, CUDA_R_16BF, ldb, A, CUDA_R_16BF, lda, &beta, C, CUDA_R_32F, ldc,
+                               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+static void cu_gemm_batched_bf16(cu_ws *ws, int ta, int tb, int M, int N, int K, const __nv_bfloat16 *A, int lda,
+                                 long long sA, const __nv_bfloat16 *B, int ldb, long long sB, float *C, int ldc,
+                                 long long sC, int batch) {
+  if (M == 0 || N == 0 || batch == 0) return;
+  const float one = 1.0f, zero = 0.0f;
+  EP_CHECK_CUBLAS(cublasGemmStridedBatchedEx(ws->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                             ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &one, B, CUDA_R_16BF, ldb,
+                                             sB, A, CUDA_R_16BF, lda, sA, &zero, C, CUDA_R_32F, ldc, sC, batch,
+                                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+static __global__ void k_to_bf16(const float *src, __nv_bfloat16 *dst, size_t n) {
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    dst[i] = __float2bfloat16(src[i]);
+}
+
+extern "C" void cu_to_bf16(cu_ws *ws, const float *src, __nv_bfloat16 *dst, size_t n) {
+  if (n == 0) return;
+  k_to_bf16<<<cu_blocks(n, 256), 256, 0, ws->st>>>(src, dst, n);
+  EP_CHECK_LAUNCH();
+}
+
 /* ---- elementwise ------------------------------------------------------------------- */
 
 static __global__ void k_add_bias(float *y, const float *b, size_t n, int cols, float scale) {
@@ -43,16 +75,21 @@ extern "C" void cu_add_bias(cu_ws *ws, float *y, const float *b, size_t rows, in
   EP_CHECK_LAUNCH();
 }
 
-static __global__ void k_delta_write(const float *x, const float *c, const float *zn, float *delta, size_t ND,
-                                     int nw) {
+/* delta (and, in bf16 mode, its bf16 copy dbf at the same offset) */
+static __global__ void k_delta_write(const float *x, const float *c, const float *zn, float *delta,
+                                     __nv_bfloat16 *dbf, size_t ND, int nw) {
   const size_t n = ND * (size_t)nw;
-  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-    delta[i] = zn[i / ND] * (x[i] - c[i]);
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    const float d = zn[i / ND] * (x[i] - c[i]);
+    delta[i] = d;
+    if (dbf) dbf[i] = __float2bfloat16(d);
+  }
 }
 
 extern "C" void cu_delta_write(cu_ws *ws, const float *x, const float *c, const float *zn, float *delta, int nw) {
   const size_t ND = ws->N * (size_t)ws->D;
-  k_delta_write<<<cu_blocks(ND * nw, 256), 256, 0, ws->st>>>(x, c, zn, delta, ND, nw);
+  __nv_bfloat16 *dbf = ws->compute == 2 ? ws->delta_bf + (delta - ws->delta) : NULL;
+  k_delta_write<<<cu_blocks(ND * nw, 256), 256, 0, ws->st>>>(x, c, zn, delta, dbf, ND, nw);
   EP_CHECK_LAUNCH();
 }
 
@@ -117,11 +154,17 @@ static __global__ void k_sum_chunks_2(const double *part2, int ns, int cnt, doub
 extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int n, const float *Z, double *dz) {
   if (n == 0) return;
   const int D = ws->D, ND = (int)(ws->N * (size_t)D), rows = (int)ws->N;
+  const int bf = ws->compute == 2;
+  if (bf) cu_to_bf16(ws, dY, ws->dy_bf, (size_t)R * ND);
   /* gchunk[row] [R, n] = dY_row [R, D] x delta_row^T [D, n] for every token row: one
    * strided-batched GEMM with enough independent blocks to fill the device (one GEMM
    * per example would give a long K and few blocks), then the rows summed in double. */
-  cu_gemm_batched(ws, 0, 1, R, n, D, 1.0f, dY, ND, D, ws->delta, ND, D, 0.0f, ws->gchunk, n, (long long)R * n,
-                  rows);
+  if (bf)
+    cu_gemm_batched_bf16(ws, 0, 1, R, n, D, ws->dy_bf, ND, D, ws->delta_bf, ND, D, ws->gchunk, n, (long long)R * n,
+                         rows);
+  else
+    cu_gemm_batched(ws, 0, 1, R, n, D, 1.0f, dY, ND, D, ws->delta, ND, D, 0.0f, ws->gchunk, n, (long long)R * n,
+                    rows);
   const int cnt = R * n, ns = rows < CU_CHUNK_SLICES ? rows : CU_CHUNK_SLICES;
   k_sum_chunks_1<<<dim3((unsigned)(cnt + 127) / 128, (unsigned)ns), 128, 0, ws->st>>>(ws->gchunk, rows, cnt,
                                                                                      ws->part2);
@@ -129,8 +172,9 @@ extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int n, const flo
   k_sum_chunks_2<<<(cnt + 127) / 128, 128, 0, ws->st>>>(ws->part2, ns, cnt, dz);
   EP_CHECK_LAUNCH();
   cu_mark(ws, CU_PH_EDGE);
-  /* ddelta[:n] += Z^T dY */
-  cu_gemm(ws, 1, 0, n, ND, R, 1.0f, Z, n, dY, ND, 1.0f, ws->ddelta, ND);
+  /* ddelta[:n] += Z^T dY (fp32 accumulation into fp32 ddelta in every mode) */
+  if (bf) cu_gemm_bf16(ws, 1, 0, n, ND, R, 1.0f, ws->z_bf + (Z - ws->zd), n, ws->dy_bf, ND, 1.0f, ws->ddelta, ND);
+  else cu_gemm(ws, 1, 0, n, ND, R, 1.0f, Z, n, dY, ND, 1.0f, ws->ddelta, ND);
   cu_mark(ws, CU_PH_DDELTA);
 }
 
