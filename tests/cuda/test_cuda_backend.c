@@ -6,7 +6,8 @@
  * smaller one in the same workspace. Compared: writer_outputs, prepare's P and full
  * outputs, faith's loss and masked outputs (forward only and with backward), dz_edge
  * and dz_node; the same bits with kept activations instead of recomputation and with
- * prepare served by the device cache; TF32 and bf16 steps within 1e-2 of fp32.
+ * prepare served by the device cache; TF32 steps within 1e-2 of fp32, bf16 steps within
+ * 1e-1 (see lowp_cmp).
  *
  * Tolerance. Both backends compute in fp32 with different summation orders (cuBLAS
  * blocking, float attention scores on the device, double ones on the host), so each
@@ -89,7 +90,8 @@ static void cmp_f(const char *label, const char *what, size_t n, const float *go
   free(c);
 }
 
-static double lowp_worst[3]; /* largest loss / output / gradient error of a low-precision step */
+/* largest loss / output / gradient error of a TF32 [0] and a bf16 [1] step */
+static double lowp_worst[2][3];
 
 /* max |got - ref| / max |ref| over n values (0 for an all-zero ref). */
 static double norm_err(size_t n, const double *got, const double *ref) {
@@ -102,7 +104,16 @@ static double norm_err(size_t n, const double *got, const double *ref) {
 }
 
 /* A TF32 / bf16 step against the fp32 CPU reference: loss, masked outputs, dz_edge and
- * dz_node (when dzn != NULL) within 1e-2. */
+ * dz_node (when dzn != NULL) within tol (relative to each array's largest value; the loss
+ * relative to itself).
+ *
+ * TF32 meets 1e-2. bf16 rounds the difference stack, the reader gradients and the masks
+ * in the mixing GEMMs to 8-bit mantissas: the rounding is relative to the writer outputs,
+ * while the loss and its gradients measure the masked model's small distance from the
+ * full one, so on these tiny models (D 8-32, few terms per sum, Tracr's numeric heads)
+ * the step moves by up to ~5e-2 (measured on an H200: loss 1.5e-2, outputs 1.5e-2,
+ * gradients 5.2e-2). The bf16 check is therefore 1e-1: a wrong term (edge, mask, sign,
+ * position) still moves values by O(1). */
 static void lowp_cmp(const char *lb, const char *prec, double loss, double loss_ref, const float *mo,
                      const float *mo_ref, size_t PV, const double *dze, const double *dze_ref, size_t E,
                      const double *dzn, const double *dzn_ref, size_t W) {
@@ -111,14 +122,14 @@ static void lowp_cmp(const char *lb, const char *prec, double loss, double loss_
   const double eo = norm_err(PV, a, b), ee = norm_err(E, dze, dze_ref), en = dzn ? norm_err(W, dzn, dzn_ref) : 0;
   free(a);
   free(b);
-  T_CHECK(el <= 1e-2 && eo <= 1e-2 && ee <= 1e-2 && en <= 1e-2,
-          "%s %s: loss %.3g, outputs %.3g, dz_edge %.3g, dz_node %.3g relative (tolerance 1e-2)", lb, prec, el, eo,
-          ee, en);
-  if (!strcmp(prec, "bf16")) {
-    lowp_worst[0] = fmax(lowp_worst[0], el);
-    lowp_worst[1] = fmax(lowp_worst[1], eo);
-    lowp_worst[2] = fmax(lowp_worst[2], fmax(ee, en));
-  }
+  const double tol = strcmp(prec, "bf16") ? 1e-2 : 1e-1;
+  T_CHECK(el <= tol && eo <= tol && ee <= tol && en <= tol,
+          "%s %s: loss %.3g, outputs %.3g, dz_edge %.3g, dz_node %.3g relative (tolerance %g)", lb, prec, el, eo, ee,
+          en, tol);
+  double *worst = lowp_worst[strcmp(prec, "bf16") ? 0 : 1];
+  worst[0] = fmax(worst[0], el);
+  worst[1] = fmax(worst[1], eo);
+  worst[2] = fmax(worst[2], fmax(ee, en));
 }
 
 /* Masks in [0, 1] with exact 0s and 1s mixed in. */
@@ -293,8 +304,9 @@ int main(void) {
          st_fwd.max_norm, st_fwd.max_rel, st_fwd.max_rel_ref, st_fwd.n);
   printf("gradients: max |d|/M %.3e (tolerance 1e-4), element-wise rel %.3e (cpu32 vs cpu64 %.3e), %ld values\n",
          st_grad.max_norm, st_grad.max_rel, st_grad.max_rel_ref, st_grad.n);
-  printf("bf16 step: loss rel %.3e, outputs |d|/M %.3e, gradients |d|/M %.3e (tolerance 1e-2)\n", lowp_worst[0],
-         lowp_worst[1], lowp_worst[2]);
+  for (int i = 0; i < 2; i++)
+    printf("%s step: loss rel %.3e, outputs |d|/M %.3e, gradients |d|/M %.3e (tolerance %g)\n", i ? "bf16" : "tf32",
+           lowp_worst[i][0], lowp_worst[i][1], lowp_worst[i][2], i ? 1e-1 : 1e-2);
   model_free(&g_small);
   model_free(&g_tiny);
   model_free(&tracr);
