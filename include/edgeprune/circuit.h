@@ -154,6 +154,8 @@ void circuit_update_metrics(const char *path, int n, const char *const *names, c
  * the reference's order (per layer: attention readers by writer, q/k/v, head; then the
  * MLP reader; resid_post last). */
 void circuit_export_json(const ep_circuit *c, FILE *f);
+/* A readable list of the kept edges, one "writer -> reader" a line, in the same order. */
+void circuit_export_edges(const ep_circuit *c, FILE *f);
 /* Graphviz DOT of the kept edges: an edge goes from its writer to its reader's node
  * (a3.h7.q -> node a3.h7), coloured by q/k/v; nodes grouped per layer. */
 void circuit_export_dot(const ep_circuit *c, FILE *f);

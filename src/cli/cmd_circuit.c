@@ -13,7 +13,7 @@ static int circuit_run(int argc, char **argv);
 const ep_command ep_cmd_circuit = {
     .name = "circuit",
     .summary = "summarise a circuit file or export it as edges.json, Graphviz DOT or SVG",
-    .help = "usage: edgeprune circuit CIRCUIT.h5 [--format summary|json|dot|svg|h5] [--out FILE]\n"
+    .help = "usage: edgeprune circuit CIRCUIT.h5 [--format summary|edges|json|dot|svg|h5] [--out FILE]\n"
             "                         [--edge-sparsity S] [--node-sparsity S] [--prune-dangling]\n"
             "\n"
             "Reads a circuit file written by 'edgeprune prune' and writes it in another form,\n"
@@ -21,6 +21,7 @@ const ep_command ep_cmd_circuit = {
             "\n"
             "options:\n"
             "  --format summary  (default) counts, sparsities, thresholds, model and metrics as text\n"
+            "  --format edges    the kept edges as text, one 'writer -> reader' a line\n"
             "  --format json     the reference Edge Pruning edges.json: a JSON list of\n"
             "                    [writer, reader] name pairs of the kept edges, e.g.\n"
             "                    [[\"a0.h1\", \"a3.h7.q\"], [\"m2\", \"resid_post\"]]\n"
@@ -92,9 +93,10 @@ static int circuit_run_rank0(int argc, char **argv) {
             : !strcmp(format, "dot")   ? 2
             : !strcmp(format, "svg")   ? 3
             : !strcmp(format, "h5")    ? 4
+            : !strcmp(format, "edges") ? 5
                                        : -1;
   if (fmt < 0)
-    return cli_usage_error(&ep_cmd_circuit, "unknown format '%s' (one of summary, json, dot, svg, h5)",
+    return cli_usage_error(&ep_cmd_circuit, "unknown format '%s' (one of summary, edges, json, dot, svg, h5)",
                            format);
   if (fmt == 4 && !out) return cli_usage_error(&ep_cmd_circuit, "--format h5 needs --out FILE");
   if (fmt == 3 && !circuit_svg_available()) {
@@ -140,6 +142,9 @@ static int circuit_run_rank0(int argc, char **argv) {
     break;
   case 2:
     circuit_export_dot(&c, f);
+    break;
+  case 5:
+    circuit_export_edges(&c, f);
     break;
   default:
     circuit_export_svg(&c, f);

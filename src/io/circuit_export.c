@@ -75,7 +75,10 @@ static int edge_key_cmp(const void *a, const void *b) {
   return x->e < y->e ? -1 : (x->e > y->e);
 }
 
-void circuit_export_json(const ep_circuit *c, FILE *f) {
+/* The kept edges in the reference's order: per layer, the q/k/v readers (for each
+ * writer: q over heads, then k, then v), then the MLP reader; resid_post last.
+ * Returns the edge indices (caller frees) and their count in *n. */
+static int64_t *sorted_kept_edges(const ep_circuit *c, int64_t *n_out) {
   edge_key *keys = ep_malloc((size_t)(c->n_kept_edges + 1) * sizeof *keys);
   int64_t n = 0, start = 0;
   for (int64_t e = 0; e < c->n_edges; e++) {
@@ -100,16 +103,39 @@ void circuit_export_json(const ep_circuit *c, FILE *f) {
     keys[n++] = k;
   }
   qsort(keys, (size_t)n, sizeof *keys, edge_key_cmp);
+  int64_t *order = ep_malloc((size_t)(n + 1) * sizeof *order);
+  for (int64_t i = 0; i < n; i++) order[i] = keys[i].e;
+  free(keys);
+  *n_out = n;
+  return order;
+}
+
+void circuit_export_json(const ep_circuit *c, FILE *f) {
+  int64_t n = 0;
+  int64_t *order = sorted_kept_edges(c, &n);
   fputs("[", f);
   for (int64_t i = 0; i < n; i++) {
     fputs(i ? ",\n  [" : "\n  [", f);
-    json_string(f, c->edge_writer[keys[i].e]);
+    json_string(f, c->edge_writer[order[i]]);
     fputs(", ", f);
-    json_string(f, c->edge_reader[keys[i].e]);
+    json_string(f, c->edge_reader[order[i]]);
     fputs("]", f);
   }
   fputs(n ? "\n]\n" : "]\n", f);
-  free(keys);
+  free(order);
+}
+
+void circuit_export_edges(const ep_circuit *c, FILE *f) {
+  int64_t n = 0;
+  int64_t *order = sorted_kept_edges(c, &n);
+  fprintf(f, "%lld of %lld edges kept (edge sparsity %.4f)\n", (long long)n, (long long)c->n_edges,
+          c->edge_sparsity);
+  for (int64_t i = 0; i < n; i++) {
+    int64_t e = order[i];
+    fprintf(f, "  %-12s -> %-12s  log_alpha %8.3f\n", c->edge_writer[e], c->edge_reader[e],
+            (double)c->edge_log_alpha[e]);
+  }
+  free(order);
 }
 
 /* ---- DOT --------------------------------------------------------------------------- */

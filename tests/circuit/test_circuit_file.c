@@ -177,6 +177,33 @@ static void test_json(const ep_graph *g, const ep_circuit *c, const char *cpath)
   free(jpath);
 }
 
+/* --format edges: a header, then one "writer -> reader" line per kept edge, in the
+ * same (reference) order as edges.json. */
+static void test_edges_text(const ep_graph *g, const ep_circuit *c, const char *cpath) {
+  char args[2048];
+  snprintf(args, sizeof args, "circuit '%s' --format edges", cpath);
+  int rc = run(args, 0);
+  T_CHECK(rc == 0, "circuit --format edges exit %d", rc);
+  int64_t *order = malloc((size_t)c->n_edges * sizeof *order);
+  int64_t n = reference_order(g, c, order);
+  char want[256];
+  snprintf(want, sizeof want, "%lld of %lld edges kept", (long long)n, (long long)c->n_edges);
+  T_CHECK(strncmp(out, want, strlen(want)) == 0, "edges header '%s'", want);
+  const char *line = strchr(out, '\n');
+  int64_t i = 0, ok = 1;
+  while (line && line[1]) {
+    char w[64], r[64];
+    if (sscanf(line + 1, " %63s -> %63s", w, r) != 2 || i >= n || strcmp(w, c->edge_writer[order[i]]) ||
+        strcmp(r, c->edge_reader[order[i]]))
+      ok = 0;
+    i++;
+    line = strchr(line + 1, '\n');
+  }
+  T_CHECK(ok && i == n, "edges text lists the %lld kept edges in order (%lld lines)", (long long)n,
+          (long long)i);
+  free(order);
+}
+
 static void test_dot(const ep_circuit *c, const char *cpath) {
   char args[2048];
   snprintf(args, sizeof args, "circuit '%s' --format dot", cpath);
@@ -450,6 +477,7 @@ int main(int argc, char **argv) {
   circuit_free(&r);
   free(ek);
   test_json(&g, &c, cpath);
+  test_edges_text(&g, &c, cpath);
   test_dot(&c, cpath);
   test_svg(&c, cpath);
   test_summary(&c, cpath);
