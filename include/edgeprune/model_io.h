@@ -38,7 +38,7 @@ void model_load_config(ep_model_config *cfg, const char *path);
  * without names (GPT-2: use the tokenizer). */
 typedef struct {
   int n_in;
-  char **in;  /* [n_in] == cfg.vocab entries */
+  char **in; /* [n_in] == cfg.vocab entries */
   int n_out;
   char **out; /* [n_out] == cfg.vocab_out entries */
 } ep_model_tokens;

@@ -39,10 +39,10 @@ typedef struct {
 } ep_st_tensor;
 
 typedef struct {
-  char *source;          /* what was opened (the file or the index), for messages */
+  char *source; /* what was opened (the file or the index), for messages */
   int n_files;
-  char **files;          /* [n_files] paths */
-  uint64_t *data_start;  /* [n_files] byte offset of each data section (8 + N) */
+  char **files;         /* [n_files] paths */
+  uint64_t *data_start; /* [n_files] byte offset of each data section (8 + N) */
   int n_tensors;
   ep_st_tensor *tensors; /* [n_tensors], sorted by name */
 } ep_safetensors;
@@ -66,6 +66,9 @@ const char *safetensors_file_of(const ep_safetensors *st, const ep_st_tensor *t)
 /* Read all t->numel elements of t as float32 into out. Fatal error naming the file and
  * tensor for a dtype we do not convert or a read failure. */
 void safetensors_read_f32(const ep_safetensors *st, const ep_st_tensor *t, float *out);
+/* Elements [first, first + count) of t (row-major flat index) as float32 into out. */
+void safetensors_read_f32_range(const ep_safetensors *st, const ep_st_tensor *t, int64_t first, int64_t count,
+                                float *out);
 
 /* Element conversions (exact: every F16/BF16 value is a float32). */
 float safetensors_f16_to_f32(uint16_t h);

@@ -1,6 +1,8 @@
 /* cmd_convert.c — `edgeprune convert`: Hugging Face / Tracr checkpoint -> model file. */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <mpi.h>
 
@@ -56,6 +58,11 @@ static int convert_run(int argc, char **argv) {
   if (!to) return cli_usage_error(&ep_cmd_convert, "--to MODEL.h5 is required");
   if (!strcmp(from, to)) return cli_usage_error(&ep_cmd_convert, "--from and --to name the same file");
   if (ep_rank == 0) {
+    /* Fail before reading a large checkpoint when the output cannot be written. */
+    char *slash = strrchr(to, '/');
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - to) + (slash == to) : 1, slash ? to : ".");
+    if (access(dir, W_OK) != 0) ep_fatal("--to %s: folder '%s' is missing or not writable", to, dir);
     /* Everything is read and checked before the output is created, so bad input never
      * leaves a file behind. */
     ep_model m;

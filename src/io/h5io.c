@@ -237,7 +237,8 @@ static void write_attr_1d(hid_t loc, const char *name, hid_t type, int64_t n, co
   hid_t space = n > 0 ? H5Screate_simple(1, &d, NULL) : H5Screate(H5S_NULL);
   EP_CHECK_H5(space);
   hid_t a = H5Acreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
-  if (a < 0) ep_fatal("cannot create attribute '%s' (%lld values; too large for an attribute?)", name, (long long)n);
+  if (a < 0)
+    ep_fatal("cannot create attribute '%s' (%lld values; too large for an attribute?)", name, (long long)n);
   if (n > 0) EP_CHECK_H5(H5Awrite(a, type, values));
   EP_CHECK_H5(H5Aclose(a));
   EP_CHECK_H5(H5Sclose(space));

@@ -37,7 +37,8 @@ static void parse_gpt2(ep_model_config *cfg, const cJSON *root, const char *path
   cfg->norm_eps = (float)eps;
   const char *act = jk_opt_str(root, "activation_function", "gelu_new", path);
   if (strcmp(act, "gelu_new") != 0 && strcmp(act, "gelu_pytorch_tanh") != 0)
-    ep_fatal("%s: key 'activation_function' is \"%s\"; supported: \"gelu_new\", \"gelu_pytorch_tanh\"", path, act);
+    ep_fatal("%s: key 'activation_function' is \"%s\"; supported: \"gelu_new\", \"gelu_pytorch_tanh\"", path,
+             act);
   cfg->act = EP_ACT_GELU_TANH;
   cfg->tied_unembed = jk_opt_bool(root, "tie_word_embeddings", 1, path);
   /* Variants that change the attention arithmetic are refused rather than ignored. */

@@ -47,7 +47,8 @@ static void load_gpt2(ep_model *m, hf_ctx *c) {
   char name[128];
   for (int l = 0; l < cfg->n_layer; l++) {
     ep_layer_weights *w = &m->layers[l];
-#define HF(suffix, s0, s1, dst) (snprintf(name, sizeof name, "h.%d." suffix, l), hf_read(c, name, s0, s1, dst))
+#define HF(suffix, s0, s1, dst)                                                                              \
+  (snprintf(name, sizeof name, "h.%d." suffix, l), hf_read(c, name, s0, s1, dst))
     HF("ln_1.weight", D, 0, w->ln1_w);
     HF("ln_1.bias", D, 0, w->ln1_b);
     HF("attn.c_attn.weight", D, 3 * D, qkv);
@@ -81,9 +82,16 @@ static void load_gpt2(ep_model *m, hf_ctx *c) {
   const ep_st_tensor *head = safetensors_find(&c->st, name);
   if (cfg->tied_unembed) {
     if (head) { /* tied: the head must be the embedding; Hugging Face would overwrite it */
-      float *tmp = ep_malloc((size_t)V * (size_t)D * sizeof(float));
-      safetensors_read_f32(&c->st, hf_expect(c, "lm_head.weight", V, D), tmp);
-      if (memcmp(tmp, m->wte, (size_t)V * (size_t)D * sizeof(float)) != 0)
+      const ep_st_tensor *h = hf_expect(c, "lm_head.weight", V, D);
+      const int64_t total = V * D, chunk = (int64_t)1 << 20;
+      float *tmp = ep_malloc((size_t)(total < chunk ? total : chunk) * sizeof(float));
+      int differs = 0;
+      for (int64_t at = 0; at < total && !differs; at += chunk) { /* never a second full copy */
+        int64_t k = total - at < chunk ? total - at : chunk;
+        safetensors_read_f32_range(&c->st, h, at, k, tmp);
+        differs = memcmp(tmp, m->wte + at, (size_t)k * sizeof(float)) != 0;
+      }
+      if (differs)
         ep_warn("%s: 'lm_head.weight' differs from 'wte.weight' but tie_word_embeddings is true; using wte",
                 safetensors_file_of(&c->st, head));
       free(tmp);
@@ -121,7 +129,8 @@ void hf_load_weights(ep_model *m, const char *weights) {
       if (!first) first = c.st.tensors[i].name;
       unused++;
     }
-  if (unused) ep_warn("%s: %d tensor(s) not used by the %s model, e.g. '%s'", weights, unused, m->cfg.arch, first);
+  if (unused)
+    ep_warn("%s: %d tensor(s) not used by the %s model, e.g. '%s'", weights, unused, m->cfg.arch, first);
   free(c.used);
   safetensors_close(&c.st);
 }

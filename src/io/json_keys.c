@@ -7,7 +7,8 @@
 
 static int line_of(const char *text, size_t len, const char *pos) {
   int line = 1;
-  for (const char *p = text; p < pos && p < text + len; p++) line += *p == '\n';
+  for (const char *p = text; p < pos && p < text + len; p++)
+    line += *p == '\n';
   return line;
 }
 

@@ -85,7 +85,8 @@ static void write_config(hid_t f, const ep_model_config *c) {
 
 static void read_config(hid_t f, ep_model_config *c, const char *path) {
   if (!h5io_has_attr(f, "format"))
-    ep_fatal("%s: not an edgeprune model file (no 'format' attribute; convert it with 'edgeprune convert')", path);
+    ep_fatal("%s: not an edgeprune model file (no 'format' attribute; convert it with 'edgeprune convert')",
+             path);
   char *fmt = h5io_get_attr_str(f, "format", path);
   if (strcmp(fmt, EP_MODEL_FORMAT) != 0)
     ep_fatal("%s: attribute 'format' is \"%s\", expected \"%s\"", path, fmt, EP_MODEL_FORMAT);
@@ -101,7 +102,8 @@ static void read_config(hid_t f, ep_model_config *c, const char *path) {
   free(arch);
   for (int i = 0; i < N_OF(int_fields); i++) {
     int64_t v = h5io_get_attr_i64(f, int_fields[i].name, path);
-    if (v < -1 || v > 2147483647) ep_fatal("%s: attribute '%s' = %lld is out of range", path, int_fields[i].name, (long long)v);
+    if (v < -1 || v > 2147483647)
+      ep_fatal("%s: attribute '%s' = %lld is out of range", path, int_fields[i].name, (long long)v);
     *(int *)((char *)c + int_fields[i].offset) = (int)v;
   }
   c->norm_eps = (float)h5io_get_attr_f64(f, "norm_eps", path);
@@ -110,15 +112,19 @@ static void read_config(hid_t f, ep_model_config *c, const char *path) {
   c->act = (ep_act_kind)enum_from_attr(f, "act", act_names, N_OF(act_names), path);
   c->pos = (ep_pos_kind)enum_from_attr(f, "pos", pos_names, N_OF(pos_names), path);
   c->output = (ep_output_kind)enum_from_attr(f, "output", output_names, N_OF(output_names), path);
-  if (c->n_layer < 1 || c->n_layer > EP_MAX_LAYERS) ep_fatal("%s: attribute 'n_layer' = %d is out of range", path, c->n_layer);
+  if (c->n_layer < 1 || c->n_layer > EP_MAX_LAYERS)
+    ep_fatal("%s: attribute 'n_layer' = %d is out of range", path, c->n_layer);
   const char *which[2] = {"has_attn", "has_mlp"};
   uint8_t *dst[2] = {c->has_attn, c->has_mlp};
   for (int k = 0; k < 2; k++) {
     int64_t n = 0;
     int32_t *v = h5io_get_attr_i32s(f, which[k], &n, path);
-    if (n != c->n_layer) ep_fatal("%s: attribute '%s' has %lld entries, expected n_layer = %d", path, which[k], (long long)n, c->n_layer);
+    if (n != c->n_layer)
+      ep_fatal("%s: attribute '%s' has %lld entries, expected n_layer = %d", path, which[k], (long long)n,
+               c->n_layer);
     for (int l = 0; l < c->n_layer; l++) {
-      if (v[l] != 0 && v[l] != 1) ep_fatal("%s: attribute '%s'[%d] = %d, expected 0 or 1", path, which[k], l, v[l]);
+      if (v[l] != 0 && v[l] != 1)
+        ep_fatal("%s: attribute '%s'[%d] = %d, expected 0 or 1", path, which[k], l, v[l]);
       dst[k][l] = (uint8_t)v[l];
     }
     free(v);
@@ -146,8 +152,12 @@ void model_file_write(const ep_model *m, const ep_model_tokens *tok, const char 
   strcpy(pending_tmp, tmp);
 
   hid_t fcpl = no_times_plist(H5P_FILE_CREATE);
-  hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
-  if (f < 0) ep_fatal("cannot create '%s' (for %s)", tmp, path);
+  hid_t f = -1;
+  H5E_BEGIN_TRY {
+    f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
+  }
+  H5E_END_TRY;
+  if (f < 0) ep_fatal("cannot create '%s' (for %s): missing folder or no write permission?", tmp, path);
   EP_CHECK_H5(H5Pclose(fcpl));
   write_config(f, &m->cfg);
   h5io_attr_str(f, "source", source ? source : "");
@@ -199,15 +209,19 @@ void model_file_read(ep_model *m, const char *path) {
     int nd = h5io_dims(f, t[i].name, dims, path);
     if (nd != t[i].ndim || dims[0] != t[i].shape[0] || (nd == 2 && dims[1] != t[i].shape[1])) {
       if (nd == 1) dims[1] = 0;
-      ep_fatal("%s: dataset '%s' has shape [%lld%s%lld], expected [%lld%s%lld] (rank %d vs %d)", path, t[i].name,
-               (long long)dims[0], nd == 2 ? ", " : "", nd == 2 ? (long long)dims[1] : 0LL,
-               (long long)t[i].shape[0], t[i].ndim == 2 ? ", " : "", t[i].ndim == 2 ? (long long)t[i].shape[1] : 0LL,
-               nd, t[i].ndim);
+      ep_fatal("%s: dataset '%s' has shape [%lld%s%lld], expected [%lld%s%lld] (rank %d vs %d)", path,
+               t[i].name, (long long)dims[0], nd == 2 ? ", " : "", nd == 2 ? (long long)dims[1] : 0LL,
+               (long long)t[i].shape[0], t[i].ndim == 2 ? ", " : "",
+               t[i].ndim == 2 ? (long long)t[i].shape[1] : 0LL, nd, t[i].ndim);
     }
     hid_t ds = H5Dopen2(f, t[i].name, H5P_DEFAULT);
     EP_CHECK_H5(ds);
-    if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, *t[i].slot) < 0)
-      ep_fatal("%s: cannot read dataset '%s' (corrupt file or not numeric)", path, t[i].name);
+    herr_t rd = -1;
+    H5E_BEGIN_TRY {
+      rd = H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, *t[i].slot);
+    }
+    H5E_END_TRY;
+    if (rd < 0) ep_fatal("%s: cannot read dataset '%s' (corrupt file or not numeric)", path, t[i].name);
     EP_CHECK_H5(H5Dclose(ds));
   }
   free(t);
@@ -222,13 +236,15 @@ void model_file_read_tokens(ep_model_tokens *tok, const char *path) {
   int64_t n = 0;
   if (h5io_has_attr(f, "tokens")) {
     tok->in = h5io_get_attr_strs(f, "tokens", &n, path);
-    if (n != cfg.vocab) ep_fatal("%s: attribute 'tokens' has %lld names for a vocabulary of %d", path, (long long)n, cfg.vocab);
+    if (n != cfg.vocab)
+      ep_fatal("%s: attribute 'tokens' has %lld names for a vocabulary of %d", path, (long long)n, cfg.vocab);
     tok->n_in = (int)n;
   }
   if (h5io_has_attr(f, "output_tokens")) {
     tok->out = h5io_get_attr_strs(f, "output_tokens", &n, path);
     if (n != cfg.vocab_out)
-      ep_fatal("%s: attribute 'output_tokens' has %lld names for %d outputs", path, (long long)n, cfg.vocab_out);
+      ep_fatal("%s: attribute 'output_tokens' has %lld names for %d outputs", path, (long long)n,
+               cfg.vocab_out);
     tok->n_out = (int)n;
   }
   h5io_close(f);
@@ -237,9 +253,13 @@ void model_file_read_tokens(ep_model_tokens *tok, const char *path) {
 int model_file_is_hdf5(const char *path) {
   htri_t r = -1;
 #if H5_VERSION_GE(1, 12, 0)
-  H5E_BEGIN_TRY { r = H5Fis_accessible(path, H5P_DEFAULT); }
+  H5E_BEGIN_TRY {
+    r = H5Fis_accessible(path, H5P_DEFAULT);
+  }
 #else
-  H5E_BEGIN_TRY { r = H5Fis_hdf5(path); }
+  H5E_BEGIN_TRY {
+    r = H5Fis_hdf5(path);
+  }
 #endif
   H5E_END_TRY;
   return r > 0;

@@ -105,7 +105,7 @@ void model_source_resolve(ep_model_source *s, const char *path, int need_weights
     } else {
       s->kind = EP_SRC_TRACR;
       char *w = ends_with(path, ".config.json") ? swap_tail(path, strlen(".config.json"), ".safetensors")
-                                                 : swap_tail(path, strlen(".json"), ".safetensors");
+                                                : swap_tail(path, strlen(".json"), ".safetensors");
       if (is_file(w))
         s->weights = w;
       else
@@ -133,9 +133,15 @@ void model_load_config(ep_model_config *cfg, const char *path) {
   ep_model_source s;
   model_source_resolve(&s, path, 0);
   switch (s.kind) {
-  case EP_SRC_MODEL_FILE: model_file_read_config(cfg, s.config); break;
-  case EP_SRC_HF: hf_config_read(cfg, s.config); break;
-  case EP_SRC_TRACR: tracr_load_config(cfg, NULL, s.config, s.weights); break;
+  case EP_SRC_MODEL_FILE:
+    model_file_read_config(cfg, s.config);
+    break;
+  case EP_SRC_HF:
+    hf_config_read(cfg, s.config);
+    break;
+  case EP_SRC_TRACR:
+    tracr_load_config(cfg, NULL, s.config, s.weights);
+    break;
   }
   model_source_free(&s);
 }
@@ -145,7 +151,9 @@ void model_load(ep_model *m, const char *path) {
   model_source_resolve(&s, path, 1);
   ep_model_config cfg;
   switch (s.kind) {
-  case EP_SRC_MODEL_FILE: model_file_read(m, s.weights); break;
+  case EP_SRC_MODEL_FILE:
+    model_file_read(m, s.weights);
+    break;
   case EP_SRC_HF:
     hf_config_read(&cfg, s.config);
     model_alloc(m, &cfg);
@@ -171,8 +179,10 @@ void model_load_tokens(ep_model_tokens *t, const char *path) {
 }
 
 void model_tokens_free(ep_model_tokens *t) {
-  for (int i = 0; i < t->n_in; i++) free(t->in[i]);
-  for (int i = 0; i < t->n_out; i++) free(t->out[i]);
+  for (int i = 0; i < t->n_in; i++)
+    free(t->in[i]);
+  for (int i = 0; i < t->n_out; i++)
+    free(t->out[i]);
   free(t->in);
   free(t->out);
   memset(t, 0, sizeof *t);
@@ -186,7 +196,8 @@ int64_t model_param_count(const ep_model_config *cfg) {
   int n = 0;
   ep_tensor_ref *t = model_tensor_list(&m, &n);
   int64_t total = 0;
-  for (int i = 0; i < n; i++) total += t[i].shape[0] * (t[i].ndim == 2 ? t[i].shape[1] : 1);
+  for (int i = 0; i < n; i++)
+    total += t[i].shape[0] * (t[i].ndim == 2 ? t[i].shape[1] : 1);
   free(t);
   free(m.layers);
   return total;
@@ -226,8 +237,9 @@ void model_describe(const ep_model_config *c, char *buf, size_t size) {
            "%s model: %d layers%s, %d attention head%s per layer (head width %d%s), residual width %d, "
            "MLP width %d; %s%s, %s MLPs, %s (n_ctx %d), %s attention; vocabulary %d in%s, %d out (%s, %s); "
            "%s parameters.",
-           c->arch, c->n_layer, blocks, c->n_head, c->n_head == 1 ? "" : "s", c->d_head, kv, c->d_model, c->d_mlp, norms[c->norm], eps,
-           acts[c->act], poss[c->pos], c->n_ctx, c->causal ? "causal" : "bidirectional", c->vocab, special,
-           c->vocab_out, c->output == EP_OUTPUT_LOGITS ? "logits" : "numeric readout",
+           c->arch, c->n_layer, blocks, c->n_head, c->n_head == 1 ? "" : "s", c->d_head, kv, c->d_model,
+           c->d_mlp, norms[c->norm], eps, acts[c->act], poss[c->pos], c->n_ctx,
+           c->causal ? "causal" : "bidirectional", c->vocab, special, c->vocab_out,
+           c->output == EP_OUTPUT_LOGITS ? "logits" : "numeric readout",
            c->tied_unembed ? "unembedding tied to the token embedding" : "separate unembedding", params);
 }

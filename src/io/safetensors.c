@@ -30,11 +30,11 @@ typedef struct {
 
 /* Every dtype the safetensors format defines; only the first four are converted. */
 static const st_dtype_info st_dtypes[] = {
-    {"F32", EP_ST_F32, 4},     {"F16", EP_ST_F16, 2},     {"BF16", EP_ST_BF16, 2},
-    {"F64", EP_ST_F64, 8},     {"I64", EP_ST_OTHER, 8},   {"U64", EP_ST_OTHER, 8},
-    {"I32", EP_ST_OTHER, 4},   {"U32", EP_ST_OTHER, 4},   {"I16", EP_ST_OTHER, 2},
-    {"U16", EP_ST_OTHER, 2},   {"I8", EP_ST_OTHER, 1},    {"U8", EP_ST_OTHER, 1},
-    {"BOOL", EP_ST_OTHER, 1},  {"F8_E4M3", EP_ST_OTHER, 1}, {"F8_E5M2", EP_ST_OTHER, 1},
+    {"F32", EP_ST_F32, 4},    {"F16", EP_ST_F16, 2},       {"BF16", EP_ST_BF16, 2},
+    {"F64", EP_ST_F64, 8},    {"I64", EP_ST_OTHER, 8},     {"U64", EP_ST_OTHER, 8},
+    {"I32", EP_ST_OTHER, 4},  {"U32", EP_ST_OTHER, 4},     {"I16", EP_ST_OTHER, 2},
+    {"U16", EP_ST_OTHER, 2},  {"I8", EP_ST_OTHER, 1},      {"U8", EP_ST_OTHER, 1},
+    {"BOOL", EP_ST_OTHER, 1}, {"F8_E4M3", EP_ST_OTHER, 1}, {"F8_E5M2", EP_ST_OTHER, 1},
 };
 
 float safetensors_bf16_to_f32(uint16_t b) {
@@ -98,21 +98,24 @@ static void st_add_file(ep_safetensors *st, const char *path, const cJSON *only,
   unsigned char lenb[8];
   if (fread(lenb, 1, 8, f) != 8) ep_fatal("%s: cannot read the header length", path);
   uint64_t hlen = 0;
-  for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | lenb[i];
+  for (int i = 7; i >= 0; i--)
+    hlen = (hlen << 8) | lenb[i];
   if (hlen > fsize - 8)
     ep_fatal("%s: header length %llu exceeds the file size (%llu bytes): truncated or not a safetensors file",
              path, (unsigned long long)hlen, (unsigned long long)fsize);
   if (hlen > ST_MAX_HEADER || hlen < 2)
     ep_fatal("%s: implausible header length %llu (not a safetensors file?)", path, (unsigned long long)hlen);
   char *hdr = ep_malloc((size_t)hlen + 1);
-  if (fread(hdr, 1, (size_t)hlen, f) != (size_t)hlen) ep_fatal("%s: cannot read the %llu-byte header", path, (unsigned long long)hlen);
+  if (fread(hdr, 1, (size_t)hlen, f) != (size_t)hlen)
+    ep_fatal("%s: cannot read the %llu-byte header", path, (unsigned long long)hlen);
   hdr[hlen] = '\0';
   fclose(f);
   const uint64_t data_size = fsize - 8 - hlen;
 
   cJSON *root = cJSON_ParseWithLength(hdr, (size_t)hlen);
-  if (!root) ep_fatal("%s: the header is not valid JSON (near byte %ld of the header)", path,
-                      (long)(cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - hdr : -1));
+  if (!root)
+    ep_fatal("%s: the header is not valid JSON (near byte %ld of the header)", path,
+             (long)(cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - hdr : -1));
   if (!cJSON_IsObject(root)) ep_fatal("%s: the header is not a JSON object", path);
 
   int fi = st->n_files++;
@@ -149,7 +152,8 @@ static void st_add_file(ep_safetensors *st, const char *path, const cJSON *only,
     t.elem_size = di->size;
 
     t.ndim = cJSON_GetArraySize(js);
-    if (t.ndim > EP_ST_MAX_DIMS) ep_fatal("%s: tensor '%s': rank %d (at most %d supported)", path, name, t.ndim, EP_ST_MAX_DIMS);
+    if (t.ndim > EP_ST_MAX_DIMS)
+      ep_fatal("%s: tensor '%s': rank %d (at most %d supported)", path, name, t.ndim, EP_ST_MAX_DIMS);
     uint64_t numel = 1;
     for (int d = 0; d < t.ndim; d++) {
       uint64_t v;
@@ -208,7 +212,8 @@ static void st_open_index(ep_safetensors *st, const char *path) {
       ep_fatal("%s: weight_map entry '%s' names '%s', which is not a plain file name", path, e->string,
                e->valuestring);
     int dup = 0;
-    for (int i = 0; i < n_seen; i++) dup |= !strcmp(seen[i], e->valuestring);
+    for (int i = 0; i < n_seen; i++)
+      dup |= !strcmp(seen[i], e->valuestring);
     if (dup) continue;
     seen = ep_realloc(seen, (size_t)(n_seen + 1) * sizeof *seen);
     seen[n_seen++] = e->valuestring;
@@ -250,8 +255,10 @@ void safetensors_open(ep_safetensors *st, const char *path) {
 }
 
 void safetensors_close(ep_safetensors *st) {
-  for (int i = 0; i < st->n_tensors; i++) free(st->tensors[i].name);
-  for (int i = 0; i < st->n_files; i++) free(st->files[i]);
+  for (int i = 0; i < st->n_tensors; i++)
+    free(st->tensors[i].name);
+  for (int i = 0; i < st->n_files; i++)
+    free(st->files[i]);
   free(st->tensors);
   free(st->files);
   free(st->data_start);
@@ -277,7 +284,8 @@ const ep_st_tensor *safetensors_expect(const ep_safetensors *st, const char *nam
   const ep_st_tensor *t = safetensors_find(st, name);
   if (!t) ep_fatal("%s: tensor '%s' is missing", st->source, name);
   int same = t->ndim == ndim;
-  for (int i = 0; same && i < ndim; i++) same = t->shape[i] == shape[i];
+  for (int i = 0; same && i < ndim; i++)
+    same = t->shape[i] == shape[i];
   if (!same) {
     char got[160], want[160];
     safetensors_format_shape(got, sizeof got, t->ndim, t->shape);
@@ -287,7 +295,9 @@ const ep_st_tensor *safetensors_expect(const ep_safetensors *st, const char *nam
   return t;
 }
 
-const char *safetensors_file_of(const ep_safetensors *st, const ep_st_tensor *t) { return st->files[t->file]; }
+const char *safetensors_file_of(const ep_safetensors *st, const ep_st_tensor *t) {
+  return st->files[t->file];
+}
 
 /* Convert n elements of dtype from src to float32. */
 static void convert_chunk(ep_st_dtype dtype, const unsigned char *src, float *dst, size_t n) {
@@ -319,16 +329,25 @@ static void convert_chunk(ep_st_dtype dtype, const unsigned char *src, float *ds
 }
 
 void safetensors_read_f32(const ep_safetensors *st, const ep_st_tensor *t, float *out) {
+  safetensors_read_f32_range(st, t, 0, t->numel, out);
+}
+
+void safetensors_read_f32_range(const ep_safetensors *st, const ep_st_tensor *t, int64_t first, int64_t count,
+                                float *out) {
   const char *path = st->files[t->file];
   if (t->dtype == EP_ST_OTHER)
     ep_fatal("%s: tensor '%s' has dtype %s; only F32, F16, BF16 and F64 can be loaded", path, t->name,
              t->dtype_name);
-  if (t->numel == 0) return;
+  EP_CHECK(first >= 0 && count >= 0 && first + count <= t->numel,
+           "%s: tensor '%s': elements [%lld, %lld) requested of %lld", path, t->name, (long long)first,
+           (long long)(first + count), (long long)t->numel);
+  if (count == 0) return;
   FILE *f = fopen(path, "rb");
   if (!f) ep_fatal("cannot open safetensors file '%s': %s", path, strerror(errno));
-  if (fseeko(f, (off_t)(st->data_start[t->file] + t->begin), SEEK_SET) != 0)
+  uint64_t at = st->data_start[t->file] + t->begin + (uint64_t)first * (uint64_t)t->elem_size;
+  if (fseeko(f, (off_t)at, SEEK_SET) != 0)
     ep_fatal("%s: cannot seek to tensor '%s': %s", path, t->name, strerror(errno));
-  size_t n = (size_t)t->numel;
+  size_t n = (size_t)count;
   if (t->dtype == EP_ST_F32) {
     if (fread(out, sizeof(float), n, f) != n)
       ep_fatal("%s: tensor '%s': short read (file truncated or unreadable)", path, t->name);

@@ -49,7 +49,8 @@ static int cmp_token(const void *a, const void *b) {
   return strcmp(x, y);
 }
 
-void tracr_load_config(ep_model_config *cfg, ep_model_tokens *tok, const char *config_path, const char *weights) {
+void tracr_load_config(ep_model_config *cfg, ep_model_tokens *tok, const char *config_path,
+                       const char *weights) {
   size_t len = 0;
   char *text = ep_read_file(config_path, &len);
   cJSON *root = jk_parse(text, len, config_path);
@@ -59,7 +60,8 @@ void tracr_load_config(ep_model_config *cfg, ep_model_tokens *tok, const char *c
   const int L = jk_req_int(root, "num_layers", 1, config_path);
   const int F = jk_req_int(root, "mlp_hidden_size", 1, config_path);
   const int max_seq = jk_req_int(root, "max_seq_len", 1, config_path);
-  if (L > EP_MAX_LAYERS) ep_fatal("%s: key 'num_layers' is %d; at most %d layers are supported", config_path, L, EP_MAX_LAYERS);
+  if (L > EP_MAX_LAYERS)
+    ep_fatal("%s: key 'num_layers' is %d; at most %d layers are supported", config_path, L, EP_MAX_LAYERS);
   if (jk_req_bool(root, "layer_norm", config_path))
     ep_fatal("%s: key 'layer_norm' is true; Tracr models with LayerNorm are not supported", config_path);
   cfg->causal = jk_req_bool(root, "causal", config_path);
@@ -82,10 +84,12 @@ void tracr_load_config(ep_model_config *cfg, ep_model_tokens *tok, const char *c
   char **names = ep_calloc((size_t)V, sizeof *names);
   cJSON_ArrayForEach(e, vmap) {
     int id = (int)e->valuedouble;
-    if (names[id]) ep_fatal("%s: key 'vocab': \"%s\" and \"%s\" share id %d", config_path, names[id], e->string, id);
+    if (names[id])
+      ep_fatal("%s: key 'vocab': \"%s\" and \"%s\" share id %d", config_path, names[id], e->string, id);
     names[id] = e->string;
   }
-  const cJSON *jb = cJSON_GetObjectItemCaseSensitive(vmap, bos), *jp = cJSON_GetObjectItemCaseSensitive(vmap, pad);
+  const cJSON *jb = cJSON_GetObjectItemCaseSensitive(vmap, bos),
+              *jp = cJSON_GetObjectItemCaseSensitive(vmap, pad);
   if (!jb) ep_fatal("%s: key 'bos' names \"%s\", which is not in 'vocab'", config_path, bos);
   if (!jp) ep_fatal("%s: key 'pad' names \"%s\", which is not in 'vocab'", config_path, pad);
   cfg->bos_token = (int)jb->valuedouble;
@@ -95,7 +99,8 @@ void tracr_load_config(ep_model_config *cfg, ep_model_tokens *tok, const char *c
   safetensors_open(&st, weights);
   const ep_st_tensor *te = safetensors_find(&st, "token_embed_embeddings");
   if (!te) ep_fatal("%s: tensor 'token_embed_embeddings' is missing", weights);
-  if (te->ndim != 2 || te->shape[1] < 1) ep_fatal("%s: tensor 'token_embed_embeddings' should be [vocab, d_model]", weights);
+  if (te->ndim != 2 || te->shape[1] < 1)
+    ep_fatal("%s: tensor 'token_embed_embeddings' should be [vocab, d_model]", weights);
   const int D = (int)te->shape[1];
   cfg->vocab = V;
   cfg->d_model = D;
@@ -118,7 +123,8 @@ void tracr_load_config(ep_model_config *cfg, ep_model_tokens *tok, const char *c
     const ep_st_tensor *q = layer_tensor(&st, l, "attn/query_w");
     if (q->ndim != 2 || q->shape[1] % H)
       ep_fatal("%s: tensor 'transformer/layer_%d/attn/query_w' should be [d_model, num_heads*key_size] with "
-               "num_heads = %d", safetensors_file_of(&st, q), l, H);
+               "num_heads = %d",
+               safetensors_file_of(&st, q), l, H);
     int dk = (int)(q->shape[1] / H);
     if (cfg->d_head && dk != cfg->d_head)
       ep_fatal("%s: tensor 'transformer/layer_%d/attn/query_w' has key size %d, earlier layers %d",
@@ -152,7 +158,8 @@ void tracr_load_config(ep_model_config *cfg, ep_model_tokens *tok, const char *c
     memset(tok, 0, sizeof *tok);
     tok->n_in = V;
     tok->in = ep_calloc((size_t)V, sizeof *tok->in);
-    for (int i = 0; i < V; i++) tok->in[i] = ep_strdup(names[i] ? names[i] : "");
+    for (int i = 0; i < V; i++)
+      tok->in[i] = ep_strdup(names[i] ? names[i] : "");
     tok->n_out = cfg->vocab_out;
     tok->out = ep_calloc((size_t)cfg->vocab_out, sizeof *tok->out);
     if (cfg->output == EP_OUTPUT_NUMERIC) {
@@ -170,7 +177,8 @@ void tracr_load_config(ep_model_config *cfg, ep_model_tokens *tok, const char *c
         }
       qsort(cand, (size_t)n, sizeof *cand, cmp_token);
       if (n == cfg->vocab_out) {
-        for (int i = 0; i < n; i++) tok->out[i] = ep_strdup(cand[i]);
+        for (int i = 0; i < n; i++)
+          tok->out[i] = ep_strdup(cand[i]);
       } else {
         ep_warn("%s: %d output rows but %d non-special tokens; naming the outputs by index", weights,
                 cfg->vocab_out, n);
@@ -190,7 +198,8 @@ void tracr_load_config(ep_model_config *cfg, ep_model_tokens *tok, const char *c
 }
 
 /* Read layer tensor `what` with shape [s0] or [s0, s1] into dst. */
-static void read_layer(const ep_safetensors *st, uint8_t *used, int l, const char *what, int64_t s0, int64_t s1, float *dst) {
+static void read_layer(const ep_safetensors *st, uint8_t *used, int l, const char *what, int64_t s0,
+                       int64_t s1, float *dst) {
   char name[128];
   snprintf(name, sizeof name, "transformer/layer_%d/%s", l, what);
   int64_t shape[2] = {s0, s1};
@@ -236,7 +245,8 @@ void tracr_load_weights(ep_model *m, const char *weights) {
       const int64_t Fl = w1->shape[1];
       float *tmp = ep_malloc((size_t)(D * Fl) * sizeof(float));
       read_layer(&st, used, l, "mlp/linear_1_w", D, Fl, tmp);
-      for (int64_t r = 0; r < D; r++) memcpy(w->w_fc + r * F, tmp + r * Fl, (size_t)Fl * sizeof(float));
+      for (int64_t r = 0; r < D; r++)
+        memcpy(w->w_fc + r * F, tmp + r * Fl, (size_t)Fl * sizeof(float));
       read_layer(&st, used, l, "mlp/linear_1_b", Fl, 0, w->b_fc);
       read_layer(&st, used, l, "mlp/linear_2_w", Fl, D, w->w_proj); /* rows [0, Fl) */
       read_layer(&st, used, l, "mlp/linear_2_b", D, 0, w->b_proj);
@@ -252,7 +262,8 @@ void tracr_load_weights(ep_model *m, const char *weights) {
     float *tmp = ep_malloc((size_t)(D * Vo) * sizeof(float));
     safetensors_read_f32(&st, t, tmp);
     for (int64_t i = 0; i < D; i++)
-      for (int64_t j = 0; j < Vo; j++) m->unembed[j * D + i] = tmp[i * Vo + j];
+      for (int64_t j = 0; j < Vo; j++)
+        m->unembed[j * D + i] = tmp[i * Vo + j];
     free(tmp);
   } else {
     memset(m->unembed, 0, (size_t)(c->vocab_out * D) * sizeof(float));
@@ -267,8 +278,9 @@ void tracr_load_weights(ep_model *m, const char *weights) {
       unused++;
     }
   if (unused)
-    ep_fatal("%s: %d tensor(s) not part of the model described by its config, e.g. '%s' (num_layers too small?)",
-             weights, unused, first);
+    ep_fatal(
+        "%s: %d tensor(s) not part of the model described by its config, e.g. '%s' (num_layers too small?)",
+        weights, unused, first);
   free(used);
   safetensors_close(&st);
 }

@@ -23,9 +23,11 @@ static uint64_t splitmix(uint64_t *s) {
   return z ^ (z >> 31);
 }
 
-static float uniform(uint64_t *s) { return (float)((double)(splitmix(s) >> 11) / 9007199254740992.0 - 0.5); }
+static float uniform(uint64_t *s) {
+  return (float)((double)(splitmix(s) >> 11) / 9007199254740992.0 - 0.5);
+}
 
-static void add(fx_set *s, const char *name, int64_t a, int64_t b, uint64_t *rng, float base, float scale) {
+void fx_add(fx_set *s, const char *name, int64_t a, int64_t b, uint64_t *rng, float base, float scale) {
   if (s->n >= FX_MAX_TENSORS) die("too many tensors", name);
   fx_tensor *t = &s->t[s->n++];
   snprintf(t->name, sizeof t->name, "%s", name);
@@ -35,48 +37,52 @@ static void add(fx_set *s, const char *name, int64_t a, int64_t b, uint64_t *rng
   size_t n = (size_t)a * (size_t)(b ? b : 1);
   t->data = malloc(n * sizeof(float));
   if (!t->data) die("out of memory", name);
-  for (size_t i = 0; i < n; i++) t->data[i] = base + scale * uniform(rng);
+  for (size_t i = 0; i < n; i++)
+    t->data[i] = base + scale * uniform(rng);
 }
 
-void fx_gpt2_tensors(fx_set *s, const fx_gpt2 *g, uint64_t seed, const char *prefix, int lm_head, int tied_copy) {
+void fx_gpt2_tensors(fx_set *s, const fx_gpt2 *g, uint64_t seed, const char *prefix, int lm_head,
+                     int tied_copy) {
   memset(s, 0, sizeof *s);
   uint64_t rng = seed;
   const int64_t D = g->D, F = 4 * (int64_t)g->D;
   char n[128];
 #define NM(...) (snprintf(n, sizeof n, __VA_ARGS__), n)
-  add(s, NM("%swte.weight", prefix), g->V, D, &rng, 0, 0.2f);
+  fx_add(s, NM("%swte.weight", prefix), g->V, D, &rng, 0, 0.2f);
   /* Values that exercise float16 / bfloat16 rounding: ties, subnormals, overflow. */
-  const float special[] = {0.0f, -0.0f, 65504.0f, 6.103515625e-05f, 5.9604645e-08f, 1e-6f, -3.1415927f,
-                           1.0009765625f, 2049.0f, 1e5f, 1.00390625f, -1.5e-40f, 3.3895314e38f};
+  const float special[] = {0.0f,        -0.0f,       65504.0f,      6.103515625e-05f, 5.9604645e-08f,
+                           1e-6f,       -3.1415927f, 1.0009765625f, 2049.0f,          1e5f,
+                           1.00390625f, -1.5e-40f,   3.3895314e38f};
   memcpy(s->t[0].data, special, sizeof special);
-  add(s, NM("%swpe.weight", prefix), g->C, D, &rng, 0, 0.1f);
+  fx_add(s, NM("%swpe.weight", prefix), g->C, D, &rng, 0, 0.1f);
   for (int l = 0; l < g->L; l++) {
-    add(s, NM("%sh.%d.ln_1.weight", prefix, l), D, 0, &rng, 1, 0.1f);
-    add(s, NM("%sh.%d.ln_1.bias", prefix, l), D, 0, &rng, 0, 0.1f);
-    add(s, NM("%sh.%d.attn.c_attn.weight", prefix, l), D, 3 * D, &rng, 0, 0.2f);
-    add(s, NM("%sh.%d.attn.c_attn.bias", prefix, l), 3 * D, 0, &rng, 0, 0.1f);
-    add(s, NM("%sh.%d.attn.c_proj.weight", prefix, l), D, D, &rng, 0, 0.2f);
-    add(s, NM("%sh.%d.attn.c_proj.bias", prefix, l), D, 0, &rng, 0, 0.1f);
-    add(s, NM("%sh.%d.ln_2.weight", prefix, l), D, 0, &rng, 1, 0.1f);
-    add(s, NM("%sh.%d.ln_2.bias", prefix, l), D, 0, &rng, 0, 0.1f);
-    add(s, NM("%sh.%d.mlp.c_fc.weight", prefix, l), D, F, &rng, 0, 0.2f);
-    add(s, NM("%sh.%d.mlp.c_fc.bias", prefix, l), F, 0, &rng, 0, 0.1f);
-    add(s, NM("%sh.%d.mlp.c_proj.weight", prefix, l), F, D, &rng, 0, 0.2f);
-    add(s, NM("%sh.%d.mlp.c_proj.bias", prefix, l), D, 0, &rng, 0, 0.1f);
+    fx_add(s, NM("%sh.%d.ln_1.weight", prefix, l), D, 0, &rng, 1, 0.1f);
+    fx_add(s, NM("%sh.%d.ln_1.bias", prefix, l), D, 0, &rng, 0, 0.1f);
+    fx_add(s, NM("%sh.%d.attn.c_attn.weight", prefix, l), D, 3 * D, &rng, 0, 0.2f);
+    fx_add(s, NM("%sh.%d.attn.c_attn.bias", prefix, l), 3 * D, 0, &rng, 0, 0.1f);
+    fx_add(s, NM("%sh.%d.attn.c_proj.weight", prefix, l), D, D, &rng, 0, 0.2f);
+    fx_add(s, NM("%sh.%d.attn.c_proj.bias", prefix, l), D, 0, &rng, 0, 0.1f);
+    fx_add(s, NM("%sh.%d.ln_2.weight", prefix, l), D, 0, &rng, 1, 0.1f);
+    fx_add(s, NM("%sh.%d.ln_2.bias", prefix, l), D, 0, &rng, 0, 0.1f);
+    fx_add(s, NM("%sh.%d.mlp.c_fc.weight", prefix, l), D, F, &rng, 0, 0.2f);
+    fx_add(s, NM("%sh.%d.mlp.c_fc.bias", prefix, l), F, 0, &rng, 0, 0.1f);
+    fx_add(s, NM("%sh.%d.mlp.c_proj.weight", prefix, l), F, D, &rng, 0, 0.2f);
+    fx_add(s, NM("%sh.%d.mlp.c_proj.bias", prefix, l), D, 0, &rng, 0, 0.1f);
     /* The causal-mask buffer old checkpoints carry; the loader must skip it. */
-    add(s, NM("%sh.%d.attn.bias", prefix, l), g->C, g->C, &rng, 1, 0);
+    fx_add(s, NM("%sh.%d.attn.bias", prefix, l), g->C, g->C, &rng, 1, 0);
   }
-  add(s, NM("%sln_f.weight", prefix), D, 0, &rng, 1, 0.1f);
-  add(s, NM("%sln_f.bias", prefix), D, 0, &rng, 0, 0.1f);
+  fx_add(s, NM("%sln_f.weight", prefix), D, 0, &rng, 1, 0.1f);
+  fx_add(s, NM("%sln_f.bias", prefix), D, 0, &rng, 0, 0.1f);
   if (lm_head) {
-    add(s, "lm_head.weight", g->V, D, &rng, 0, 0.2f);
+    fx_add(s, "lm_head.weight", g->V, D, &rng, 0, 0.2f);
     if (tied_copy) memcpy(s->t[s->n - 1].data, s->t[0].data, (size_t)g->V * (size_t)D * sizeof(float));
   }
 #undef NM
 }
 
 void fx_set_free(fx_set *s) {
-  for (int i = 0; i < s->n; i++) free(s->t[i].data);
+  for (int i = 0; i < s->n; i++)
+    free(s->t[i].data);
   memset(s, 0, sizeof *s);
 }
 
@@ -93,7 +99,8 @@ uint16_t fx_f32_to_f16(float f) {
   double a = fabs((double)f);
   if (isnan(f)) return sign | 0x7e00;
   if (a >= 65520.0) return sign | 0x7c00; /* 65520 is the tie between 65504 and 2^16 */
-  if (a < ldexp(1, -14)) return sign | (uint16_t)nearbyint(a / ldexp(1, -24)); /* subnormal (1024 = min normal) */
+  if (a < ldexp(1, -14))
+    return sign | (uint16_t)nearbyint(a / ldexp(1, -24)); /* subnormal (1024 = min normal) */
   int e;
   double m = frexp(a, &e); /* a = m 2^e, m in [0.5, 1) */
   double mant = nearbyint((2 * m - 1) * 1024);
@@ -153,7 +160,9 @@ static void put(unsigned char *dst, const char *dtype, float v) {
   }
 }
 
-static int is(const char *a, const char *b) { return a && b && !strcmp(a, b); }
+static int is(const char *a, const char *b) {
+  return a && b && !strcmp(a, b);
+}
 
 void fx_write_safetensors(const char *path, const fx_set *s, const char *dtype, const fx_damage *dmg,
                           int (*keep)(const char *name, void *arg), void *arg) {
@@ -174,7 +183,8 @@ void fx_write_safetensors(const char *path, const fx_set *s, const char *dtype, 
     size_t numel = (size_t)shape[0] * (size_t)(t->ndim == 2 ? shape[1] : 1);
     size_t extra = is(dmg->span_of, t->name) ? 1 : 0;
     size_t bytes = (numel + extra) * (size_t)es;
-    while (dlen + bytes > dcap) data = realloc(data, dcap *= 2);
+    while (dlen + bytes > dcap)
+      data = realloc(data, dcap *= 2);
     if (!data) die("out of memory", path);
     size_t cols = (size_t)(t->ndim == 2 ? t->shape[1] : t->shape[0]);
     for (size_t j = 0; j < numel + extra; j++) {
@@ -190,37 +200,79 @@ void fx_write_safetensors(const char *path, const fx_set *s, const char *dtype, 
     const char *dt = is(dmg->dtype_of, t->name) ? dmg->dtype : dtype;
     char ent[512];
     if (t->ndim == 2)
-      snprintf(ent, sizeof ent, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[%lld,%lld],\"data_offsets\":[%llu,%llu]}",
-               t->name, dt, (long long)shape[0], (long long)shape[1], b, e);
+      snprintf(ent, sizeof ent,
+               ",\"%s\":{\"dtype\":\"%s\",\"shape\":[%lld,%lld],\"data_offsets\":[%llu,%llu]}", t->name, dt,
+               (long long)shape[0], (long long)shape[1], b, e);
     else
-      snprintf(ent, sizeof ent, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[%lld],\"data_offsets\":[%llu,%llu]}", t->name,
-               dt, (long long)shape[0], b, e);
+      snprintf(ent, sizeof ent, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[%lld],\"data_offsets\":[%llu,%llu]}",
+               t->name, dt, (long long)shape[0], b, e);
     size_t k = strlen(ent);
-    while (hlen + k + 16 > hcap) hdr = realloc(hdr, hcap *= 2);
+    while (hlen + k + 16 > hcap)
+      hdr = realloc(hdr, hcap *= 2);
     if (!hdr) die("out of memory", path);
     memcpy(hdr + hlen, ent, k);
     hlen += k;
     dlen += bytes;
   }
   hdr[hlen++] = '}';
-  while (hlen % 8) hdr[hlen++] = ' '; /* the format pads the header to 8 bytes */
+  while (hlen % 8)
+    hdr[hlen++] = ' '; /* the format pads the header to 8 bytes */
   uint64_t L = dmg->header_len ? dmg->header_len : hlen;
   unsigned char lenb[8];
-  for (int i = 0; i < 8; i++) lenb[i] = (unsigned char)(L >> (8 * i));
+  for (int i = 0; i < 8; i++)
+    lenb[i] = (unsigned char)(L >> (8 * i));
   FILE *f = fopen(path, "wb");
   if (!f) die("cannot write", path);
   if (fwrite(lenb, 1, 8, f) != 8 || fwrite(hdr, 1, hlen, f) != hlen || fwrite(data, 1, dlen, f) != dlen)
     die("short write", path);
   fclose(f);
-  if (dmg->truncate_to > 0 && truncate(path, dmg->truncate_to) != 0) die("cannot truncate", path);
+  long total = (long)(8 + hlen + dlen);
+  long cut = dmg->truncate_to > 0   ? dmg->truncate_to
+             : dmg->truncate_to < 0 ? total + dmg->truncate_to
+                                    : total;
+  if (cut != total && truncate(path, cut) != 0) die("cannot truncate", path);
   free(hdr);
   free(data);
 }
 
+void fx_write_tracr(fx_set *s, const char *dir, const char *name, int variant) {
+  memset(s, 0, sizeof *s);
+  uint64_t rng = 2024;
+  const int D = 6, Q = 4;
+  fx_add(s, "token_embed_embeddings", 4, D, &rng, 0, 1);
+  fx_add(s, "pos_embed_embeddings", 4, D, &rng, 0, 1);
+  char n[128];
+  for (int l = 0; l < 2; l++) {
+    const char *w[4] = {"query", "key", "value", "linear"};
+    for (int k = 0; k < 4; k++) {
+      int wide = variant == 1 && k == 2 ? 2 : 0;
+      snprintf(n, sizeof n, "transformer/layer_%d/attn/%s_w", l, w[k]);
+      if (k < 3)
+        fx_add(s, n, D, Q + wide, &rng, 0, 1);
+      else
+        fx_add(s, n, Q, D, &rng, 0, 1);
+      snprintf(n, sizeof n, "transformer/layer_%d/attn/%s_b", l, w[k]);
+      fx_add(s, n, k < 3 ? Q + wide : D, 0, &rng, 0, 1);
+    }
+  }
+  fx_add(s, "transformer/layer_0/mlp/linear_1_w", D, 3, &rng, 0, 1);
+  fx_add(s, "transformer/layer_0/mlp/linear_1_b", 3, 0, &rng, 0, 1);
+  fx_add(s, "transformer/layer_0/mlp/linear_2_w", 3, D, &rng, 0, 1);
+  fx_add(s, "transformer/layer_0/mlp/linear_2_b", D, 0, &rng, 0, 1);
+  if (variant == 2) fx_add(s, "transformer/layer_2/mlp/linear_2_b", D, 0, &rng, 0, 1);
+  char p[1024];
+  snprintf(p, sizeof p, "%s/%s.safetensors", dir, name);
+  fx_write_safetensors(p, s, "F32", NULL, NULL, NULL);
+  snprintf(p, sizeof p, "%s/%s.config.json", dir, name);
+  fx_write_text(p, "{\"num_heads\": 2, \"num_layers\": 2, \"mlp_hidden_size\": 4, \"dropout_rate\": 0.0,\n"
+                   " \"layer_norm\": false, \"causal\": true, \"max_seq_len\": 3, \"bos\": \"BOS\",\n"
+                   " \"pad\": \"pad\", \"vocab\": {\"BOS\": 0, \"a\": 1, \"pad\": 3}}\n");
+}
+
 void fx_write_gpt2_config(const char *path, const fx_gpt2 *g, const char *extra, const char *drop) {
   char keys[8][96];
-  const char *names[8] = {"model_type", "n_layer", "n_head", "n_embd", "vocab_size", "n_positions", "n_inner",
-                          "activation_function"};
+  const char *names[8] = {"model_type", "n_layer",     "n_head",  "n_embd",
+                          "vocab_size", "n_positions", "n_inner", "activation_function"};
   snprintf(keys[0], 96, "\"model_type\": \"gpt2\"");
   snprintf(keys[1], 96, "\"n_layer\": %d", g->L);
   snprintf(keys[2], 96, "\"n_head\": %d", g->H);
@@ -230,8 +282,9 @@ void fx_write_gpt2_config(const char *path, const fx_gpt2 *g, const char *extra,
   snprintf(keys[6], 96, "\"n_inner\": null");
   snprintf(keys[7], 96, "\"activation_function\": \"gelu_new\"");
   char text[4096];
-  size_t k = (size_t)snprintf(text, sizeof text, "{\n  \"architectures\": [\"GPT2LMHeadModel\"],\n"
-                                                 "  \"layer_norm_epsilon\": 1e-05");
+  size_t k = (size_t)snprintf(text, sizeof text,
+                              "{\n  \"architectures\": [\"GPT2LMHeadModel\"],\n"
+                              "  \"layer_norm_epsilon\": 1e-05");
   for (int i = 0; i < 8; i++)
     if (!is(drop, names[i])) k += (size_t)snprintf(text + k, sizeof text - k, ",\n  %s", keys[i]);
   if (extra && *extra) k += (size_t)snprintf(text + k, sizeof text - k, ",\n  %s", extra);
@@ -257,7 +310,9 @@ void fx_rmdir(const char *dir) {
   if (system(cmd) != 0) fprintf(stderr, "fixture: could not remove %s\n", dir);
 }
 
-int fx_mkdir(const char *path) { return mkdir(path, 0755) == 0; }
+int fx_mkdir(const char *path) {
+  return mkdir(path, 0755) == 0;
+}
 
 void fx_write_text(const char *path, const char *text) {
   FILE *f = fopen(path, "w");

@@ -22,14 +22,14 @@ typedef struct {
 
 /* Ways to damage a file (all off when zeroed). Names refer to fx_tensor names. */
 typedef struct {
-  const char *skip;          /* leave this tensor out */
-  const char *dtype_of;      /* give this tensor dtype `dtype` in the header */
+  const char *skip;     /* leave this tensor out */
+  const char *dtype_of; /* give this tensor dtype `dtype` in the header */
   const char *dtype;
-  const char *shape_of;      /* write this tensor's data with shape[last] + 1 columns */
-  const char *span_of;       /* header claims one element more than its shape */
-  const char *oob_of;        /* header offsets of this tensor past the data section */
-  uint64_t header_len;       /* nonzero: write this header length instead */
-  long truncate_to;          /* > 0: cut the file to this many bytes */
+  const char *shape_of; /* write this tensor's data with shape[last] + 1 columns */
+  const char *span_of;  /* header claims one element more than its shape */
+  const char *oob_of;   /* header offsets of this tensor past the data section */
+  uint64_t header_len;  /* nonzero: write this header length instead */
+  long truncate_to;     /* > 0: cut the file to this many bytes; < 0: drop that many from the end */
 } fx_damage;
 
 /* Tiny GPT-2: L layers, H heads, width D, vocab V, context C, MLP 4D. */
@@ -39,7 +39,8 @@ typedef struct {
 
 /* The Hugging Face tensors of a random GPT-2 (prefix "" or "transformer."). With
  * lm_head, an lm_head.weight [V, D] is added (equal to wte when tied_copy). */
-void fx_gpt2_tensors(fx_set *s, const fx_gpt2 *g, uint64_t seed, const char *prefix, int lm_head, int tied_copy);
+void fx_gpt2_tensors(fx_set *s, const fx_gpt2 *g, uint64_t seed, const char *prefix, int lm_head,
+                     int tied_copy);
 void fx_set_free(fx_set *s);
 const fx_tensor *fx_find(const fx_set *s, const char *name);
 
@@ -47,6 +48,16 @@ const fx_tensor *fx_find(const fx_set *s, const char *name);
  * for which keep(name, arg) is nonzero (keep NULL: all). */
 void fx_write_safetensors(const char *path, const fx_set *s, const char *dtype, const fx_damage *dmg,
                           int (*keep)(const char *name, void *arg), void *arg);
+
+/* Append one random tensor ([a] when b == 0, else [a, b]) drawn from *rng. */
+void fx_add(fx_set *s, const char *name, int64_t a, int64_t b, uint64_t *rng, float base, float scale);
+
+/* A small synthetic Tracr model DIR/NAME.{config.json,safetensors} exercising what the
+ * shipped ones do not: 2 heads of width 2 (D 6), vocabulary ids {0, 1, 3} (V 4, id 2
+ * unused), causal, layer 0 with an MLP narrower (3) than mlp_hidden_size (4), layer 1
+ * without an MLP, no unembedding. variant 1: value_w wider than query_w; variant 2: a
+ * stray layer_2 tensor. The tensors are returned in s. */
+void fx_write_tracr(fx_set *s, const char *dir, const char *name, int variant);
 
 /* A GPT-2 config.json for g; `extra` (may be NULL or "") is spliced in as more keys,
  * `drop` (may be NULL) is a key left out. */

@@ -29,10 +29,11 @@ static long mismatches(const float *got, const float *want, size_t n, const char
 }
 
 /* Compare a strided block: rows x cols of got (row stride gs) vs want (row stride ws). */
-static long block_mismatches(const float *got, size_t gs, const float *want, size_t ws, size_t rows, size_t cols,
-                             const char *dtype) {
+static long block_mismatches(const float *got, size_t gs, const float *want, size_t ws, size_t rows,
+                             size_t cols, const char *dtype) {
   long bad = 0;
-  for (size_t r = 0; r < rows; r++) bad += mismatches(got + r * gs, want + r * ws, cols, dtype);
+  for (size_t r = 0; r < rows; r++)
+    bad += mismatches(got + r * gs, want + r * ws, cols, dtype);
   return bad;
 }
 
@@ -60,7 +61,8 @@ static long check_gpt2(const ep_model *m, const fx_set *s, const char *pre, cons
     bad += block_mismatches(w->w_q, D, qkv, 3 * D, D, D, dt);
     bad += block_mismatches(w->w_k, D, qkv + D, 3 * D, D, D, dt);
     bad += block_mismatches(w->w_v, D, qkv + 2 * D, 3 * D, D, D, dt);
-    bad += mismatches(w->b_q, qkvb, D, dt) + mismatches(w->b_k, qkvb + D, D, dt) + mismatches(w->b_v, qkvb + 2 * D, D, dt);
+    bad += mismatches(w->b_q, qkvb, D, dt) + mismatches(w->b_k, qkvb + D, D, dt) +
+           mismatches(w->b_v, qkvb + 2 * D, D, dt);
     bad += mismatches(w->w_o, T(s, pre, "h.%d.attn.c_proj.weight", l), D * D, dt);
     bad += mismatches(w->b_o, T(s, pre, "h.%d.attn.c_proj.bias", l), D, dt);
     bad += mismatches(w->ln1_w, T(s, pre, "h.%d.ln_1.weight", l), D, dt);
@@ -78,12 +80,13 @@ static long check_gpt2(const ep_model *m, const fx_set *s, const char *pre, cons
 }
 
 static void check_cfg(const ep_model_config *c, int tied) {
-  T_CHECK(!strcmp(c->arch, "gpt2") && c->n_layer == 2 && c->n_head == 2 && c->n_kv_head == 2 && c->d_model == 16 &&
-              c->d_head == 8 && c->d_mlp == 64 && c->vocab == 50 && c->vocab_out == 50 && c->n_ctx == 12,
+  T_CHECK(!strcmp(c->arch, "gpt2") && c->n_layer == 2 && c->n_head == 2 && c->n_kv_head == 2 &&
+              c->d_model == 16 && c->d_head == 8 && c->d_mlp == 64 && c->vocab == 50 && c->vocab_out == 50 &&
+              c->n_ctx == 12,
           "gpt2 config shape fields");
-  T_CHECK(c->norm == EP_NORM_LAYERNORM && c->act == EP_ACT_GELU_TANH && c->pos == EP_POS_LEARNED && c->causal == 1 &&
-              c->final_norm == 1 && c->attn_bias == 1 && c->mlp_bias == 1 && c->tied_unembed == tied &&
-              c->norm_eps == 1e-5f && c->output == EP_OUTPUT_LOGITS,
+  T_CHECK(c->norm == EP_NORM_LAYERNORM && c->act == EP_ACT_GELU_TANH && c->pos == EP_POS_LEARNED &&
+              c->causal == 1 && c->final_norm == 1 && c->attn_bias == 1 && c->mlp_bias == 1 &&
+              c->tied_unembed == tied && c->norm_eps == 1e-5f && c->output == EP_OUTPUT_LOGITS,
           "gpt2 config kinds");
 }
 
@@ -102,11 +105,23 @@ static void test_dtype(const char *root, const char *dtype, const char *prefix, 
   model_load(&m, dir);
   check_cfg(&m.cfg, 1);
   long bad = check_gpt2(&m, &s, prefix, dtype);
-  T_CHECK(bad == 0, "%s (prefix '%s'): %ld values differ from the fixture rounded to %s", dtype, prefix, bad, dtype);
+  T_CHECK(bad == 0, "%s (prefix '%s'): %ld values differ from the fixture rounded to %s", dtype, prefix, bad,
+          dtype);
   T_CHECK(m.unembed == m.wte, "%s: tied unembedding is the token embedding", dtype);
   /* The special values really went through rounding (catches a writer that stored F32). */
-  if (!strcmp(dtype, "F16")) T_CHECK(isinf(m.wte[9]) && m.wte[9] > 0 && m.wte[8] == 2048.0f, "F16: 1e5 -> inf, 2049 -> 2048");
+  if (!strcmp(dtype, "F16"))
+    T_CHECK(isinf(m.wte[9]) && m.wte[9] > 0 && m.wte[8] == 2048.0f, "F16: 1e5 -> inf, 2049 -> 2048");
   if (!strcmp(dtype, "BF16")) T_CHECK(m.wte[7] == 1.0f && m.wte[10] == 1.0f, "BF16 ties round to even");
+  /* Range reads convert from the right byte offset in every dtype. */
+  ep_safetensors st;
+  snprintf(p, sizeof p, "%s/model.safetensors", dir);
+  safetensors_open(&st, p);
+  char wte[64];
+  snprintf(wte, sizeof wte, "%swte.weight", prefix);
+  float part[500];
+  safetensors_read_f32_range(&st, safetensors_find(&st, wte), 3, 500, part);
+  T_CHECK(!memcmp(part, m.wte + 3, sizeof part), "%s: range read equals the loaded slice", dtype);
+  safetensors_close(&st);
   model_free(&m);
   fx_set_free(&s);
 }
@@ -150,6 +165,11 @@ static void test_sharded(const char *root) {
   T_CHECK(st.n_files == 3, "three shards opened (%d)", st.n_files);
   const ep_st_tensor *t = safetensors_find(&st, "transformer.h.1.mlp.c_fc.weight");
   T_CHECK(t && strstr(safetensors_file_of(&st, t), "model-00002-of-00003"), "h.1 tensors live in shard 2");
+  /* A range read equals the same slice of a whole read (F32 shard here). */
+  float whole[16 * 64], part[100];
+  safetensors_read_f32(&st, t, whole);
+  safetensors_read_f32_range(&st, t, 357, 100, part);
+  T_CHECK(!memcmp(part, whole + 357, sizeof part), "range read matches the whole read");
   safetensors_close(&st);
   model_free(&m);
   fx_set_free(&s);
@@ -177,7 +197,9 @@ static void test_untied(const char *root, ep_model *keep) {
   fx_set_free(&s);
 }
 
-static int configs_equal(const ep_model_config *a, const ep_model_config *b) { return !memcmp(a, b, sizeof *a); }
+static int configs_equal(const ep_model_config *a, const ep_model_config *b) {
+  return !memcmp(a, b, sizeof *a);
+}
 
 /* Model file round trip: bit-identical config and weights. */
 static void test_roundtrip(const char *root, const ep_model *m) {
@@ -204,7 +226,9 @@ static void test_param_count(void) {
   ep_model_config c;
   model_config_defaults(&c);
   const int64_t V = 50257, D = 768, C = 1024, L = 12;
-  int64_t want = V * D + C * D + L * (4 * D + (D * 3 * D + 3 * D) + (D * D + D) + (D * 4 * D + 4 * D) + (4 * D * D + D)) + 2 * D;
+  int64_t want = V * D + C * D +
+                 L * (4 * D + (D * 3 * D + 3 * D) + (D * D + D) + (D * 4 * D + 4 * D) + (4 * D * D + D)) +
+                 2 * D;
   T_CHECK(model_param_count(&c) == want && want == 124439808, "GPT-2 small parameters %lld",
           (long long)model_param_count(&c));
   char buf[1024];
@@ -220,15 +244,16 @@ static void test_tracr(const char *inputs) {
   ep_model m;
   model_load(&m, p);
   const ep_model_config *c = &m.cfg;
-  T_CHECK(!strcmp(c->arch, "tracr") && c->n_layer == 4 && c->n_head == 1 && c->d_head == 12 && c->d_model == 41 &&
-              c->d_mlp == 30 && c->vocab == 5 && c->vocab_out == 3 && c->n_ctx == 6,
+  T_CHECK(!strcmp(c->arch, "tracr") && c->n_layer == 4 && c->n_head == 1 && c->d_head == 12 &&
+              c->d_model == 41 && c->d_mlp == 30 && c->vocab == 5 && c->vocab_out == 3 && c->n_ctx == 6,
           "reverse shapes");
-  T_CHECK(c->norm == EP_NORM_NONE && c->final_norm == 0 && c->act == EP_ACT_RELU && c->pos == EP_POS_LEARNED &&
-              c->causal == 0 && c->tied_unembed == 0 && c->output == EP_OUTPUT_LOGITS && c->bos_token == 3 &&
-              c->pad_token == 4,
+  T_CHECK(c->norm == EP_NORM_NONE && c->final_norm == 0 && c->act == EP_ACT_RELU &&
+              c->pos == EP_POS_LEARNED && c->causal == 0 && c->tied_unembed == 0 &&
+              c->output == EP_OUTPUT_LOGITS && c->bos_token == 3 && c->pad_token == 4,
           "reverse kinds");
   int all = 1;
-  for (int l = 0; l < 4; l++) all &= c->has_attn[l] && c->has_mlp[l];
+  for (int l = 0; l < 4; l++)
+    all &= c->has_attn[l] && c->has_mlp[l];
   T_CHECK(all, "reverse: every layer has attention and an MLP");
   ep_safetensors st;
   safetensors_open(&st, p);
@@ -237,13 +262,15 @@ static void test_tracr(const char *inputs) {
   safetensors_read_f32(&st, safetensors_find(&st, "transformer/layer_2/attn/query_w"), q);
   int ok = 1;
   for (int i = 0; i < 41; i++)
-    for (int j = 0; j < 3; j++) ok &= m.unembed[j * 41 + i] == un[i * 3 + j];
+    for (int j = 0; j < 3; j++)
+      ok &= m.unembed[j * 41 + i] == un[i * 3 + j];
   T_CHECK(ok, "reverse: unembed is the transposed unembedding");
   T_CHECK(!memcmp(m.layers[2].w_q, q, sizeof q), "reverse: layer 2 query_w as stored");
   safetensors_close(&st);
   ep_model_tokens tok;
   model_load_tokens(&tok, p);
-  T_CHECK(tok.n_in == 5 && !strcmp(tok.in[0], "1") && !strcmp(tok.in[3], "BOS") && !strcmp(tok.in[4], "compiler_pad"),
+  T_CHECK(tok.n_in == 5 && !strcmp(tok.in[0], "1") && !strcmp(tok.in[3], "BOS") &&
+              !strcmp(tok.in[4], "compiler_pad"),
           "reverse input names");
   T_CHECK(tok.n_out == 3 && !strcmp(tok.out[0], "1") && !strcmp(tok.out[1], "2") && !strcmp(tok.out[2], "3"),
           "reverse output names");
@@ -253,12 +280,15 @@ static void test_tracr(const char *inputs) {
   model_file_write(&m, &tok, p, h5);
   ep_model r;
   model_load(&r, h5);
-  T_CHECK(configs_equal(&r.cfg, &m.cfg) && !memcmp(r.mem, m.mem, m.n_floats * sizeof(float)), "reverse round trip");
+  T_CHECK(configs_equal(&r.cfg, &m.cfg) && !memcmp(r.mem, m.mem, m.n_floats * sizeof(float)),
+          "reverse round trip");
   ep_model_tokens tok2;
   model_load_tokens(&tok2, h5);
   int same = tok2.n_in == tok.n_in && tok2.n_out == tok.n_out;
-  for (int i = 0; same && i < tok.n_in; i++) same = !strcmp(tok.in[i], tok2.in[i]);
-  for (int i = 0; same && i < tok.n_out; i++) same = !strcmp(tok.out[i], tok2.out[i]);
+  for (int i = 0; same && i < tok.n_in; i++)
+    same = !strcmp(tok.in[i], tok2.in[i]);
+  for (int i = 0; same && i < tok.n_out; i++)
+    same = !strcmp(tok.out[i], tok2.out[i]);
   T_CHECK(same, "reverse token names survive the model file");
   model_tokens_free(&tok2);
   model_tokens_free(&tok);
@@ -281,6 +311,45 @@ static void test_tracr(const char *inputs) {
   model_free(&m);
 }
 
+/* The synthetic Tracr model: gaps in the ids, a narrow MLP padded with zeros, a layer
+ * without an MLP, two heads, causal. */
+static void test_tracr_synthetic(void) {
+  fx_set s;
+  fx_write_tracr(&s, tmp_root, "synth", 0);
+  char p[700];
+  snprintf(p, sizeof p, "%s/synth.safetensors", tmp_root);
+  ep_model m;
+  model_load(&m, p);
+  const ep_model_config *c = &m.cfg;
+  T_CHECK(c->vocab == 4 && c->d_model == 6 && c->n_head == 2 && c->d_head == 2 && c->d_mlp == 4 &&
+              c->n_ctx == 4 && c->causal == 1 && c->bos_token == 0 && c->pad_token == 3 &&
+              c->output == EP_OUTPUT_NUMERIC,
+          "synthetic Tracr config");
+  T_CHECK(c->has_attn[0] && c->has_attn[1] && c->has_mlp[0] && !c->has_mlp[1], "layer 1 has no MLP");
+  const float *w1 = fx_find(&s, "transformer/layer_0/mlp/linear_1_w")->data;
+  const float *b1 = fx_find(&s, "transformer/layer_0/mlp/linear_1_b")->data;
+  const float *w2 = fx_find(&s, "transformer/layer_0/mlp/linear_2_w")->data;
+  int ok = m.layers[0].b_fc[3] == 0;
+  for (int r = 0; r < 6; r++)
+    for (int j = 0; j < 4; j++) {
+      ok &= m.layers[0].w_fc[r * 4 + j] == (j < 3 ? w1[r * 3 + j] : 0.0f);
+      ok &= m.layers[0].w_proj[j * 6 + r] == (j < 3 ? w2[j * 6 + r] : 0.0f);
+    }
+  for (int j = 0; j < 3; j++)
+    ok &= m.layers[0].b_fc[j] == b1[j];
+  T_CHECK(ok, "narrow MLP zero-padded to mlp_hidden_size");
+  T_CHECK(
+      !memcmp(m.layers[1].w_v, fx_find(&s, "transformer/layer_1/attn/value_w")->data, 6 * 4 * sizeof(float)),
+      "layer 1 value_w");
+  ep_model_tokens tok;
+  model_load_tokens(&tok, p);
+  T_CHECK(tok.n_in == 4 && !strcmp(tok.in[1], "a") && !strcmp(tok.in[2], "") && !strcmp(tok.in[3], "pad"),
+          "unused id 2 has an empty name");
+  model_tokens_free(&tok);
+  model_free(&m);
+  fx_set_free(&s);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: test_load INPUTS_DIR\n");
@@ -299,6 +368,7 @@ int main(int argc, char **argv) {
   test_roundtrip(root, &m);
   model_free(&m);
   test_tracr(argv[1]);
+  test_tracr_synthetic();
   fx_rmdir(root);
   free(root);
   return t_done();
