@@ -45,7 +45,8 @@ const ep_command ep_cmd_dataset = {
             "\n"
             "options:\n"
             "  --task T             the task (above)\n"
-            "  --n N                number of examples (with --from: the first N lines; default all)\n"
+            "  --n N                number of examples (with --from on a paper file: the first\n"
+            "                       N lines, default all; not used by task jsonl)\n"
             "  --seed S             generator seed, 0 <= S < 2^53 (default 0)\n"
             "  --tokenizer DIR      GPT-2 tokenizer directory (vocab.json, merges.txt); not needed\n"
             "                       for reverse and xproportion\n"
@@ -135,6 +136,8 @@ static int run(int argc, char **argv) {
   if (from && !info->needs_tokenizer)
     return cli_usage_error(&ep_cmd_dataset, "--from is not available for task %s", task);
   if (!from && n < 0) return cli_usage_error(&ep_cmd_dataset, "--n is required");
+  if (!strcmp(task, "jsonl") && n >= 0)
+    return cli_usage_error(&ep_cmd_dataset, "--n does not apply to task jsonl (every line is read)");
   if (form && strcmp(task, "boolexpr"))
     return cli_usage_error(&ep_cmd_dataset, "--form applies to boolexpr only");
   if (ep_rank != 0) return 0;

@@ -230,11 +230,18 @@ static void test_from_ioi(const char *refdir) {
   T_CHECK(d.n == 200, "ioi-train.jsonl gives %lld examples", (long long)d.n);
   size_t len;
   char *text = ep_read_file(path, &len);
-  int64_t i = 0, bad = 0;
+  int64_t i = 0, bad = 0, bad_template = 0;
   for (char *line = strtok(text, "\n"); line && i < d.n; line = strtok(NULL, "\n"), i++) {
     cJSON *j = cJSON_Parse(line);
     const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(j, "ioi_sentences"));
     const char *b = cJSON_GetStringValue(cJSON_GetObjectItem(j, "b"));
+    /* the file's template is one of our 30, on the side of its order */
+    const char *tm = cJSON_GetStringValue(cJSON_GetObjectItem(j, "template"));
+    const char *order = cJSON_GetStringValue(cJSON_GetObjectItem(j, "order"));
+    int k = 0;
+    while (k < 30 && strcmp(taskgen_ioi_template(k), tm))
+      k++;
+    if (k == 30 || (k < 15) != !strcmp(order, "baba")) bad_template++;
     int32_t *full;
     size_t nf = tokenizer_encode(tok, s, strlen(s), &full);
     int L = d.length[i];
@@ -257,6 +264,8 @@ static void test_from_ioi(const char *refdir) {
     free(full);
     cJSON_Delete(j);
   }
+  T_CHECK(bad_template == 0, "%lld lines of ioi-train.jsonl use a template outside our 30",
+          (long long)bad_template);
   T_CHECK(bad == 0 && i == 200, "ioi-train.jsonl: %lld of %lld sentences differ", (long long)bad,
           (long long)i);
   T_CHECK(strstr(attrs, "\"corrupted_fitted\":83") != NULL, "83 corrupted rows fitted: %s", attrs);
