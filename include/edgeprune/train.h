@@ -78,3 +78,17 @@ int prune_train(const ep_prune_config *c, const ep_model *m, const ep_graph *g, 
  * outputs at every loss position in dataset order. */
 double prune_eval_masks(const ep_prune_config *c, const ep_model *m, const ep_graph *g, const ep_dataset *d,
                         const double *z_edge, const double *z_node, float *out_masked, float *out_full);
+
+/* Evaluation of the full model and of fixed masks side by side on a dataset (at most
+ * val_examples rows when > 0): the deck's loss (0 for the full model), logit difference
+ * target - distractor and accuracy (argmax = target) at the last loss position where
+ * the dataset has targets, exact match (argmax = the full model's argmax, over every
+ * loss position) and the task metric of tasks.h when the task has one. */
+#define EP_EVAL_MAX_METRICS 8
+typedef struct {
+  int n;
+  const char *names[EP_EVAL_MAX_METRICS];
+  double full[EP_EVAL_MAX_METRICS], circuit[EP_EVAL_MAX_METRICS];
+} ep_eval_report;
+void prune_evaluate(const ep_prune_config *c, const ep_model *m, const ep_graph *g, const ep_dataset *d,
+                    const double *z_edge, const double *z_node, ep_eval_report *r);

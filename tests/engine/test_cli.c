@@ -1,0 +1,157 @@
+/* test_cli.c — the prune / step-dump / eval commands from the outside (argv[1] = the
+ * edgeprune binary): a short run succeeds and writes its circuit, and bad input stops
+ * with a clear one-line message and a non-zero exit status: wrong types, out-of-range
+ * values, a target below its start, a log schedule with a target >= 1, a dataset longer
+ * than the model's context, a NaN loss (injected by deck key, and from a model with a
+ * NaN weight) — which must leave the previous circuit file untouched. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "edgeprune/core.h"
+#include "edgeprune/dataset.h"
+#include "edgeprune/model_file.h"
+#include "fixture.h"
+#include "test_util.h"
+
+static char dir[256];
+static const char *bin;
+
+static char *path_in(const char *name) { return ep_path_join(dir, name); }
+
+static void write_text(const char *name, const char *text) {
+  char *p = path_in(name);
+  FILE *f = fopen(p, "w");
+  if (!f) {
+    perror(p);
+    exit(2);
+  }
+  fputs(text, f);
+  fclose(f);
+  free(p);
+}
+
+static void write_data(const char *name, int64_t n, int T, int V) {
+  ep_dataset d;
+  dataset_alloc(&d, n, T);
+  strcpy(d.task, "jsonl");
+  for (int64_t i = 0; i < n; i++) {
+    d.length[i] = T;
+    d.loss_start[i] = T - 1;
+    d.loss_end[i] = T;
+    d.target[i] = (int32_t)(i % V);
+    d.distractor[i] = (int32_t)((i + 1) % V);
+    for (int t = 0; t < T; t++) {
+      uint32_t w[4];
+      ep_rng_words(3, 50, (uint64_t)i, (uint32_t)t, w);
+      d.clean[i * T + t] = (int32_t)(w[0] % (uint32_t)V);
+      d.corrupted[i * T + t] = t == 2 ? (int32_t)(w[1] % (uint32_t)V) : d.clean[i * T + t];
+    }
+  }
+  char *p = path_in(name);
+  dataset_write(&d, p, "train", NULL);
+  dataset_write(&d, p, "validation", NULL);
+  free(p);
+  dataset_free(&d);
+}
+
+/* Run `edgeprune ARGS` in dir; returns exit status, stderr+stdout in out. */
+static int run(const char *args, char *out, size_t cap) {
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s 2>&1", dir, bin, args);
+  return t_run_capture(cmd, out, cap);
+}
+
+static void expect_fail(const char *what, const char *args, const char *must1, const char *must2) {
+  char out[16384];
+  int st = run(args, out, sizeof out);
+  T_CHECK(st != 0, "%s: expected failure, got status 0", what);
+  T_CHECK(strstr(out, must1) != NULL, "%s: message lacks '%s':\n%s", what, must1, out);
+  if (must2) T_CHECK(strstr(out, must2) != NULL, "%s: message lacks '%s':\n%s", what, must2, out);
+}
+
+static char *slurp(const char *name, size_t *len) {
+  char *p = path_in(name);
+  char *s = ep_try_read_file(p, len);
+  free(p);
+  return s;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: test_cli EDGEPRUNE\n");
+    return 2;
+  }
+  bin = argv[1];
+  snprintf(dir, sizeof dir, "/tmp/ep_cli_XXXXXX");
+  if (!mkdtemp(dir)) {
+    perror("mkdtemp");
+    return 2;
+  }
+  ep_model m;
+  fx_gpt2_tiny(&m, 2, 2, 16, 30, 4);
+  char *mp = path_in("model.h5");
+  model_file_write(&m, NULL, "random", mp);
+  m.layers[1].w_fc[5] = NAN; /* a corrupt model: NaN in one MLP weight */
+  char *np = path_in("nan_model.h5");
+  model_file_write(&m, NULL, "random", np);
+  model_free(&m);
+  write_data("data.h5", 40, 8, 30);
+  write_data("long.h5", 8, 20, 30); /* n_ctx is 16 */
+  const char *base = "model:\n  path: model.h5\ndata:\n  path: data.h5\n"
+                     "run:\n  out_dir: out\n  log_every: 5\n  val_every: 0\n  val_examples: 16\n";
+  char deck[2048];
+  snprintf(deck, sizeof deck,
+           "%sprune:\n  steps: 12\n  batch_size: 8\n  lr_warmup: 2\n  sparsity_warmup: 6\n"
+           "  target_edge_sparsity: 0.5\n  target_node_sparsity: 0.2\n",
+           base);
+  write_text("ok.yml", deck);
+
+  char out[16384];
+  int st = run("prune ok.yml", out, sizeof out);
+  T_CHECK(st == 0, "a short prune run succeeds (status %d):\n%s", st, out);
+  T_CHECK(strstr(out, "step     10/12") && strstr(out, "steps/s") && strstr(out, "ETA"), "progress lines:\n%s", out);
+  size_t len0 = 0;
+  char *circ0 = slurp("out/circuit.h5", &len0);
+  T_CHECK(circ0 && len0 > 0, "prune wrote out/circuit.h5");
+  st = run("eval ok.yml --circuit out/circuit.h5", out, sizeof out);
+  T_CHECK(st == 0 && strstr(out, "exact_match") && strstr(out, "accuracy") && strstr(out, "logit_diff"),
+          "eval of the circuit (status %d):\n%s", st, out);
+  st = run("step-dump ok.yml --out step.h5 --init-mean 1 --init-std 1", out, sizeof out);
+  T_CHECK(st == 0, "step-dump (status %d):\n%s", st, out);
+  char *sp = path_in("step.h5");
+  T_CHECK(access(sp, R_OK) == 0, "step-dump wrote step.h5");
+  free(sp);
+
+  /* deck errors: the key is named */
+  expect_fail("wrong type", "prune ok.yml -P prune.steps=abc", "prune.steps", "integer");
+  expect_fail("negative learning rate", "prune ok.yml -P prune.edge_lr=-0.5", "prune.edge_lr", "out of range");
+  expect_fail("batch 0", "prune ok.yml -P prune.batch_size=0", "prune.batch_size", "out of range");
+  expect_fail("bad choice", "prune ok.yml -P prune.ablation=resample", "prune.ablation", "interchange");
+  expect_fail("target below start", "prune ok.yml -P prune.start_edge_sparsity=0.6", "prune.target_edge_sparsity",
+              "below prune.start_edge_sparsity");
+  expect_fail("log schedule with target >= 1",
+              "prune ok.yml -P prune.schedule=log -P prune.target_edge_sparsity=1.05", "prune.schedule", "below 1");
+  expect_fail("unknown key", "prune ok.yml -P prune.stpes=3", "prune.stpes", NULL);
+  expect_fail("batch larger than data", "prune ok.yml -P prune.batch_size=64", "prune.batch_size", "40 examples");
+  expect_fail("sequence longer than context", "prune ok.yml -P data.path=long.h5", "long.h5",
+              "length 20, longer than the model's context of 16");
+  expect_fail("missing deck", "prune nope.yml", "nope.yml", NULL);
+
+  /* NaN: stop naming the step; the previous circuit stays as it was */
+  expect_fail("injected NaN", "prune ok.yml -P debug.inject_nan_step=3", "not finite at step 3", "no output written");
+  expect_fail("NaN weight", "prune ok.yml -P model.path=nan_model.h5", "not finite at step 0", NULL);
+  size_t len1 = 0;
+  char *circ1 = slurp("out/circuit.h5", &len1);
+  T_CHECK(circ1 && len1 == len0 && memcmp(circ0, circ1, len0) == 0, "the circuit of the last good run is intact");
+  free(circ0);
+  free(circ1);
+  free(mp);
+  free(np);
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (t_failed == 0 && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+  return t_done();
+}
