@@ -48,7 +48,8 @@ static void print_diff(const ep_graph *g, const uint8_t *kept, const uint8_t *tr
     if (kept[e] == truth[e]) continue;
     int w, r;
     graph_edge_ends(g, e, &w, &r);
-    fprintf(stderr, "  %s %s -> %s\n", kept[e] ? "extra:  " : "missing:", g->writers[w].name, g->readers[r].name);
+    fprintf(stderr, "  %s %s -> %s\n", kept[e] ? "extra:  " : "missing:", g->writers[w].name,
+            g->readers[r].name);
   }
 }
 
@@ -98,9 +99,10 @@ int main(int argc, char **argv) {
     snprintf(circ_path, sizeof circ_path, "%s/circuit.h5", dir);
     snprintf(json_path, sizeof json_path, "%s/edges.json", dir);
     remove(circ_path);
-    snprintf(cmd, sizeof cmd,
-             "'%s' prune '%s' -P data.path='%s' -P prune.seed=%s -P run.out_dir='%s' -P run.log_every=1000000", bin,
-             deck, data_path, seed, dir);
+    snprintf(
+        cmd, sizeof cmd,
+        "'%s' prune '%s' -P data.path='%s' -P prune.seed=%s -P run.out_dir='%s' -P run.log_every=1000000",
+        bin, deck, data_path, seed, dir);
     double t0 = ep_time_now();
     int rc = run_logged(cmd, log);
     double secs = ep_time_now() - t0;
@@ -121,20 +123,23 @@ int main(int argc, char **argv) {
       n_kept += kept[e];
       n_json_diff += kept_json[e] != kept[e];
     }
-    for (int64_t e = 0; e < g->n_edges; e++) z[e] = kept[e];
+    for (int64_t e = 0; e < g->n_edges; e++)
+      z[e] = kept[e];
     double dev = tracr_task_run(&t, z, outs);
     int wrong = tracr_task_wrong(&t, outs, 1e-5);
 
-    printf("%s seed %s: prune took %.1f s; circuit %lld edges (ground truth %lld), %lld differ; on all %d inputs: %d "
+    printf("%s seed %s: prune took %.1f s; circuit %lld edges (ground truth %lld), %lld differ; on all %d "
+           "inputs: %d "
            "wrong, max |circuit - full| = %.3g\n",
            task, seed, secs, (long long)n_kept, (long long)n_truth, (long long)n_diff, t.B, wrong, dev);
     T_CHECK(n_diff == 0, "%s seed %s: the circuit differs from the ground truth in %lld edges", task, seed,
             (long long)n_diff);
     if (n_diff) print_diff(g, kept, truth);
-    T_CHECK(n_json == n_kept && n_json_diff == 0, "%s seed %s: edges.json (%lld edges) differs from circuit.h5", task,
-            seed, (long long)n_json);
+    T_CHECK(n_json == n_kept && n_json_diff == 0,
+            "%s seed %s: edges.json (%lld edges) differs from circuit.h5", task, seed, (long long)n_json);
     T_CHECK(wrong == 0, "%s seed %s: the circuit gets %d of %d inputs wrong", task, seed, wrong, t.B);
-    T_CHECK(dev <= 1e-4, "%s seed %s: the circuit's outputs are up to %.3g from the full model's", task, seed, dev);
+    T_CHECK(dev <= 1e-4, "%s seed %s: the circuit's outputs are up to %.3g from the full model's", task, seed,
+            dev);
     circuit_free(&circ);
   }
   free(z);

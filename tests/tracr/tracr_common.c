@@ -47,7 +47,8 @@ void tracr_task_init(tracr_task *t, const char *task, const char *config_path, e
 
   t->T = t->L + 1;
   t->B = 1;
-  for (int i = 0; i < t->L; i++) t->B *= t->n_sym;
+  for (int i = 0; i < t->L; i++)
+    t->B *= t->n_sym;
   t->tokens = ep_malloc((size_t)t->B * t->T * sizeof *t->tokens);
   t->length = ep_malloc((size_t)t->B * sizeof *t->length);
   t->loss_start = ep_malloc((size_t)t->B * sizeof *t->loss_start);
@@ -144,7 +145,8 @@ int64_t tracr_read_edges_json(const ep_graph *g, const char *path, uint8_t *kept
     if (!cJSON_IsArray(pair) || cJSON_GetArraySize(pair) != 2 || !w || !r)
       ep_fatal("%s: entry %lld is not a [writer, reader] pair of strings", path, (long long)n);
     int64_t e = tracr_edge_by_names(g, w, r);
-    if (e < 0) ep_fatal("%s: entry %lld: [%s, %s] is not an edge of the model's graph", path, (long long)n, w, r);
+    if (e < 0)
+      ep_fatal("%s: entry %lld: [%s, %s] is not an edge of the model's graph", path, (long long)n, w, r);
     if (kept[e]) ep_fatal("%s: entry %lld: [%s, %s] appears twice", path, (long long)n, w, r);
     kept[e] = 1;
     n++;

@@ -16,17 +16,17 @@
 #include "edgeprune/model.h"
 
 typedef struct {
-  int xprop;        /* 0: reverse, 1: xproportion */
+  int xprop; /* 0: reverse, 1: xproportion */
   ep_model m;
-  ep_graph g;       /* embedding nodes on */
-  int L;            /* input tokens after BOS */
-  int n_sym;        /* input alphabet size */
-  int sym_id[4];    /* symbol -> token id */
-  int out_of_sym[4]; /* reverse: symbol -> output row (Tracr's sorted int tokens) */
-  int B, T;         /* every input; T = L + 1 */
-  int32_t *tokens;  /* [B, T] */
+  ep_graph g;                              /* embedding nodes on */
+  int L;                                   /* input tokens after BOS */
+  int n_sym;                               /* input alphabet size */
+  int sym_id[4];                           /* symbol -> token id */
+  int out_of_sym[4];                       /* reverse: symbol -> output row (Tracr's sorted int tokens) */
+  int B, T;                                /* every input; T = L + 1 */
+  int32_t *tokens;                         /* [B, T] */
   int32_t *length, *loss_start, *loss_end; /* [B] */
-  int64_t P;        /* loss positions = B * L */
+  int64_t P;                               /* loss positions = B * L */
   int Vo;
   const ep_backend_ops *be;
   void *ws;

@@ -70,7 +70,8 @@ static void edge_name(const ep_graph *g, int64_t e, char *buf, size_t n) {
  * node that is itself used (walked backwards from resid_post). */
 static void print_summary(const ep_graph *g, const uint8_t *kept) {
   int64_t n = 0;
-  for (int64_t e = 0; e < g->n_edges; e++) n += kept[e];
+  for (int64_t e = 0; e < g->n_edges; e++)
+    n += kept[e];
   printf("circuit: %lld of %lld edges\n", (long long)n, (long long)g->n_edges);
   for (int r = 0; r < g->n_readers; r++) {
     int first = 1;
@@ -109,14 +110,16 @@ int main(int argc, char **argv) {
   double *z = ep_malloc((size_t)E * sizeof *z);
   float *out = ep_malloc((size_t)t.P * t.Vo * sizeof *out);
   char name[96];
-  printf("%s: %d inputs, %lld loss positions, %lld edges (embedding nodes on), zero ablation, tol %g\n", task, t.B,
-         (long long)t.P, (long long)E, tol);
+  printf("%s: %d inputs, %lld loss positions, %lld edges (embedding nodes on), zero ablation, tol %g\n", task,
+         t.B, (long long)t.P, (long long)E, tol);
 
   /* the full model does the task, and z = 1 reproduces it */
-  for (int64_t e = 0; e < E; e++) z[e] = 1;
+  for (int64_t e = 0; e < E; e++)
+    z[e] = 1;
   double d_all = tracr_task_run(&t, z, out);
   int wrong_full = tracr_task_wrong(&t, t.full, 1e-5);
-  printf("full model: %d of %d inputs wrong; all edges kept: max |out - full| = %.3g\n", wrong_full, t.B, d_all);
+  printf("full model: %d of %d inputs wrong; all edges kept: max |out - full| = %.3g\n", wrong_full, t.B,
+         d_all);
   EP_CHECK(wrong_full == 0 && d_all <= 1e-9, "%s: the full model does not do the task", model);
 
   /* 1. necessity */
@@ -136,19 +139,22 @@ int main(int argc, char **argv) {
     if (need[e] && dev[e] < min_need) min_need = dev[e];
     if (!need[e] && dev[e] > max_free) max_free = dev[e];
   }
-  printf("necessity: %lld edges change the output when removed alone; smallest such change %.3g, largest change "
-         "of any other edge %.3g\n",
-         (long long)n_need, min_need, max_free);
+  printf(
+      "necessity: %lld edges change the output when removed alone; smallest such change %.3g, largest change "
+      "of any other edge %.3g\n",
+      (long long)n_need, min_need, max_free);
 
   /* 2. sufficiency of the necessity set */
-  for (int64_t e = 0; e < E; e++) z[e] = need[e];
+  for (int64_t e = 0; e < E; e++)
+    z[e] = need[e];
   double d_need = tracr_task_run(&t, z, out);
   int wrong_need = tracr_task_wrong(&t, out, 1e-5);
   printf("sufficiency: necessary edges only: max |out - full| = %.3g, %d inputs wrong\n", d_need, wrong_need);
 
   /* 3. greedy removal in reverse topological order */
   uint8_t *greedy = ep_malloc((size_t)E);
-  for (int64_t e = 0; e < E; e++) z[e] = 1;
+  for (int64_t e = 0; e < E; e++)
+    z[e] = 1;
   for (int r = g->n_readers - 1; r >= 0; r--) {
     for (int w = g->readers[r].n_in - 1; w >= 0; w--) {
       int64_t e = graph_edge_index(g, w, r);
@@ -175,7 +181,8 @@ int main(int argc, char **argv) {
                                      : "greedy circuit (the necessity set is not it)");
 
   /* 4. minimality of the result, and single-precision re-check */
-  for (int64_t e = 0; e < E; e++) z[e] = truth[e];
+  for (int64_t e = 0; e < E; e++)
+    z[e] = truth[e];
   double d_truth = tracr_task_run(&t, z, out);
   int minimal = 1;
   double weakest = INFINITY;
