@@ -15,7 +15,8 @@
 #include "edgeprune/rng.h"
 
 int main(int argc, char **argv) {
-  int B = argc > 1 ? atoi(argv[1]) : 32, T = argc > 2 ? atoi(argv[2]) : 20, steps = argc > 3 ? atoi(argv[3]) : 3;
+  int B = argc > 1 ? atoi(argv[1]) : 32, T = argc > 2 ? atoi(argv[2]) : 20,
+      steps = argc > 3 ? atoi(argv[3]) : 3;
   int L = argc > 4 ? atoi(argv[4]) : 12;
   ep_model_config c;
   model_config_defaults(&c); /* GPT-2 small */
@@ -24,14 +25,17 @@ int main(int argc, char **argv) {
   double t0 = ep_time_now();
   model_alloc(&m, &c);
   /* weights: a cheap deterministic fill (model_init_random draws 124M normals) */
-  for (size_t i = 0; i < m.n_floats; i++) m.mem[i] = 0.02f * (float)(ep_rng_uniform(1, 9, i >> 3, 0) - 0.5) * 3.4f;
+  for (size_t i = 0; i < m.n_floats; i++)
+    m.mem[i] = 0.02f * (float)(ep_rng_uniform(1, 9, i >> 3, 0) - 0.5) * 3.4f;
   ep_graph g;
   graph_init(&g, &c, 1);
-  printf("model: %d layers, D %d, V %d, %zu parameters; graph %d writers, %d readers, %lld edges (%.1f s setup)\n",
+  printf("model: %d layers, D %d, V %d, %zu parameters; graph %d writers, %d readers, %lld edges (%.1f s "
+         "setup)\n",
          c.n_layer, c.d_model, c.vocab, m.n_floats, g.n_writers, g.n_readers, (long long)g.n_edges,
          ep_time_now() - t0);
   int32_t *clean = malloc((size_t)B * T * sizeof *clean), *corr = malloc((size_t)B * T * sizeof *corr);
-  int32_t *len = malloc((size_t)B * sizeof *len), *ls = malloc((size_t)B * sizeof *ls), *le = malloc((size_t)B * sizeof *le);
+  int32_t *len = malloc((size_t)B * sizeof *len), *ls = malloc((size_t)B * sizeof *ls),
+          *le = malloc((size_t)B * sizeof *le);
   for (int b = 0; b < B; b++) {
     len[b] = T;
     ls[b] = T - 1;
@@ -55,7 +59,8 @@ int main(int argc, char **argv) {
 
   /* baseline: one plain forward of the batch (logits at the last position only) */
   int32_t *pos = malloc((size_t)B * sizeof *pos);
-  for (int b = 0; b < B; b++) pos[b] = T - 1;
+  for (int b = 0; b < B; b++)
+    pos[b] = T - 1;
   float *lg = malloc((size_t)B * c.vocab * sizeof *lg);
   forward_logits(&m, clean, len, B, T, pos, 1, lg); /* warm-up */
   double tf = ep_time_now();
@@ -69,7 +74,8 @@ int main(int argc, char **argv) {
     double b2 = ep_time_now();
     prune_step(be, ws, &p, 0, s, &tg, &o);
     double e = ep_time_now();
-    printf("step %d: prepare %.3f s, masked forward+backward %.3f s (loss %.4g)\n", s, b2 - a, e - b2, o.faith);
+    printf("step %d: prepare %.3f s, masked forward+backward %.3f s (loss %.4g)\n", s, b2 - a, e - b2,
+           o.faith);
     if (s > 0 || steps == 1) {
       sum_prep += b2 - a;
       sum_step += e - b2;

@@ -13,9 +13,17 @@ if(NOT HDF5_IS_PARALLEL)
     "(or set HDF5_ROOT to a parallel HDF5 installation).")
 endif()
 
-find_package(PkgConfig REQUIRED)
-pkg_check_modules(YAML REQUIRED IMPORTED_TARGET yaml-0.1)
-pkg_check_modules(CJSON REQUIRED IMPORTED_TARGET libcjson)
+# libyaml and cJSON: plain header + library lookups (no pkg-config needed on GPU nodes).
+find_path(YAML_INCLUDE_DIR yaml.h)
+find_library(YAML_LIBRARY NAMES yaml)
+if(NOT YAML_INCLUDE_DIR OR NOT YAML_LIBRARY)
+  message(FATAL_ERROR "libyaml not found. On Debian: apt-get install libyaml-dev")
+endif()
+find_path(CJSON_INCLUDE_DIR cjson/cJSON.h)
+find_library(CJSON_LIBRARY NAMES cjson)
+if(NOT CJSON_INCLUDE_DIR OR NOT CJSON_LIBRARY)
+  message(FATAL_ERROR "cJSON not found. On Debian: apt-get install libcjson-dev")
+endif()
 
 # BLAS (OpenBLAS preferred) and LAPACK, then ScaLAPACK on top of MPI.
 set(BLA_VENDOR OpenBLAS)
@@ -36,12 +44,16 @@ if(NOT CBLAS_INCLUDE_DIR)
 endif()
 
 # Graphviz is optional: without it `circuit --format svg` is unavailable (dot still works).
-pkg_check_modules(GVC IMPORTED_TARGET libgvc)
+find_package(PkgConfig)
+if(PkgConfig_FOUND)
+  pkg_check_modules(GVC IMPORTED_TARGET libgvc)
+endif()
 
 add_library(ep_deps INTERFACE)
-target_link_libraries(ep_deps INTERFACE MPI::MPI_C ${HDF5_C_LIBRARIES} PkgConfig::YAML
-                      PkgConfig::CJSON ${SCALAPACK_LIBRARY} ${LAPACK_LIBRARIES} ${BLAS_LIBRARIES} m)
-target_include_directories(ep_deps INTERFACE ${HDF5_C_INCLUDE_DIRS} ${CBLAS_INCLUDE_DIR})
+target_link_libraries(ep_deps INTERFACE MPI::MPI_C ${HDF5_C_LIBRARIES} ${YAML_LIBRARY}
+                      ${CJSON_LIBRARY} ${SCALAPACK_LIBRARY} ${LAPACK_LIBRARIES} ${BLAS_LIBRARIES} m)
+target_include_directories(ep_deps INTERFACE ${HDF5_C_INCLUDE_DIRS} ${CBLAS_INCLUDE_DIR} ${YAML_INCLUDE_DIR}
+                           ${CJSON_INCLUDE_DIR})
 target_compile_definitions(ep_deps INTERFACE ${HDF5_C_DEFINITIONS})
 if(GVC_FOUND)
   target_link_libraries(ep_deps INTERFACE PkgConfig::GVC)

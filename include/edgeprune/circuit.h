@@ -7,16 +7,22 @@
  *     the k readers, the v readers, the MLP reader; then the resid_post reader. Node
  *     (writer) groups: tok_embeds, pos_embeds, per layer its heads together, per layer
  *     its MLP. Ties are broken by the lower index (the reference leaves ties to
- *     torch.topk). Unlike the reference, whose per-layer parameter arrays also hold
- *     slots for writers a reader cannot read, a group here holds only real edges.
- *  3. A threshold found by bisection on [0, 1] (to 1e-5) gives a binary mask
- *     kept = value > threshold whose sparsity 1 - kept/n is closest to the requested
- *     one. Default request: the deterministic masks' own sparsity 1 - mean(value), as
- *     the reference evaluation does, so the circuit is the one the trained masks
- *     describe; the same for nodes.
- *  4. The circuit is the kept edges whose writer node is kept. With prune_dangling,
- *     edges into a node that has no kept path to resid_post are dropped as well, and
- *     such nodes are marked removed (they cannot affect the output).
+ *     torch.topk). A group holds only real edges. (The reference's per-layer parameter
+ *     arrays also hold slots for writers a reader cannot read; they get no gradient, so
+ *     near their initial log_alpha ~ 10 they change nothing, but AdamW's weight decay
+ *     pulls them toward 0 over a long run, and then each adds ~0.17 to its array's
+ *     expected zero count. Our masks have no such slots.)
+ *  3. A threshold found by bisection on [0, 1] (to 1e-5; the last midpoint, as in the
+ *     reference; values compared in float32) gives a binary mask kept = value >
+ *     threshold whose sparsity 1 - kept/n is within one mask of the requested one when
+ *     values are more than 1e-5 apart. Default request: the deterministic masks' own
+ *     sparsity 1 - mean(value), as the reference evaluation does, so the circuit is the
+ *     one the trained masks describe; the same for nodes. mean P(z = 0) is recorded as
+ *     the expected sparsity.
+ *  4. The circuit is the kept edges whose writer node is kept (edges into a removed
+ *     node stay, as in the reference). With prune_dangling (off by default), edges into
+ *     a node that has no kept path to resid_post are dropped as well, and such nodes
+ *     are marked removed (they cannot affect the output).
  * Edges are in graph order (edge index = reader.edge_offset + writer) and nodes are the
  * writers in graph order, here and in the file. */
 #pragma once
@@ -82,10 +88,10 @@ double extract_edge_values(const ep_graph *g, const float *log_alpha, float *val
 /* The same for node masks: value[n_writers] from log_alpha[n_writers]. */
 double extract_node_values(const ep_graph *g, const float *log_alpha, float *value);
 
-/* Sparsity 1 - #{value > threshold} / n. */
+/* Sparsity 1 - #{value > threshold} / n (compared in float32, as the reference). */
 double extract_sparsity_at(const float *value, int64_t n, double threshold);
-/* Threshold in [0, 1] by bisection to 1e-5 whose sparsity is closest to target (the
- * lower end of the final bracket on a tie). */
+/* The reference's threshold search: bisection on [0, 1] until the bracket is narrower
+ * than 1e-5 (sparsity > target moves the upper end), returning the last midpoint. */
 double extract_threshold(const float *value, int64_t n, double target);
 
 /* The circuit of trained masks. edge_log_alpha[g->n_edges]; node_log_alpha[g->n_writers]
@@ -108,6 +114,16 @@ void circuit_set_metrics(ep_circuit *c, int n, const char *const *names, const d
  * was made on a different graph. */
 void circuit_graph_masks(const ep_circuit *c, const ep_graph *g, const char *file, uint8_t *edge_kept,
                          uint8_t *node_kept);
+/* The graph a circuit was made on, rebuilt from its layer/head counts and node names
+ * (layers without attention or MLP included). Fatal, naming `file`, when the names do
+ * not form such a graph. Free with graph_free. */
+void circuit_graph(const ep_circuit *c, const char *file, ep_graph *g);
+/* A new circuit from the masks stored in `in` with other options (e.g. another
+ * requested sparsity): same graph, log_alphas, model and deck; no metrics. */
+void circuit_reextract(const ep_circuit *in, const char *file, const ep_extract_options *opt,
+                       ep_circuit *out);
+/* Human-readable summary: counts, sparsities, thresholds, model, metrics. */
+void circuit_print_summary(const ep_circuit *c, const char *path, FILE *f);
 void circuit_free(ep_circuit *c);
 
 /* ---- the circuit file (src/io/circuit_file.c) ----------------------------------

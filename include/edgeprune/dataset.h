@@ -38,7 +38,8 @@ typedef struct {
   int32_t *answer_tokens; /* [K] or NULL */
 } ep_dataset;
 
-/* Allocate n rows of length T (zeroed, target/distractor/aux -1, no answer tokens). */
+/* Set up d (any previous contents are ignored, not freed) with n zeroed rows of length T:
+ * task "", pad_id 0, target/distractor/aux -1, no answer tokens. */
 void dataset_alloc(ep_dataset *d, int64_t n, int max_len);
 void dataset_free(ep_dataset *d);
 

@@ -11,6 +11,13 @@
 
 #include <math.h>
 
+/* Usable from host C and from CUDA kernels alike. */
+#if defined(__CUDACC__)
+#define EP_HC_FN static inline __host__ __device__
+#else
+#define EP_HC_FN static inline
+#endif
+
 #define EP_HC_LEFT (-0.1f)       /* l: left end of the stretched interval */
 #define EP_HC_RIGHT (1.1f)       /* r: right end */
 #define EP_HC_BETA (2.0f / 3.0f) /* beta: temperature */
@@ -22,47 +29,47 @@
 #define EP_HC_INIT_STD (0.01f)
 
 /* Numerically safe logistic function (no overflow for large |x|). */
-static inline float hc_sigmoid(float x) {
+EP_HC_FN float hc_sigmoid(float x) {
   if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
   float e = expf(x);
   return e / (1.0f + e);
 }
 
-static inline float hc_clamp(float x, float lo, float hi) {
+EP_HC_FN float hc_clamp(float x, float lo, float hi) {
   return x < lo ? lo : (x > hi ? hi : x);
 }
 
 /* Deterministic soft mask used when extracting a circuit. */
-static inline float hc_soft_mask(float log_alpha) {
+EP_HC_FN float hc_soft_mask(float log_alpha) {
   return hc_sigmoid(log_alpha / EP_HC_BETA * EP_HC_DET_FACTOR);
 }
 
 /* P(z = 0): the CDF of the stretched variable at 0, clamped to [eps, 1-eps].
  * beta * log((0 - l) / (r - 0)) = beta * log(-l / r) = (2/3) log(1/11). */
-static inline float hc_prob_zero(float log_alpha) {
+EP_HC_FN float hc_prob_zero(float log_alpha) {
   const float q = EP_HC_BETA * logf((0.0f - EP_HC_LEFT) / (EP_HC_RIGHT - 0.0f));
   return hc_clamp(hc_sigmoid(q - log_alpha), EP_HC_EPS, 1.0f - EP_HC_EPS);
 }
 
 /* Probability that the mask is non-zero: the expected L0 contribution of one mask. */
-static inline float hc_prob_nonzero(float log_alpha) {
+EP_HC_FN float hc_prob_nonzero(float log_alpha) {
   return 1.0f - hc_prob_zero(log_alpha);
 }
 
 /* The unclamped concrete sample s in (0, 1) for a uniform u in (0, 1). */
-static inline float hc_sample_s(float u, float log_alpha) {
+EP_HC_FN float hc_sample_s(float u, float log_alpha) {
   return hc_sigmoid((logf(u) - logf(1.0f - u) + log_alpha) / EP_HC_BETA);
 }
 
 /* Training sample z for the uniform draw u (u in [eps, 1-eps]). */
-static inline float hc_sample_z(float u, float log_alpha) {
+EP_HC_FN float hc_sample_z(float u, float log_alpha) {
   float s = hc_sample_s(u, log_alpha);
   return hc_clamp(s * (EP_HC_RIGHT - EP_HC_LEFT) + EP_HC_LEFT, 0.0f, 1.0f);
 }
 
 /* dz/dlog_alpha at the same u: (r - l) * s (1 - s) / beta inside the clamp, 0 where
  * the clamp is active (as hardtanh's gradient: zero at and beyond the ends). */
-static inline float hc_dz_dlog_alpha(float u, float log_alpha) {
+EP_HC_FN float hc_dz_dlog_alpha(float u, float log_alpha) {
   float s = hc_sample_s(u, log_alpha);
   float y = s * (EP_HC_RIGHT - EP_HC_LEFT) + EP_HC_LEFT;
   if (!(y > 0.0f && y < 1.0f)) return 0.0f;

@@ -1,4 +1,4 @@
-/* model_io.h — where models come from: Hugging Face GPT-2 checkpoints, Tracr-compiled
+/* model_io.h — where models come from: Hugging Face GPT-2 and Llama checkpoints, Tracr-compiled
  * models and edgeprune model files, behind one entry point (model_load in model.h).
  *
  * Sources model_load / model_load_config accept:
@@ -14,6 +14,7 @@
  *   MODEL.h5                    edgeprune model file (model_file.h), by HDF5 signature. */
 #pragma once
 
+#include <mpi.h>
 #include <stddef.h>
 
 #include "edgeprune/model.h"
@@ -30,12 +31,16 @@ typedef struct {
 void model_source_resolve(ep_model_source *s, const char *path, int need_weights);
 void model_source_free(ep_model_source *s);
 
+/* Collective over comm: rank 0 runs model_load(path), then the config and every
+ * weight are broadcast, so a large checkpoint is read from disk once per job. */
+void model_load_bcast(ep_model *m, const char *path, MPI_Comm comm);
+
 /* Only the config of any source (reads headers, never weights). */
 void model_load_config(ep_model_config *cfg, const char *path);
 
 /* Token names a model carries (Tracr): input ids -> strings and output rows -> strings.
  * in[id] is "" for ids the vocabulary map leaves unused. Both counts are 0 for models
- * without names (GPT-2: use the tokenizer). */
+ * without names (GPT-2, Llama: use the tokenizer). */
 typedef struct {
   int n_in;
   char **in; /* [n_in] == cfg.vocab entries */
@@ -55,7 +60,7 @@ void model_describe(const ep_model_config *cfg, char *buf, size_t size);
 /* ---- Hugging Face (src/io/hf_config.c, src/io/hf_load.c) ------------------------ */
 
 /* Parse a config.json text; `path` names the file in errors. model_type selects the
- * architecture (only "gpt2" so far). */
+ * architecture ("gpt2" or "llama"). */
 void hf_config_parse(ep_model_config *cfg, const char *json, size_t len, const char *path);
 void hf_config_read(ep_model_config *cfg, const char *path);
 /* Fill an allocated m (m->cfg from hf_config_*) from a safetensors file or index. */

@@ -52,11 +52,11 @@ typedef struct {
 /* Everything a step produces. Arrays are allocated by prune_step_out_init. */
 typedef struct {
   double faith, reg_edge, reg_node, total;
-  double s_edge, s_node;                  /* sparsity 1 - sum(z)/n of the sampled masks */
-  double *u_edge, *z_edge, *dz_edge;      /* [E] noise, mask, d(faith)/dz */
-  double *u_node, *z_node, *dz_node;      /* [Nn] or NULL */
-  double *grad;                           /* [n] d(total)/d(theta), lambdas included (not negated) */
-  double *dzdla_edge, *dzdla_node;        /* [E], [Nn] dz/dlog_alpha of the sample */
+  double s_edge, s_node;             /* sparsity 1 - sum(z)/n of the sampled masks */
+  double *u_edge, *z_edge, *dz_edge; /* [E] noise, mask, d(faith)/dz */
+  double *u_node, *z_node, *dz_node; /* [Nn] or NULL */
+  double *grad;                      /* [n] d(total)/d(theta), lambdas included (not negated) */
+  double *dzdla_edge, *dzdla_node;   /* [E], [Nn] dz/dlog_alpha of the sample */
 } ep_step_out;
 
 void prune_step_out_init(ep_step_out *o, const ep_mask_params *p);
@@ -91,7 +91,7 @@ double prune_lr_factor(int64_t step, int64_t warmup, int64_t total);
 typedef struct {
   double lr[4];
   double beta1, beta2, eps, weight_decay;
-  int64_t t;    /* steps taken */
+  int64_t t;     /* steps taken */
   double *m, *v; /* [n] moments */
 } ep_adamw;
 
@@ -99,4 +99,5 @@ void prune_adamw_init(ep_adamw *o, const ep_mask_params *p, const double lr[4]);
 void prune_adamw_free(ep_adamw *o);
 /* Clip the gradient (descent direction after negating the lambdas) to max_norm over all
  * values; returns the norm before clipping. Then one AdamW update with lr * lr_factor. */
-double prune_adamw_step(ep_adamw *o, ep_mask_params *p, const double *grad, double max_norm, double lr_factor);
+double prune_adamw_step(ep_adamw *o, ep_mask_params *p, const double *grad, double max_norm,
+                        double lr_factor);

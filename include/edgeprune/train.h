@@ -28,6 +28,12 @@ typedef struct {
   ep_ablation ablation;
   ep_loss_kind loss;
   int64_t inject_nan_step; /* testing: the loss becomes NaN at this step (-1: never) */
+  int64_t exit_after_step; /* testing: end the process after this step like a crash (-1: never) */
+  int64_t checkpoint_every, checkpoint_keep;
+  double max_wall_time; /* seconds, 0: no limit */
+  int restart;          /* 1: continue from the newest valid checkpoint in out_dir/checkpoints */
+  uint64_t config_hash; /* deck_hash of the keys that change the result (not run.*, debug.*) */
+  const ep_deck *deck;  /* borrowed; NULL in tests (no deck text in checkpoints) */
 } ep_prune_config;
 
 /* Typed configuration from a loaded deck; cross-key checks (a target below its start,
@@ -38,7 +44,8 @@ void prune_config_defaults(ep_prune_config *c);
 
 /* Check a dataset against a model: sequences no longer than the model's context, token
  * ids in range, loss positions inside each example. Fatal, naming file and split. */
-void prune_check_dataset(const ep_dataset *d, const ep_model_config *cfg, const char *file, const char *split);
+void prune_check_dataset(const ep_dataset *d, const ep_model_config *cfg, const char *file,
+                         const char *split);
 
 /* Per-position mean over `d` of the plain model's writer outputs on the corrupted input
  * (positions past an example's length are not counted): out [W, T, D]. */
@@ -62,14 +69,19 @@ void prune_expected_masks(const double *log_alpha, int64_t n, double *z);
 typedef struct {
   int64_t steps_done;
   double last_faith, last_edge_sparsity, last_node_sparsity;
-  double val_kl; /* last validation loss with deterministic masks (NAN if none) */
-  int stopped_nan; /* 1: stopped on a non-finite loss */
+  double val_kl;      /* last validation loss with deterministic masks (NAN if none) */
+  int stopped_nan;    /* 1: stopped on a non-finite loss */
+  int stopped_early;  /* an ep_stop_reason: stopped by signal, stop file or wall time (checkpoint written) */
+  int64_t start_step; /* step the run started from (> 0 after a restart) */
 } ep_train_result;
 
 /* The training loop. p must be initialised (prune_params_init) for the graph of m with
  * the config's embedding nodes; on return it holds the trained values. val may be NULL.
+ * Under MPI: restart from out_dir/checkpoints (restart = 1), a checkpoint every
+ * checkpoint_every steps (rotation keeps checkpoint_keep), and the stopper (signal, stop
+ * file, run.max_wall_time), which ends the loop after a checkpoint (res->stopped_early).
  * Returns 0, or 1 when the loss became non-finite (message printed, p left at the last
- * finite step). */
+ * finite step, nothing written). */
 int prune_train(const ep_prune_config *c, const ep_model *m, const ep_graph *g, const ep_dataset *train,
                 const ep_dataset *val, ep_mask_params *p, ep_train_result *res);
 
@@ -83,7 +95,7 @@ double prune_eval_masks(const ep_prune_config *c, const ep_model *m, const ep_gr
  * val_examples rows when > 0): the deck's loss (0 for the full model), logit difference
  * target - distractor and accuracy (argmax = target) at the last loss position where
  * the dataset has targets, exact match (argmax = the full model's argmax, over every
- * loss position) and the task metric of tasks.h when the task has one. */
+ * loss position; logits only) and the task metric of tasks.h when the task has one. */
 #define EP_EVAL_MAX_METRICS 8
 typedef struct {
   int n;

@@ -9,11 +9,14 @@
 /* log-softmax of x [n] into out [n] (stable). */
 static void log_softmax(const double *x, int n, double *out) {
   double mx = x[0];
-  for (int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+  for (int i = 1; i < n; i++)
+    mx = x[i] > mx ? x[i] : mx;
   double s = 0;
-  for (int i = 0; i < n; i++) s += exp(x[i] - mx);
+  for (int i = 0; i < n; i++)
+    s += exp(x[i] - mx);
   double lse = mx + log(s);
-  for (int i = 0; i < n; i++) out[i] = x[i] - lse;
+  for (int i = 0; i < n; i++)
+    out[i] = x[i] - lse;
 }
 
 /* KL(p || q) for log-probabilities lp, lq [n]; grad (optional) gets w * (q - p), the
@@ -31,7 +34,8 @@ static double kl_logits(const double *lp, const double *lq, int n, double w, dou
 double backend_loss(ep_loss_kind kind, int B, const int32_t *n_pos, int Vo, const double *full,
                     const double *masked, double *grad) {
   int n_max = Vo;
-  for (int b = 0; b < B; b++) n_max = n_pos[b] > n_max ? n_pos[b] : n_max;
+  for (int b = 0; b < B; b++)
+    n_max = n_pos[b] > n_max ? n_pos[b] : n_max;
   double *lp = ep_malloc((size_t)n_max * sizeof *lp), *lq = ep_malloc((size_t)n_max * sizeof *lq);
   double total = 0;
   int64_t p0 = 0;
@@ -60,7 +64,8 @@ double backend_loss(ep_loss_kind kind, int B, const int32_t *n_pos, int Vo, cons
       if (grad)
         for (int j = 0; j < n; j++) {
           double *row = grad + (size_t)(p0 + j) * Vo;
-          for (int v = 0; v < Vo; v++) row[v] = 0;
+          for (int v = 0; v < Vo; v++)
+            row[v] = 0;
           row[0] = g[j];
         }
       free(g);

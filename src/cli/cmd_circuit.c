@@ -1,5 +1,4 @@
 /* cmd_circuit.c — `edgeprune circuit`: summarise or export a circuit file. */
-#include <math.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,81 +13,90 @@ static int circuit_run(int argc, char **argv);
 const ep_command ep_cmd_circuit = {
     .name = "circuit",
     .summary = "summarise a circuit file or export it as edges.json, Graphviz DOT or SVG",
-    .help =
-        "usage: edgeprune circuit CIRCUIT.h5 [--format summary|json|dot|svg] [--out FILE]\n"
-        "\n"
-        "Reads a circuit file written by 'edgeprune prune' and writes it in another form.\n"
-        "\n"
-        "options:\n"
-        "  --format summary  (default) counts, sparsities, thresholds, model and metrics as text\n"
-        "  --format json     the reference Edge Pruning edges.json: a JSON list of\n"
-        "                    [writer, reader] name pairs of the kept edges, e.g.\n"
-        "                    [[\"a0.h1\", \"a3.h7.q\"], [\"m2\", \"resid_post\"]]\n"
-        "  --format dot      Graphviz DOT: one node per head (a3.h7), MLP (m2), embedding and\n"
-        "                    resid_post, clustered by layer; an edge into a3.h7.q/.k/.v is drawn\n"
-        "                    into a3.h7, coloured and styled by q (red solid), k (green dashed),\n"
-        "                    v (blue bold)\n"
-        "  --format svg      the DOT graph laid out by Graphviz 'dot' (needs a build with\n"
-        "                    Graphviz; otherwise use '--format dot | dot -Tsvg > c.svg')\n"
-        "  --out FILE        write to FILE (atomically) instead of standard output\n"
-        "  -h, --help        this text\n"
-        "\n"
-        "Exit status 0 on success; non-zero with a one-line reason on stderr otherwise\n"
-        "(missing file, not a circuit file, unknown format).\n",
+    .help = "usage: edgeprune circuit CIRCUIT.h5 [--format summary|json|dot|svg|h5] [--out FILE]\n"
+            "                         [--edge-sparsity S] [--node-sparsity S] [--prune-dangling]\n"
+            "\n"
+            "Reads a circuit file written by 'edgeprune prune' and writes it in another form,\n"
+            "optionally after extracting the circuit again from its stored masks.\n"
+            "\n"
+            "options:\n"
+            "  --format summary  (default) counts, sparsities, thresholds, model and metrics as text\n"
+            "  --format json     the reference Edge Pruning edges.json: a JSON list of\n"
+            "                    [writer, reader] name pairs of the kept edges, e.g.\n"
+            "                    [[\"a0.h1\", \"a3.h7.q\"], [\"m2\", \"resid_post\"]]\n"
+            "  --format dot      Graphviz DOT: one node per head (a3.h7), MLP (m2), embedding and\n"
+            "                    resid_post, clustered by layer; an edge into a3.h7.q/.k/.v is drawn\n"
+            "                    into a3.h7, coloured and styled by q (red solid), k (green dashed),\n"
+            "                    v (blue bold)\n"
+            "  --format svg      the DOT graph laid out by Graphviz 'dot' (needs a build with\n"
+            "                    Graphviz; otherwise use '--format dot | dot -Tsvg > c.svg')\n"
+            "  --format h5       a new circuit file (needs --out); useful with the options below\n"
+            "  --out FILE        write to FILE (atomically) instead of standard output\n"
+            "  --edge-sparsity S extract again at edge sparsity S in [0, 1] (threshold by bisection\n"
+            "                    on the deterministic masks; default: the file's circuit as stored)\n"
+            "  --node-sparsity S extract again at node sparsity S (runs with node masks only)\n"
+            "  --prune-dangling  extract again, dropping edges into nodes that have no kept path to\n"
+            "                    resid_post (and marking those nodes removed)\n"
+            "                    Settings not given keep the file's values. Re-extracted circuits\n"
+            "                    carry no metrics (those described the stored circuit).\n"
+            "  -h, --help        this text\n"
+            "\n"
+            "Exit status 0 on success; non-zero with a one-line reason on stderr otherwise\n"
+            "(missing file, not a circuit file, unknown format).\n",
     .order = 70,
     .run = circuit_run,
 };
 
-static void print_summary(const ep_circuit *c, const char *path, FILE *f) {
-  fprintf(f, "circuit file   %s\n", path);
-  fprintf(f, "model          %s\n", c->model[0] ? c->model : "(not recorded)");
-  fprintf(f, "graph          %d layers, %d heads, embedding nodes %s\n", c->n_layer, c->n_head,
-          c->embedding_nodes ? "on" : "off");
-  fprintf(f, "edges          %lld of %lld kept, sparsity %.6f (requested %.6f, threshold %.6f, expected %.6f)\n",
-          (long long)c->n_kept_edges, (long long)c->n_edges, c->edge_sparsity, c->requested_edge_sparsity,
-          c->edge_threshold, c->expected_edge_sparsity);
-  if (c->node_masks)
-    fprintf(f, "nodes          %d of %d kept, sparsity %.6f (requested %.6f, threshold %.6f, expected %.6f)\n",
-            c->n_kept_nodes, c->n_nodes, c->node_sparsity, c->requested_node_sparsity, c->node_threshold,
-            c->expected_node_sparsity);
-  else
-    fprintf(f, "nodes          %d of %d kept, sparsity %.6f (no node masks)\n", c->n_kept_nodes, c->n_nodes,
-            c->node_sparsity);
-  fprintf(f, "dangling       %s\n", c->prune_dangling ? "pruned" : "kept");
-  if (c->n_metrics) {
-    fprintf(f, "metrics        %-22s %14s %14s\n", "", "full", "circuit");
-    for (int i = 0; i < c->n_metrics; i++) {
-      fprintf(f, "               %-22s", c->metric_name[i]);
-      if (isnan(c->metric_full[i])) fprintf(f, " %14s", "-");
-      else fprintf(f, " %14.6g", c->metric_full[i]);
-      if (isnan(c->metric_circuit[i])) fprintf(f, " %14s\n", "-");
-      else fprintf(f, " %14.6g\n", c->metric_circuit[i]);
-    }
-  } else {
-    fprintf(f, "metrics        (none recorded)\n");
+/* A sparsity given on the command line: a number in [0, 1]. */
+static int parse_sparsity(const char *flag, const char *v, double *out) {
+  char *end = NULL;
+  double x = strtod(v, &end);
+  if (!end || end == v || *end != '\0' || !(x >= 0.0 && x <= 1.0)) {
+    cli_usage_error(&ep_cmd_circuit, "%s needs a number in [0, 1], got '%s'", flag, v);
+    return 0;
   }
+  *out = x;
+  return 1;
 }
 
 static int circuit_run_rank0(int argc, char **argv) {
   const char *path = NULL, *format = "summary", *out = NULL;
+  ep_extract_options opt;
+  extract_options_default(&opt);
+  int reextract = 0, edge_given = 0, node_given = 0;
   for (int i = 1; i < argc; i++) {
     const char *v;
-    if ((v = cli_option(argc, argv, &i, "--format"))) format = v;
-    else if ((v = cli_option(argc, argv, &i, "--out"))) out = v;
-    else if (argv[i][0] == '-' && argv[i][1] != '\0')
+    if ((v = cli_option(argc, argv, &i, "--format")))
+      format = v;
+    else if ((v = cli_option(argc, argv, &i, "--out")))
+      out = v;
+    else if ((v = cli_option(argc, argv, &i, "--edge-sparsity"))) {
+      if (!parse_sparsity("--edge-sparsity", v, &opt.edge_sparsity)) return 2;
+      reextract = edge_given = 1;
+    } else if ((v = cli_option(argc, argv, &i, "--node-sparsity"))) {
+      if (!parse_sparsity("--node-sparsity", v, &opt.node_sparsity)) return 2;
+      reextract = node_given = 1;
+    } else if (!strcmp(argv[i], "--prune-dangling")) {
+      opt.prune_dangling = 1;
+      reextract = 1;
+    } else if (argv[i][0] == '-' && argv[i][1] != '\0')
       return cli_usage_error(&ep_cmd_circuit, "unknown option '%s'", argv[i]);
     else if (path)
       return cli_usage_error(&ep_cmd_circuit, "more than one circuit file ('%s' and '%s')", path, argv[i]);
-    else path = argv[i];
+    else
+      path = argv[i];
   }
   if (!path) return cli_usage_error(&ep_cmd_circuit, "no circuit file given");
   int fmt = !strcmp(format, "summary") ? 0
             : !strcmp(format, "json")  ? 1
             : !strcmp(format, "dot")   ? 2
             : !strcmp(format, "svg")   ? 3
+            : !strcmp(format, "h5")    ? 4
                                        : -1;
   if (fmt < 0)
-    return cli_usage_error(&ep_cmd_circuit, "unknown format '%s' (one of summary, json, dot, svg)", format);
+    return cli_usage_error(&ep_cmd_circuit, "unknown format '%s' (one of summary, json, dot, svg, h5)",
+                           format);
+  if (fmt == 4 && !out) return cli_usage_error(&ep_cmd_circuit, "--format h5 needs --out FILE");
   if (fmt == 3 && !circuit_svg_available()) {
     fprintf(stderr,
             "edgeprune circuit: SVG export needs Graphviz (libgvc), which this build does not have; "
@@ -99,6 +107,23 @@ static int circuit_run_rank0(int argc, char **argv) {
 
   ep_circuit c;
   circuit_read(&c, path);
+  if (reextract) {
+    /* What is not given stays as the file has it. */
+    if (!edge_given) opt.edge_sparsity = c.requested_edge_sparsity;
+    if (!node_given && c.node_masks) opt.node_sparsity = c.requested_node_sparsity;
+    if (node_given && !c.node_masks)
+      ep_fatal("%s: --node-sparsity given but the circuit was trained without node masks", path);
+    opt.prune_dangling |= c.prune_dangling;
+    ep_circuit fresh;
+    circuit_reextract(&c, path, &opt, &fresh);
+    circuit_free(&c);
+    c = fresh;
+  }
+  if (fmt == 4) {
+    circuit_write(&c, out);
+    circuit_free(&c);
+    return 0;
+  }
   char tmp[4096];
   FILE *f = stdout;
   if (out) {
@@ -108,7 +133,7 @@ static int circuit_run_rank0(int argc, char **argv) {
   }
   switch (fmt) {
   case 0:
-    print_summary(&c, path, f);
+    circuit_print_summary(&c, path, f);
     break;
   case 1:
     circuit_export_json(&c, f);

@@ -25,7 +25,7 @@ const ep_command ep_cmd_convert = {
     "any error nothing is written and the exit status is non-zero.\n"
     "\n"
     "SOURCE is one of:\n"
-    "  DIR                       Hugging Face GPT-2 folder: config.json plus\n"
+    "  DIR                       Hugging Face GPT-2 or Llama folder: config.json plus\n"
     "                            model.safetensors or model.safetensors.index.json (shards)\n"
     "  FILE.safetensors          with config.json in the same folder (Hugging Face), or\n"
     "                            with FILE.config.json next to it (Tracr)\n"

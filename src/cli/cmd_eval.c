@@ -15,16 +15,17 @@ static int run(int argc, char **argv);
 const ep_command ep_cmd_eval = {
     .name = "eval",
     .summary = "metrics of the full model and of a circuit",
-    .help = "usage: edgeprune eval DECK.yml [--circuit CIRCUIT.h5] [--split NAME] [-P section.key=value ...]\n"
-            "\n"
-            "Evaluates on data.val_split (or --split; at most run.val_examples examples, 0 = all)\n"
-            "the full model and the circuit (binary edge and node masks from CIRCUIT.h5; without\n"
-            "--circuit every edge is kept). The graph (embedding nodes) comes from the circuit\n"
-            "file, else from prune.embedding_nodes; the ablation and loss from the deck.\n"
-            "Metrics: the deck's loss (KL by default) to the full model, logit difference\n"
-            "(target - distractor) and accuracy (argmax = target) at the last loss position,\n"
-            "exact match (argmax = the full model's argmax), and the task metric of the\n"
-            "dataset's task when it has one. Prints one line per metric: name, full, circuit.\n",
+    .help =
+        "usage: edgeprune eval DECK.yml [--circuit CIRCUIT.h5] [--split NAME] [-P section.key=value ...]\n"
+        "\n"
+        "Evaluates on data.val_split (or --split; at most run.val_examples examples, 0 = all)\n"
+        "the full model and the circuit (binary edge and node masks from CIRCUIT.h5; without\n"
+        "--circuit every edge is kept). The graph (embedding nodes) comes from the circuit\n"
+        "file, else from prune.embedding_nodes; the ablation and loss from the deck.\n"
+        "Metrics: the deck's loss (KL by default) to the full model, logit difference\n"
+        "(target - distractor) and accuracy (argmax = target) at the last loss position,\n"
+        "exact match (argmax = the full model's argmax), and the task metric of the\n"
+        "dataset's task when it has one. Prints one line per metric: name, full, circuit.\n",
     .order = 15,
     .run = run,
 };
@@ -43,19 +44,25 @@ static int run(int argc, char **argv) {
   }
   session_load_model(&s);
   const char *split = val[1] ? val[1] : s.c.val_split;
-  if (!split[0]) return cli_usage_error(&ep_cmd_eval, "no split to evaluate: data.val_split is empty and --split not given");
+  if (!split[0])
+    return cli_usage_error(&ep_cmd_eval,
+                           "no split to evaluate: data.val_split is empty and --split not given");
   ep_dataset d;
   session_read_split(&s, split, 0, &d);
   ep_graph g;
   graph_init(&g, &s.m.cfg, s.c.embedding_nodes);
   double *ze = ep_malloc((size_t)g.n_edges * sizeof *ze), *zn = ep_malloc((size_t)g.n_writers * sizeof *zn);
-  for (int64_t e = 0; e < g.n_edges; e++) ze[e] = 1;
-  for (int w = 0; w < g.n_writers; w++) zn[w] = 1;
+  for (int64_t e = 0; e < g.n_edges; e++)
+    ze[e] = 1;
+  for (int w = 0; w < g.n_writers; w++)
+    zn[w] = 1;
   if (val[0]) {
     uint8_t *ek = ep_malloc((size_t)g.n_edges), *nk = ep_malloc((size_t)g.n_writers);
     circuit_graph_masks(&circ, &g, val[0], ek, nk);
-    for (int64_t e = 0; e < g.n_edges; e++) ze[e] = ek[e];
-    for (int w = 0; w < g.n_writers; w++) zn[w] = nk[w];
+    for (int64_t e = 0; e < g.n_edges; e++)
+      ze[e] = ek[e];
+    for (int w = 0; w < g.n_writers; w++)
+      zn[w] = nk[w];
     free(ek);
     free(nk);
   }
@@ -65,12 +72,14 @@ static int run(int argc, char **argv) {
   prune_evaluate(&c, &s.m, &g, &d, ze, zn, &r);
   if (ep_rank == 0) {
     int64_t kept = 0;
-    for (int64_t e = 0; e < g.n_edges; e++) kept += ze[e] != 0;
+    for (int64_t e = 0; e < g.n_edges; e++)
+      kept += ze[e] != 0;
     printf("# eval on %s split '%s' (%lld examples); circuit: %s, %lld of %lld edges\n", s.c.data_path, split,
            (long long)(c.val_examples > 0 && d.n > c.val_examples ? c.val_examples : d.n),
            val[0] ? val[0] : "(full model)", (long long)kept, (long long)g.n_edges);
     printf("%-22s %14s %14s\n", "metric", "full", "circuit");
-    for (int k = 0; k < r.n; k++) printf("%-22s %14.6f %14.6f\n", r.names[k], r.full[k], r.circuit[k]);
+    for (int k = 0; k < r.n; k++)
+      printf("%-22s %14.6f %14.6f\n", r.names[k], r.full[k], r.circuit[k]);
     fflush(stdout);
   }
   free(ze);

@@ -31,7 +31,8 @@ const ep_command ep_cmd_prune = {
 };
 
 static void make_dir(const char *dir) {
-  if (mkdir(dir, 0777) != 0 && errno != EEXIST) ep_fatal("cannot create run.out_dir '%s': %s", dir, strerror(errno));
+  if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+    ep_fatal("cannot create run.out_dir '%s': %s", dir, strerror(errno));
 }
 
 static int run(int argc, char **argv) {
@@ -54,11 +55,13 @@ static int run(int argc, char **argv) {
   prune_params_init(&p, g.n_edges, s.c.node_masks ? g.n_writers : 0, (uint64_t)s.c.seed);
   ep_train_result res;
   st = prune_train(&s.c, &s.m, &g, &train, have_val ? &val : NULL, &p, &res);
-  if (st == 0) {
+  if (st == 0 && !res.stopped_early) {
     float *la_e = ep_malloc((size_t)g.n_edges * sizeof *la_e);
     float *la_n = ep_malloc((size_t)(g.n_writers + 1) * sizeof *la_n);
-    for (int64_t e = 0; e < g.n_edges; e++) la_e[e] = (float)p.la_edge[e];
-    for (int w = 0; w < p.n_nodes; w++) la_n[w] = (float)p.la_node[w];
+    for (int64_t e = 0; e < g.n_edges; e++)
+      la_e[e] = (float)p.la_edge[e];
+    for (int w = 0; w < p.n_nodes; w++)
+      la_n[w] = (float)p.la_node[w];
     ep_circuit circ;
     extract_circuit(&g, la_e, p.n_nodes ? la_n : NULL, NULL, &circ);
     char summary[256];
@@ -68,15 +71,19 @@ static int run(int argc, char **argv) {
     free(yaml);
     if (have_val) {
       /* metrics of the binary circuit on the validation split */
-      double *ze = ep_malloc((size_t)g.n_edges * sizeof *ze), *zn = ep_malloc((size_t)g.n_writers * sizeof *zn);
-      for (int64_t e = 0; e < g.n_edges; e++) ze[e] = circ.edge_kept[e];
-      for (int w = 0; w < g.n_writers; w++) zn[w] = circ.node_kept[w];
+      double *ze = ep_malloc((size_t)g.n_edges * sizeof *ze),
+             *zn = ep_malloc((size_t)g.n_writers * sizeof *zn);
+      for (int64_t e = 0; e < g.n_edges; e++)
+        ze[e] = circ.edge_kept[e];
+      for (int w = 0; w < g.n_writers; w++)
+        zn[w] = circ.node_kept[w];
       ep_prune_config ce = s.c;
       ce.node_masks = 1;
       ep_eval_report r;
       prune_evaluate(&ce, &s.m, &g, &val, ze, zn, &r);
       circuit_set_metrics(&circ, r.n, r.names, r.full, r.circuit);
-      for (int k = 0; k < r.n; k++) ep_log("circuit %-20s full %10.5f  circuit %10.5f", r.names[k], r.full[k], r.circuit[k]);
+      for (int k = 0; k < r.n; k++)
+        ep_log("circuit %-20s full %10.5f  circuit %10.5f", r.names[k], r.full[k], r.circuit[k]);
       free(ze);
       free(zn);
     }
@@ -84,8 +91,9 @@ static int run(int argc, char **argv) {
       make_dir(s.c.out_dir);
       char *path = ep_path_join(s.c.out_dir, "circuit.h5");
       circuit_write(&circ, path);
-      ep_log("wrote %s: %lld of %lld edges kept (sparsity %.4f), %d of %d nodes", path, (long long)circ.n_kept_edges,
-             (long long)g.n_edges, circ.edge_sparsity, circ.n_kept_nodes, g.n_writers);
+      ep_log("wrote %s: %lld of %lld edges kept (sparsity %.4f), %d of %d nodes", path,
+             (long long)circ.n_kept_edges, (long long)g.n_edges, circ.edge_sparsity, circ.n_kept_nodes,
+             g.n_writers);
       free(path);
     }
     circuit_free(&circ);

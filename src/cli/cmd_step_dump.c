@@ -30,7 +30,8 @@ const ep_command ep_cmd_step_dump = {
             "  /lambdas/value, /lambdas/grad   [edge l1, edge l2, node l1, node l2], d(total)/d(lambda)\n"
             "  /batch/index                    the examples of the step\n"
             "  root attributes: step, seed, faith, reg_edge, reg_node, total, edge_sparsity,\n"
-            "  node_sparsity, t_edge, t_node, precision, deck\n"
+            "  node_sparsity, t_edge, t_node, precision, deck, and model_path, data_path,\n"
+            "  train_split, ablation, loss, node_masks, embedding_nodes, node_loss\n"
             "--precision f64 runs the CPU engine in double (the gradient-check build).\n",
     .order = 90,
     .run = run,
@@ -40,9 +41,11 @@ static void names(hid_t g, const char *ds, int64_t n, const char *(*get)(const e
                   const ep_graph *gr) {
   char **v = ep_malloc((size_t)n * sizeof *v);
   char buf[64];
-  for (int64_t i = 0; i < n; i++) v[i] = ep_strdup(get(gr, i, buf));
+  for (int64_t i = 0; i < n; i++)
+    v[i] = ep_strdup(get(gr, i, buf));
   h5io_write_strings(g, ds, n, (const char *const *)v);
-  for (int64_t i = 0; i < n; i++) free(v[i]);
+  for (int64_t i = 0; i < n; i++)
+    free(v[i]);
   free(v);
 }
 static const char *edge_writer(const ep_graph *g, int64_t e, char *buf) {
@@ -71,11 +74,14 @@ static int run(int argc, char **argv) {
   if (!val[0]) return cli_usage_error(&ep_cmd_step_dump, "--out STEP.h5 is required");
   char *end;
   long long step = val[1] ? strtoll(val[1], &end, 10) : 0;
-  if (val[1] && (*end || step < 0)) return cli_usage_error(&ep_cmd_step_dump, "--step must be an integer >= 0, got '%s'", val[1]);
+  if (val[1] && (*end || step < 0))
+    return cli_usage_error(&ep_cmd_step_dump, "--step must be an integer >= 0, got '%s'", val[1]);
   ep_precision prec = EP_PREC_F32;
   if (val[2]) {
-    if (!strcmp(val[2], "f64")) prec = EP_PREC_F64;
-    else if (strcmp(val[2], "f32")) return cli_usage_error(&ep_cmd_step_dump, "--precision must be f32 or f64, got '%s'", val[2]);
+    if (!strcmp(val[2], "f64"))
+      prec = EP_PREC_F64;
+    else if (strcmp(val[2], "f32"))
+      return cli_usage_error(&ep_cmd_step_dump, "--precision must be f32 or f64, got '%s'", val[2]);
   }
   if (!val[3] != !val[4]) return cli_usage_error(&ep_cmd_step_dump, "--init-mean and --init-std go together");
   double im = 0, is = 0;
@@ -83,15 +89,16 @@ static int run(int argc, char **argv) {
     im = strtod(val[3], &end);
     if (*end) return cli_usage_error(&ep_cmd_step_dump, "--init-mean must be a number, got '%s'", val[3]);
     is = strtod(val[4], &end);
-    if (*end || is < 0) return cli_usage_error(&ep_cmd_step_dump, "--init-std must be a number >= 0, got '%s'", val[4]);
+    if (*end || is < 0)
+      return cli_usage_error(&ep_cmd_step_dump, "--init-std must be a number >= 0, got '%s'", val[4]);
   }
   session_load_model(&s);
   const ep_prune_config *c = &s.c;
   ep_dataset train;
   session_read_split(&s, c->train_split, 0, &train);
   if (train.n < c->batch_size)
-    ep_fatal("prune.batch_size = %lld is larger than split '%s' of %s (%lld examples)", (long long)c->batch_size,
-             c->train_split, c->data_path, (long long)train.n);
+    ep_fatal("prune.batch_size = %lld is larger than split '%s' of %s (%lld examples)",
+             (long long)c->batch_size, c->train_split, c->data_path, (long long)train.n);
   ep_graph g;
   graph_init(&g, &s.m.cfg, c->embedding_nodes);
   ep_mask_params p;
@@ -115,9 +122,9 @@ static int run(int argc, char **argv) {
     prune_mean_writers(be, ws, &g, &s.m.cfg, &train, c->batch_size, mean);
   }
   be->prepare(ws, &bb.b, mean);
-  ep_step_targets tg = {prune_target(c->start_edge, c->target_edge, step, c->sparsity_warmup, c->log_schedule),
-                        prune_target(c->start_node, c->target_node, step, c->sparsity_warmup, c->log_schedule),
-                        c->node_loss};
+  ep_step_targets tg = {
+      prune_target(c->start_edge, c->target_edge, step, c->sparsity_warmup, c->log_schedule),
+      prune_target(c->start_node, c->target_node, step, c->sparsity_warmup, c->log_schedule), c->node_loss};
   ep_step_out o;
   prune_step_out_init(&o, &p);
   prune_step(be, ws, &p, (uint64_t)c->seed, step, &tg, &o);
@@ -136,6 +143,17 @@ static int run(int argc, char **argv) {
     h5io_attr_f64(f, "t_edge", tg.t_edge);
     h5io_attr_f64(f, "t_node", tg.t_node);
     h5io_attr_str(f, "precision", prec == EP_PREC_F64 ? "f64" : "f32");
+    /* what an independent implementation needs to redo the step (tools/oracle_masked.py --check-dump) */
+    static const char *abl_names[] = {"interchange", "zero", "mean"};
+    static const char *loss_names[] = {"kl", "kl_sum", "position_kl", "mse"};
+    h5io_attr_str(f, "model_path", c->model_path);
+    h5io_attr_str(f, "data_path", c->data_path);
+    h5io_attr_str(f, "train_split", c->train_split);
+    h5io_attr_str(f, "ablation", abl_names[c->ablation]);
+    h5io_attr_str(f, "loss", loss_names[c->loss]);
+    h5io_attr_i64(f, "node_masks", c->node_masks);
+    h5io_attr_i64(f, "embedding_nodes", c->embedding_nodes);
+    h5io_attr_i64(f, "node_loss", c->node_loss);
     char *yaml = deck_resolved_yaml(s.deck);
     h5io_attr_str(f, "deck", yaml);
     free(yaml);
@@ -170,8 +188,8 @@ static int run(int argc, char **argv) {
     EP_CHECK_H5(H5Gclose(gb));
     h5io_close(f);
     ep_atomic_commit(tmp, val[0]);
-    ep_log("step %lld: faithfulness %.8g, edge regulariser %.6g, node regulariser %.6g, total %.8g -> %s", step,
-           o.faith, o.reg_edge, o.reg_node, o.total, val[0]);
+    ep_log("step %lld: faithfulness %.8g, edge regulariser %.6g, node regulariser %.6g, total %.8g -> %s",
+           step, o.faith, o.reg_edge, o.reg_node, o.total, val[0]);
   }
   prune_step_out_free(&o);
   free(mean);

@@ -28,12 +28,7 @@ static void row_field_ptrs(ep_dataset *d, int32_t **out[N_ROW_FIELDS]) {
 
 void dataset_alloc(ep_dataset *d, int64_t n, int max_len) {
   EP_CHECK(n >= 0 && max_len >= 0, "bad dataset shape [%lld, %d]", (long long)n, max_len);
-  char task[EP_TASK_MAX];
-  memcpy(task, d->task, sizeof task);
-  int pad = d->pad_id;
   memset(d, 0, sizeof *d);
-  memcpy(d->task, task, sizeof task);
-  d->pad_id = pad;
   d->n = n;
   d->max_len = max_len;
   size_t cells = (size_t)n * (size_t)max_len;
@@ -157,9 +152,8 @@ void dataset_read_rows(ep_dataset *d, const char *path, const char *split, int64
   if (first < 0 || count < 0 || first + count > n)
     ep_fatal("%s: rows [%lld, %lld) requested from split '%s' of %lld examples", path, (long long)first,
              (long long)(first + count), split, (long long)n);
-  memset(d, 0, sizeof *d);
-  read_split_meta(d, g, path);
   dataset_alloc(d, count, T);
+  read_split_meta(d, g, path);
   read_rows(g, "clean", path, first, count, n, T, 2, xfer, d->clean);
   read_rows(g, "corrupted", path, first, count, n, T, 2, xfer, d->corrupted);
   int32_t **fld[N_ROW_FIELDS];

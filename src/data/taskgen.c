@@ -53,10 +53,9 @@ static void builder_finish(builder *b, ep_dataset *d, const char *task, int pad_
   int T = 0;
   for (int64_t e = 0; e < b->n; e++)
     if (b->len[e] > T) T = b->len[e];
-  memset(d, 0, sizeof *d);
+  dataset_alloc(d, b->n, T);
   snprintf(d->task, sizeof d->task, "%s", task);
   d->pad_id = pad_id;
-  dataset_alloc(d, b->n, T);
   for (int64_t e = 0; e < b->n; e++) {
     int32_t *rc = d->clean + (size_t)e * (size_t)T, *rx = d->corrupted + (size_t)e * (size_t)T;
     int L = b->len[e];

@@ -51,9 +51,12 @@ static void reader_node_name(const char *reader, char *out, size_t size) {
 static void json_string(FILE *f, const char *s) {
   fputc('"', f);
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-    else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-    else fputc(*p, f);
+    if (*p == '"' || *p == '\\')
+      fprintf(f, "\\%c", *p);
+    else if (*p < 0x20)
+      fprintf(f, "\\u%04x", *p);
+    else
+      fputc(*p, f);
   }
   fputc('"', f);
 }
@@ -188,7 +191,7 @@ void circuit_export_dot(const ep_circuit *c, FILE *f) {
           (long long)c->n_kept_edges, (long long)c->n_edges, c->n_kept_nodes, c->n_nodes);
   fputs("digraph circuit {\n", f);
   fprintf(f,
-          "  graph [rankdir=TB, ranksep=0.5, nodesep=0.2, fontname=\"Helvetica\", fontsize=12, "
+          "  graph [newrank=true, rankdir=TB, ranksep=0.5, nodesep=0.2, fontname=\"Helvetica\", fontsize=12, "
           "labelloc=t,\n         label=\"%lld edges (edge sparsity %.4f), %d nodes (node sparsity %.4f)\\n"
           "edges into heads: q red solid, k green dashed, v blue bold\"];\n",
           (long long)c->n_kept_edges, c->edge_sparsity, c->n_kept_nodes, c->node_sparsity);
@@ -202,7 +205,8 @@ void circuit_export_dot(const ep_circuit *c, FILE *f) {
   if (any_embed) {
     fputs("  { rank=same;\n", f);
     for (int w = 0; w < c->n_nodes; w++)
-      if (used[w] && parse_name(c->node_name[w]).kind == NAME_EMBED) dot_node(f, c->node_name[w], !c->node_kept[w], "    ");
+      if (used[w] && parse_name(c->node_name[w]).kind == NAME_EMBED)
+        dot_node(f, c->node_name[w], !c->node_kept[w], "    ");
     fputs("  }\n", f);
   }
   /* Per layer a cluster: the heads on one rank, the MLP below them. */
@@ -214,7 +218,9 @@ void circuit_export_dot(const ep_circuit *c, FILE *f) {
     }
     if (!any) continue;
     fprintf(f, "  subgraph cluster_layer%d {\n", l);
-    fprintf(f, "    label=\"layer %d\"; style=dashed; color=\"#bbbbbb\"; fontcolor=\"#888888\";\n", l);
+    fprintf(f,
+            "    label=\"layer %d\"; labeljust=l; style=dashed; color=\"#bbbbbb\"; fontcolor=\"#888888\";\n",
+            l);
     if (any_head) {
       fputs("    { rank=same;\n", f);
       for (int w = 0; w < c->n_nodes; w++) {
@@ -234,9 +240,42 @@ void circuit_export_dot(const ep_circuit *c, FILE *f) {
   /* Nodes whose names follow no known pattern (none in our graphs) still appear. */
   for (int w = 0; w < c->n_nodes; w++) {
     name_info ni = parse_name(c->node_name[w]);
-    if (used[w] && ni.kind != NAME_EMBED && ni.layer < 0) dot_node(f, c->node_name[w], !c->node_kept[w], "  ");
+    if (used[w] && ni.kind != NAME_EMBED && ni.layer < 0)
+      dot_node(f, c->node_name[w], !c->node_kept[w], "  ");
   }
   if (used[c->n_nodes]) dot_node(f, "resid_post", 0, "  ");
+
+  /* Keep the rows in model order (embeddings, then per layer its heads and its MLP,
+   * resid_post last) with an invisible edge from one node of each row to one of the
+   * next; dot otherwise ranks nodes by longest path and may put layer 10 above 6. */
+  const char *prev = NULL;
+  for (int w = 0; w < c->n_nodes; w++)
+    if (used[w] && parse_name(c->node_name[w]).kind == NAME_EMBED) {
+      prev = c->node_name[w];
+      break;
+    }
+  for (int l = 0; l < c->n_layer; l++)
+    for (int kind = NAME_HEAD; kind <= NAME_MLP; kind += NAME_MLP - NAME_HEAD) {
+      const char *row = NULL;
+      for (int w = 0; w < c->n_nodes && !row; w++) {
+        name_info ni = parse_name(c->node_name[w]);
+        if (used[w] && ni.layer == l && (int)ni.kind == kind) row = c->node_name[w];
+      }
+      if (!row) continue;
+      if (prev) {
+        fputs("  ", f);
+        dot_id(f, prev);
+        fputs(" -> ", f);
+        dot_id(f, row);
+        fputs(" [style=invis];\n", f);
+      }
+      prev = row;
+    }
+  if (prev && used[c->n_nodes]) {
+    fputs("  ", f);
+    dot_id(f, prev);
+    fputs(" -> \"resid_post\" [style=invis];\n", f);
+  }
 
   for (int64_t e = 0; e < c->n_edges; e++) {
     if (!c->edge_kept[e]) continue;
@@ -280,7 +319,8 @@ void circuit_export_svg(const ep_circuit *c, FILE *f) {
   if (!gvc) ep_fatal("Graphviz: cannot create a context");
   Agraph_t *g = agmemread(dot);
   if (!g) ep_fatal("Graphviz could not parse the circuit's DOT text");
-  if (gvLayout(gvc, g, "dot") != 0) ep_fatal("Graphviz 'dot' layout failed (is the dot layout plugin installed?)");
+  if (gvLayout(gvc, g, "dot") != 0)
+    ep_fatal("Graphviz 'dot' layout failed (is the dot layout plugin installed?)");
   if (gvRender(gvc, g, "svg", f) != 0)
     ep_fatal("Graphviz could not render SVG (is the core plugin registered? try 'dot -c' as root)");
   gvFreeLayout(gvc, g);

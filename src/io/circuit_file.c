@@ -137,10 +137,12 @@ static void read_metrics(hid_t file, ep_circuit *c, const char *path) {
   /* Names: those of the full model in order, then any only the circuit has. */
   int n = full.n;
   const char **names = ep_malloc((size_t)(full.n + circ.n + 1) * sizeof(char *));
-  for (int i = 0; i < full.n; i++) names[i] = full.names[i];
+  for (int i = 0; i < full.n; i++)
+    names[i] = full.names[i];
   for (int j = 0; j < circ.n; j++) {
     int found = 0;
-    for (int i = 0; i < full.n; i++) found |= !strcmp(circ.names[j], full.names[i]);
+    for (int i = 0; i < full.n; i++)
+      found |= !strcmp(circ.names[j], full.names[i]);
     if (!found) names[n++] = circ.names[j];
   }
   double *fv = ep_malloc((size_t)(n + 1) * sizeof(double));
@@ -156,8 +158,10 @@ static void read_metrics(hid_t file, ep_circuit *c, const char *path) {
   free(names);
   free(fv);
   free(cv);
-  for (int i = 0; i < full.n; i++) free(full.names[i]);
-  for (int i = 0; i < circ.n; i++) free(circ.names[i]);
+  for (int i = 0; i < full.n; i++)
+    free(full.names[i]);
+  for (int i = 0; i < circ.n; i++)
+    free(circ.names[i]);
   free(full.names);
   free(full.values);
   free(circ.names);
@@ -185,8 +189,8 @@ void circuit_read(ep_circuit *c, const char *path) {
   free(fmt);
   int64_t version = h5io_get_attr_i64(f, "format_version", path);
   if (version != EP_CIRCUIT_FORMAT_VERSION)
-    ep_fatal("%s: circuit file format version %lld is not supported (this edgeprune reads version %d)",
-             path, (long long)version, EP_CIRCUIT_FORMAT_VERSION);
+    ep_fatal("%s: circuit file format version %lld is not supported (this edgeprune reads version %d)", path,
+             (long long)version, EP_CIRCUIT_FORMAT_VERSION);
 
   c->n_edges = h5io_get_attr_i64(f, "n_edges", path);
   int64_t n_nodes = h5io_get_attr_i64(f, "n_nodes", path);
@@ -213,15 +217,18 @@ void circuit_read(ep_circuit *c, const char *path) {
 
   int64_t n = 0, ne = c->n_edges, nn = c->n_nodes;
   c->edge_writer = h5io_read_strings(f, "edges/writer", &n, path);
-  if (n != ne) ep_fatal("%s: edges/writer has %lld entries, n_edges is %lld", path, (long long)n, (long long)ne);
+  if (n != ne)
+    ep_fatal("%s: edges/writer has %lld entries, n_edges is %lld", path, (long long)n, (long long)ne);
   c->edge_reader = h5io_read_strings(f, "edges/reader", &n, path);
-  if (n != ne) ep_fatal("%s: edges/reader has %lld entries, n_edges is %lld", path, (long long)n, (long long)ne);
+  if (n != ne)
+    ep_fatal("%s: edges/reader has %lld entries, n_edges is %lld", path, (long long)n, (long long)ne);
   c->edge_log_alpha = h5io_read(f, "edges/log_alpha", H5T_NATIVE_FLOAT, 1, &ne, NULL, path);
   c->edge_value = h5io_read(f, "edges/value", H5T_NATIVE_FLOAT, 1, &ne, NULL, path);
   c->edge_kept = read_flags(f, "edges/kept", ne, path, "edges/kept");
 
   c->node_name = h5io_read_strings(f, "nodes/name", &n, path);
-  if (n != nn) ep_fatal("%s: nodes/name has %lld entries, n_nodes is %lld", path, (long long)n, (long long)nn);
+  if (n != nn)
+    ep_fatal("%s: nodes/name has %lld entries, n_nodes is %lld", path, (long long)n, (long long)nn);
   if (c->node_masks) {
     c->node_log_alpha = h5io_read(f, "nodes/log_alpha", H5T_NATIVE_FLOAT, 1, &nn, NULL, path);
     c->node_value = h5io_read(f, "nodes/value", H5T_NATIVE_FLOAT, 1, &nn, NULL, path);
@@ -233,12 +240,14 @@ void circuit_read(ep_circuit *c, const char *path) {
   /* Consistency: counts, and each reader's edges list the writers in node order (the
    * graph's prefix rule), which the exporters rely on. */
   int64_t kept = 0;
-  for (int64_t e = 0; e < ne; e++) kept += c->edge_kept[e];
+  for (int64_t e = 0; e < ne; e++)
+    kept += c->edge_kept[e];
   if (kept != c->n_kept_edges)
     ep_fatal("%s: %lld edges are marked kept but n_kept is %lld", path, (long long)kept,
              (long long)c->n_kept_edges);
   int kept_nodes = 0;
-  for (int w = 0; w < c->n_nodes; w++) kept_nodes += c->node_kept[w];
+  for (int w = 0; w < c->n_nodes; w++)
+    kept_nodes += c->node_kept[w];
   if (kept_nodes != c->n_kept_nodes)
     ep_fatal("%s: %d nodes are marked kept but n_kept_nodes is %d", path, kept_nodes, c->n_kept_nodes);
   int64_t start = 0;

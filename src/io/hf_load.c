@@ -1,4 +1,4 @@
-/* hf_load.c — Hugging Face safetensors weights -> ep_model (GPT-2 family).
+/* hf_load.c — Hugging Face safetensors weights -> ep_model (GPT-2 and Llama families).
  *
  * GPT-2 stores its projections as Conv1D, i.e. already in our "x @ W" orientation:
  * c_attn.weight is [D, 3D] with the q, k and v blocks side by side in its columns. */
@@ -29,6 +29,28 @@ static const ep_st_tensor *hf_expect(hf_ctx *c, const char *name, int64_t s0, in
 
 static void hf_read(hf_ctx *c, const char *name, int64_t s0, int64_t s1, float *dst) {
   safetensors_read_f32(&c->st, hf_expect(c, name, s0, s1), dst);
+}
+
+/* A tied model's lm_head.weight (prefix already set) must equal the token embedding;
+ * Hugging Face would overwrite it, so a difference is only a warning. Compared in
+ * chunks: never a second full copy of the embedding. */
+static void check_tied_head(hf_ctx *c, const ep_model *m) {
+  const int64_t V = m->cfg.vocab, D = m->cfg.d_model;
+  const ep_st_tensor *h = hf_expect(c, "lm_head.weight", V, D);
+  const int64_t total = V * D, chunk = (int64_t)1 << 20;
+  float *tmp = ep_malloc((size_t)(total < chunk ? total : chunk) * sizeof(float));
+  int differs = 0;
+  for (int64_t at = 0; at < total && !differs; at += chunk) {
+    int64_t k = total - at < chunk ? total - at : chunk;
+    safetensors_read_f32_range(&c->st, h, at, k, tmp);
+    differs = memcmp(tmp, m->wte + at, (size_t)k * sizeof(float)) != 0;
+  }
+  if (differs)
+    ep_warn(
+        "%s: 'lm_head.weight' differs from the token embedding but tie_word_embeddings is true; using the "
+        "token embedding",
+        safetensors_file_of(&c->st, h));
+  free(tmp);
 }
 
 static void load_gpt2(ep_model *m, hf_ctx *c) {
@@ -81,31 +103,69 @@ static void load_gpt2(ep_model *m, hf_ctx *c) {
   snprintf(name, sizeof name, "%slm_head.weight", c->prefix);
   const ep_st_tensor *head = safetensors_find(&c->st, name);
   if (cfg->tied_unembed) {
-    if (head) { /* tied: the head must be the embedding; Hugging Face would overwrite it */
-      const ep_st_tensor *h = hf_expect(c, "lm_head.weight", V, D);
-      const int64_t total = V * D, chunk = (int64_t)1 << 20;
-      float *tmp = ep_malloc((size_t)(total < chunk ? total : chunk) * sizeof(float));
-      int differs = 0;
-      for (int64_t at = 0; at < total && !differs; at += chunk) { /* never a second full copy */
-        int64_t k = total - at < chunk ? total - at : chunk;
-        safetensors_read_f32_range(&c->st, h, at, k, tmp);
-        differs = memcmp(tmp, m->wte + at, (size_t)k * sizeof(float)) != 0;
-      }
-      if (differs)
-        ep_warn("%s: 'lm_head.weight' differs from 'wte.weight' but tie_word_embeddings is true; using wte",
-                safetensors_file_of(&c->st, head));
-      free(tmp);
-    }
+    if (head) check_tied_head(c, m);
   } else {
     hf_read(c, "lm_head.weight", cfg->vocab_out, D, m->unembed);
   }
   c->prefix = saved;
 }
 
+/* An nn.Linear weight [out, in] read into our x @ W orientation dst [in, out]. */
+static void hf_read_linear(hf_ctx *c, const char *name, int64_t out, int64_t in, float *dst, float *tmp) {
+  hf_read(c, name, out, in, tmp);
+  for (int64_t o = 0; o < out; o++)
+    for (int64_t i = 0; i < in; i++)
+      dst[i * out + o] = tmp[o * in + i];
+}
+
+/* Llama keeps nn.Linear [out, in] weights; Hugging Face's q/k layout already matches the
+ * rotate-half RoPE the forward pass applies, so no row permutation is needed. */
+static void load_llama(ep_model *m, hf_ctx *c) {
+  const ep_model_config *cfg = &m->cfg;
+  const int64_t D = cfg->d_model, F = cfg->d_mlp, V = cfg->vocab, Q = (int64_t)cfg->n_head * cfg->d_head,
+                KV = (int64_t)cfg->n_kv_head * cfg->d_head;
+  if (!safetensors_find(&c->st, "model.embed_tokens.weight"))
+    ep_fatal("%s: tensor 'model.embed_tokens.weight' is missing", c->st.source);
+  c->prefix = "model.";
+  hf_read(c, "embed_tokens.weight", V, D, m->wte);
+  int64_t big = D * (Q > F ? Q : F); /* the largest projection: q/o or an MLP matrix */
+  float *tmp = ep_malloc((size_t)big * sizeof(float));
+  char name[128];
+  for (int l = 0; l < cfg->n_layer; l++) {
+    ep_layer_weights *w = &m->layers[l];
+#define NM(suffix) (snprintf(name, sizeof name, "layers.%d." suffix, l), name)
+    hf_read(c, NM("input_layernorm.weight"), D, 0, w->ln1_w);
+    hf_read_linear(c, NM("self_attn.q_proj.weight"), Q, D, w->w_q, tmp);
+    hf_read_linear(c, NM("self_attn.k_proj.weight"), KV, D, w->w_k, tmp);
+    hf_read_linear(c, NM("self_attn.v_proj.weight"), KV, D, w->w_v, tmp);
+    hf_read_linear(c, NM("self_attn.o_proj.weight"), D, Q, w->w_o, tmp);
+    if (cfg->attn_bias) {
+      hf_read(c, NM("self_attn.q_proj.bias"), Q, 0, w->b_q);
+      hf_read(c, NM("self_attn.k_proj.bias"), KV, 0, w->b_k);
+      hf_read(c, NM("self_attn.v_proj.bias"), KV, 0, w->b_v);
+      hf_read(c, NM("self_attn.o_proj.bias"), D, 0, w->b_o);
+    }
+    hf_read(c, NM("post_attention_layernorm.weight"), D, 0, w->ln2_w);
+    hf_read_linear(c, NM("mlp.gate_proj.weight"), F, D, w->w_gate, tmp);
+    hf_read_linear(c, NM("mlp.up_proj.weight"), F, D, w->w_fc, tmp);
+    hf_read_linear(c, NM("mlp.down_proj.weight"), D, F, w->w_proj, tmp);
+#undef NM
+  }
+  free(tmp);
+  hf_read(c, "norm.weight", D, 0, m->lnf_w);
+  c->prefix = "";
+  const ep_st_tensor *head = safetensors_find(&c->st, "lm_head.weight");
+  if (!cfg->tied_unembed) {
+    hf_read(c, "lm_head.weight", cfg->vocab_out, D, m->unembed); /* [V, D] is already our layout */
+  } else if (head) {
+    check_tied_head(c, m);
+  }
+}
+
 /* Buffers the checkpoint may carry that are not parameters. */
 static int is_ignorable(const char *name) {
   size_t n = strlen(name);
-  const char *tails[] = {".attn.bias", ".attn.masked_bias"};
+  const char *tails[] = {".attn.bias", ".attn.masked_bias", ".rotary_emb.inv_freq"};
   for (size_t i = 0; i < sizeof tails / sizeof *tails; i++) {
     size_t k = strlen(tails[i]);
     if (n >= k && !strcmp(name + n - k, tails[i])) return 1;
@@ -120,6 +180,8 @@ void hf_load_weights(ep_model *m, const char *weights) {
   c.used = ep_calloc((size_t)c.st.n_tensors + 1, 1);
   if (!strcmp(m->cfg.arch, "gpt2"))
     load_gpt2(m, &c);
+  else if (!strcmp(m->cfg.arch, "llama"))
+    load_llama(m, &c);
   else
     ep_fatal("%s: no Hugging Face weight mapping for arch '%s'", weights, m->cfg.arch);
   int unused = 0;

@@ -168,6 +168,30 @@ void model_load(ep_model *m, const char *path) {
   model_source_free(&s);
 }
 
+void model_load_bcast(ep_model *m, const char *path, MPI_Comm comm) {
+  int rank = 0;
+  EP_CHECK_MPI(MPI_Comm_rank(comm, &rank));
+  ep_model_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  if (rank == 0) { /* a bad file is a fatal error here, which aborts the whole job */
+    model_load(m, path);
+    cfg = m->cfg;
+  }
+  /* The config is a plain value; the layout model_alloc derives from it is the same on
+   * every rank, so the one weight allocation can be sent as is. */
+  EP_CHECK_MPI(MPI_Bcast(&cfg, (int)sizeof cfg, MPI_BYTE, 0, comm));
+  if (rank != 0) model_alloc(m, &cfg);
+  uint64_t n = m->n_floats;
+  EP_CHECK_MPI(MPI_Bcast(&n, 1, MPI_UINT64_T, 0, comm));
+  EP_CHECK(n == m->n_floats, "model_load_bcast: %zu weights here, %llu on rank 0", m->n_floats,
+           (unsigned long long)n);
+  const size_t chunk = (size_t)1 << 28; /* MPI counts are int */
+  for (size_t off = 0; off < m->n_floats; off += chunk) {
+    size_t k = m->n_floats - off < chunk ? m->n_floats - off : chunk;
+    EP_CHECK_MPI(MPI_Bcast(m->mem + off, (int)k, MPI_FLOAT, 0, comm));
+  }
+}
+
 void model_load_tokens(ep_model_tokens *t, const char *path) {
   memset(t, 0, sizeof *t);
   ep_model_source s;
@@ -231,14 +255,18 @@ void model_describe(const ep_model_config *c, char *buf, size_t size) {
   if (c->n_kv_head != c->n_head) snprintf(kv, sizeof kv, ", %d key/value heads", c->n_kv_head);
   if (c->norm != EP_NORM_NONE)
     snprintf(eps, sizeof eps, " (eps %g)%s", (double)c->norm_eps, c->final_norm ? " with a final norm" : "");
-  if (c->bos_token >= 0 || c->pad_token >= 0)
+  if (c->bos_token >= 0 && c->pad_token >= 0)
     snprintf(special, sizeof special, " (BOS %d, pad %d)", c->bos_token, c->pad_token);
+  else if (c->bos_token >= 0)
+    snprintf(special, sizeof special, " (BOS %d)", c->bos_token);
+  else if (c->pad_token >= 0)
+    snprintf(special, sizeof special, " (pad %d)", c->pad_token);
   snprintf(buf, size,
-           "%s model: %d layers%s, %d attention head%s per layer (head width %d%s), residual width %d, "
+           "%s model: %d layer%s%s, %d attention head%s per layer (head width %d%s), residual width %d, "
            "MLP width %d; %s%s, %s MLPs, %s (n_ctx %d), %s attention; vocabulary %d in%s, %d out (%s, %s); "
            "%s parameters.",
-           c->arch, c->n_layer, blocks, c->n_head, c->n_head == 1 ? "" : "s", c->d_head, kv, c->d_model,
-           c->d_mlp, norms[c->norm], eps, acts[c->act], poss[c->pos], c->n_ctx,
+           c->arch, c->n_layer, c->n_layer == 1 ? "" : "s", blocks, c->n_head, c->n_head == 1 ? "" : "s",
+           c->d_head, kv, c->d_model, c->d_mlp, norms[c->norm], eps, acts[c->act], poss[c->pos], c->n_ctx,
            c->causal ? "causal" : "bidirectional", c->vocab, special, c->vocab_out,
            c->output == EP_OUTPUT_LOGITS ? "logits" : "numeric readout",
            c->tied_unembed ? "unembedding tied to the token embedding" : "separate unembedding", params);

@@ -20,7 +20,8 @@ void prune_evaluate(const ep_prune_config *c, const ep_model *m, const ep_graph 
   if (c->val_examples > 0 && d.n > c->val_examples) d.n = c->val_examples;
   const int Vo = m->cfg.vocab_out;
   int64_t npos = 0;
-  for (int64_t i = 0; i < d.n; i++) npos += d.loss_end[i] - d.loss_start[i];
+  for (int64_t i = 0; i < d.n; i++)
+    npos += d.loss_end[i] - d.loss_start[i];
   float *om = ep_malloc((size_t)npos * Vo * sizeof *om), *of = ep_malloc((size_t)npos * Vo * sizeof *of);
   double loss = prune_eval_masks(c, m, g, &d, z_edge, z_node, om, of);
   const ep_task_info *task = task_find(d.task);
@@ -42,7 +43,8 @@ void prune_evaluate(const ep_prune_config *c, const ep_model *m, const ep_graph 
       n_t++;
     }
     if (task && task->metric != EP_METRIC_NONE && Vo > 1) {
-      double a = task_metric(task, &d, i, of + p0 * Vo, np, Vo), b = task_metric(task, &d, i, om + p0 * Vo, np, Vo);
+      double a = task_metric(task, &d, i, of + p0 * Vo, np, Vo),
+             b = task_metric(task, &d, i, om + p0 * Vo, np, Vo);
       if (isfinite(a) && isfinite(b)) {
         tm[0] += a;
         tm[1] += b;
@@ -58,7 +60,8 @@ void prune_evaluate(const ep_prune_config *c, const ep_model *m, const ep_graph 
   r->circuit[r->n++] = loss;
   if (n_t) {
     int has_dis = 0;
-    for (int64_t i = 0; i < d.n; i++) has_dis |= d.distractor && d.distractor[i] >= 0;
+    for (int64_t i = 0; i < d.n; i++)
+      has_dis |= d.distractor && d.distractor[i] >= 0;
     if (has_dis) {
       r->names[r->n] = "logit_diff";
       r->full[r->n] = ld[0] / n_t;
@@ -68,13 +71,15 @@ void prune_evaluate(const ep_prune_config *c, const ep_model *m, const ep_graph 
     r->full[r->n] = acc[0] / n_t;
     r->circuit[r->n++] = acc[1] / n_t;
   }
-  r->names[r->n] = "exact_match";
-  r->full[r->n] = 1;
-  r->circuit[r->n++] = n_em ? em / n_em : NAN;
+  if (Vo > 1) { /* a numeric output (Tracr) has no argmax to match */
+    r->names[r->n] = "exact_match";
+    r->full[r->n] = 1;
+    r->circuit[r->n++] = n_em ? em / n_em : NAN;
+  }
   if (n_task) {
-    r->names[r->n] = task->metric == EP_METRIC_GT_PROB_DIFF ? "task_prob_diff"
+    r->names[r->n] = task->metric == EP_METRIC_GT_PROB_DIFF     ? "task_prob_diff"
                      : task->metric == EP_METRIC_TARGET_LOGPROB ? "task_target_logprob"
-                                                                 : "task_logit_diff";
+                                                                : "task_logit_diff";
     r->full[r->n] = tm[0] / n_task;
     r->circuit[r->n++] = tm[1] / n_task;
   }

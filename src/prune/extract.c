@@ -43,16 +43,19 @@ static double zero_group(const float *log_alpha, const int64_t *idx, int64_t n, 
   if (k > n) k = n;
   if (k > 0) {
     qsort(scratch, (size_t)n, sizeof *scratch, val_idx_cmp);
-    for (int64_t j = 0; j < k; j++) value[scratch[j].i] = 0.0f;
+    for (int64_t j = 0; j < k; j++)
+      value[scratch[j].i] = 0.0f;
   }
   double sum = 0.0;
-  for (int64_t j = 0; j < n; j++) sum += value[idx[j]];
+  for (int64_t j = 0; j < n; j++)
+    sum += value[idx[j]];
   return sum;
 }
 
 /* Edge indices of every edge of reader r, appended to idx. */
 static int64_t push_reader_edges(const ep_graph *g, int r, int64_t *idx, int64_t n) {
-  for (int w = 0; w < g->readers[r].n_in; w++) idx[n++] = g->readers[r].edge_offset + w;
+  for (int w = 0; w < g->readers[r].n_in; w++)
+    idx[n++] = g->readers[r].edge_offset + w;
   return n;
 }
 
@@ -125,25 +128,33 @@ double extract_node_values(const ep_graph *g, const float *log_alpha, float *val
 
 /* ---- thresholds ------------------------------------------------------------------- */
 
+/* kept = value > threshold, compared in float32 as the reference (a float32 tensor
+ * against a Python float) does. */
+static int above(float value, double threshold) {
+  return value > (float)threshold;
+}
+
 double extract_sparsity_at(const float *value, int64_t n, double threshold) {
   if (n == 0) return 0.0;
   int64_t kept = 0;
-  for (int64_t i = 0; i < n; i++) kept += (double)value[i] > threshold;
+  for (int64_t i = 0; i < n; i++)
+    kept += above(value[i], threshold);
   return 1.0 - (double)kept / (double)n;
 }
 
 double extract_threshold(const float *value, int64_t n, double target) {
-  double lo = 0.0, hi = 1.0;
+  /* The reference's search, including its result: the last midpoint tried. Its
+   * sparsity is on one side of the target or the other, within one mask of it when
+   * no two values lie within 1e-5 of each other. */
+  double lo = 0.0, hi = 1.0, t = 0.5;
   while (hi - lo > 1e-5) {
-    double t = 0.5 * (lo + hi);
-    if (extract_sparsity_at(value, n, t) > target) hi = t;
-    else lo = t;
+    t = 0.5 * (lo + hi);
+    if (extract_sparsity_at(value, n, t) > target)
+      hi = t;
+    else
+      lo = t;
   }
-  /* The reference keeps the last midpoint; taking the closer end of the final bracket
-   * is never worse and lands within one mask of the target when values are distinct. */
-  double dlo = fabs(extract_sparsity_at(value, n, lo) - target);
-  double dhi = fabs(extract_sparsity_at(value, n, hi) - target);
-  return dhi < dlo ? hi : lo;
+  return t;
 }
 
 /* ---- the circuit ------------------------------------------------------------------ */
@@ -186,14 +197,16 @@ static void prune_dangling(const ep_graph *g, uint8_t *edge_kept, uint8_t *node_
       int64_t e = g->readers[r].edge_offset + w;
       if (!alive[w] || (node_of[r] >= 0 && !alive[node_of[r]])) edge_kept[e] = 0;
     }
-  for (int w = 0; w < g->n_writers; w++) node_kept[w] = alive[w];
+  for (int w = 0; w < g->n_writers; w++)
+    node_kept[w] = alive[w];
   free(alive);
   free(node_of);
 }
 
 static double mean_prob_zero(const float *log_alpha, int64_t n) {
   double s = 0.0;
-  for (int64_t i = 0; i < n; i++) s += hc_prob_zero(log_alpha[i]);
+  for (int64_t i = 0; i < n; i++)
+    s += hc_prob_zero(log_alpha[i]);
   return n ? s / (double)n : 0.0;
 }
 
@@ -248,7 +261,8 @@ void extract_circuit(const ep_graph *g, const float *edge_log_alpha, const float
     }
   memcpy(c->edge_log_alpha, edge_log_alpha, ne * sizeof(float));
   c->node_name = ep_malloc((nn + 1) * sizeof(char *));
-  for (size_t w = 0; w < nn; w++) c->node_name[w] = ep_strdup(g->writers[w].name);
+  for (size_t w = 0; w < nn; w++)
+    c->node_name[w] = ep_strdup(g->writers[w].name);
   c->node_kept = ep_calloc(nn + 1, 1);
 
   /* Edges: deterministic values, then the threshold. */
@@ -256,7 +270,8 @@ void extract_circuit(const ep_graph *g, const float *edge_log_alpha, const float
   c->expected_edge_sparsity = mean_prob_zero(c->edge_log_alpha, g->n_edges);
   c->requested_edge_sparsity = opt->edge_sparsity >= 0.0 ? opt->edge_sparsity : det_edge;
   c->edge_threshold = extract_threshold(c->edge_value, g->n_edges, c->requested_edge_sparsity);
-  for (size_t e = 0; e < ne; e++) c->edge_kept[e] = (double)c->edge_value[e] > c->edge_threshold;
+  for (size_t e = 0; e < ne; e++)
+    c->edge_kept[e] = (uint8_t)above(c->edge_value[e], c->edge_threshold);
 
   /* Nodes. */
   if (node_log_alpha) {
@@ -268,14 +283,16 @@ void extract_circuit(const ep_graph *g, const float *edge_log_alpha, const float
     c->expected_node_sparsity = mean_prob_zero(c->node_log_alpha, g->n_writers);
     c->requested_node_sparsity = opt->node_sparsity >= 0.0 ? opt->node_sparsity : det_node;
     c->node_threshold = extract_threshold(c->node_value, g->n_writers, c->requested_node_sparsity);
-    for (size_t w = 0; w < nn; w++) c->node_kept[w] = (double)c->node_value[w] > c->node_threshold;
+    for (size_t w = 0; w < nn; w++)
+      c->node_kept[w] = (uint8_t)above(c->node_value[w], c->node_threshold);
   } else {
     if (opt->node_sparsity > 0.0)
       ep_fatal("a node sparsity (%g) was requested but the run trained no node masks", opt->node_sparsity);
     c->node_masks = 0;
     c->requested_node_sparsity = 0.0;
     c->node_threshold = 0.0;
-    for (size_t w = 0; w < nn; w++) c->node_kept[w] = 1;
+    for (size_t w = 0; w < nn; w++)
+      c->node_kept[w] = 1;
   }
 
   /* Edges of removed writers carry nothing of the clean run: drop them. */
@@ -285,9 +302,11 @@ void extract_circuit(const ep_graph *g, const float *edge_log_alpha, const float
   if (c->prune_dangling) prune_dangling(g, c->edge_kept, c->node_kept);
 
   c->n_kept_edges = 0;
-  for (size_t e = 0; e < ne; e++) c->n_kept_edges += c->edge_kept[e];
+  for (size_t e = 0; e < ne; e++)
+    c->n_kept_edges += c->edge_kept[e];
   c->n_kept_nodes = 0;
-  for (size_t w = 0; w < nn; w++) c->n_kept_nodes += c->node_kept[w];
+  for (size_t w = 0; w < nn; w++)
+    c->n_kept_nodes += c->node_kept[w];
   c->edge_sparsity = ne ? 1.0 - (double)c->n_kept_edges / (double)ne : 0.0;
   c->node_sparsity = nn ? 1.0 - (double)c->n_kept_nodes / (double)nn : 0.0;
 }
@@ -314,7 +333,8 @@ void circuit_model_summary(const ep_model_config *cfg, char *buf, size_t size) {
 }
 
 static void free_metrics(ep_circuit *c) {
-  for (int i = 0; i < c->n_metrics; i++) free(c->metric_name[i]);
+  for (int i = 0; i < c->n_metrics; i++)
+    free(c->metric_name[i]);
   free(c->metric_name);
   free(c->metric_full);
   free(c->metric_circuit);
@@ -346,9 +366,9 @@ void circuit_graph_masks(const ep_circuit *c, const ep_graph *g, const char *fil
                          uint8_t *node_kept) {
   if (c->n_edges != g->n_edges || c->n_nodes != g->n_writers)
     ep_fatal("%s: the circuit has %lld edges and %d nodes but the model's graph has %lld and %d "
-             "(another model, or embedding nodes %s)",
+             "(a different model, or a different embedding-nodes setting: circuit %s, graph %s)",
              file, (long long)c->n_edges, c->n_nodes, (long long)g->n_edges, g->n_writers,
-             c->embedding_nodes ? "on in the circuit" : "off in the circuit");
+             c->embedding_nodes ? "on" : "off", g->embedding_nodes ? "on" : "off");
   for (int w = 0; w < g->n_writers; w++)
     if (strcmp(c->node_name[w], g->writers[w].name) != 0)
       ep_fatal("%s: node %d is '%s' in the circuit but '%s' in the model's graph", file, w, c->node_name[w],
@@ -364,13 +384,84 @@ void circuit_graph_masks(const ep_circuit *c, const ep_graph *g, const char *fil
   if (node_kept) memcpy(node_kept, c->node_kept, (size_t)g->n_writers);
 }
 
+void circuit_graph(const ep_circuit *c, const char *file, ep_graph *g) {
+  if (c->n_layer < 0 || c->n_layer > EP_MAX_LAYERS || c->n_head < 0 || c->n_head > 4096)
+    ep_fatal("%s: bad graph shape (n_layer %d, n_head %d)", file, c->n_layer, c->n_head);
+  ep_model_config cfg;
+  model_config_defaults(&cfg);
+  cfg.n_layer = c->n_layer;
+  cfg.n_head = cfg.n_kv_head = c->n_head;
+  memset(cfg.has_attn, 0, sizeof cfg.has_attn);
+  memset(cfg.has_mlp, 0, sizeof cfg.has_mlp);
+  for (int w = 0; w < c->n_nodes; w++) {
+    int l, h, used = 0;
+    const char *s = c->node_name[w];
+    if (sscanf(s, "a%d.h%d%n", &l, &h, &used) == 2 && s[used] == '\0' && l >= 0 && l < c->n_layer)
+      cfg.has_attn[l] = 1;
+    else if (sscanf(s, "m%d%n", &l, &used) == 1 && s[used] == '\0' && l >= 0 && l < c->n_layer)
+      cfg.has_mlp[l] = 1;
+    else if (strcmp(s, "tok_embeds") != 0 && strcmp(s, "pos_embeds") != 0)
+      ep_fatal("%s: node '%s' is not a writer name of a %d-layer model", file, s, c->n_layer);
+  }
+  graph_init(g, &cfg, c->embedding_nodes);
+  circuit_graph_masks(c, g, file, NULL, NULL); /* every name must match */
+}
+
+void circuit_reextract(const ep_circuit *in, const char *file, const ep_extract_options *opt,
+                       ep_circuit *out) {
+  ep_graph g;
+  circuit_graph(in, file, &g);
+  extract_circuit(&g, in->edge_log_alpha, in->node_masks ? in->node_log_alpha : NULL, opt, out);
+  circuit_set_text(out, in->model, in->deck);
+  graph_free(&g);
+}
+
+void circuit_print_summary(const ep_circuit *c, const char *path, FILE *f) {
+  fprintf(f, "circuit file   %s\n", path);
+  fprintf(f, "model          %s\n", c->model && c->model[0] ? c->model : "(not recorded)");
+  fprintf(f, "graph          %d layers, %d heads, embedding nodes %s\n", c->n_layer, c->n_head,
+          c->embedding_nodes ? "on" : "off");
+  fprintf(f,
+          "edges          %lld of %lld kept, sparsity %.6f (requested %.6f, threshold %.6f, expected %.6f)\n",
+          (long long)c->n_kept_edges, (long long)c->n_edges, c->edge_sparsity, c->requested_edge_sparsity,
+          c->edge_threshold, c->expected_edge_sparsity);
+  if (c->node_masks)
+    fprintf(f,
+            "nodes          %d of %d kept, sparsity %.6f (requested %.6f, threshold %.6f, expected %.6f)\n",
+            c->n_kept_nodes, c->n_nodes, c->node_sparsity, c->requested_node_sparsity, c->node_threshold,
+            c->expected_node_sparsity);
+  else
+    fprintf(f, "nodes          %d of %d kept, sparsity %.6f (no node masks)\n", c->n_kept_nodes, c->n_nodes,
+            c->node_sparsity);
+  fprintf(f, "dangling       %s\n", c->prune_dangling ? "pruned" : "kept");
+  if (c->n_metrics) {
+    fprintf(f, "metrics        %-22s %14s %14s\n", "", "full", "circuit");
+    for (int i = 0; i < c->n_metrics; i++) {
+      fprintf(f, "               %-22s", c->metric_name[i]);
+      if (isnan(c->metric_full[i]))
+        fprintf(f, " %14s", "-");
+      else
+        fprintf(f, " %14.6g", c->metric_full[i]);
+      if (isnan(c->metric_circuit[i]))
+        fprintf(f, " %14s\n", "-");
+      else
+        fprintf(f, " %14.6g\n", c->metric_circuit[i]);
+    }
+  } else {
+    fprintf(f, "metrics        (none recorded)\n");
+  }
+}
+
 void circuit_free(ep_circuit *c) {
   if (c->edge_writer)
-    for (int64_t e = 0; e < c->n_edges; e++) free(c->edge_writer[e]);
+    for (int64_t e = 0; e < c->n_edges; e++)
+      free(c->edge_writer[e]);
   if (c->edge_reader)
-    for (int64_t e = 0; e < c->n_edges; e++) free(c->edge_reader[e]);
+    for (int64_t e = 0; e < c->n_edges; e++)
+      free(c->edge_reader[e]);
   if (c->node_name)
-    for (int w = 0; w < c->n_nodes; w++) free(c->node_name[w]);
+    for (int w = 0; w < c->n_nodes; w++)
+      free(c->node_name[w]);
   free(c->edge_writer);
   free(c->edge_reader);
   free(c->edge_log_alpha);

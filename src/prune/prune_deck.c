@@ -20,8 +20,10 @@ const ep_deck_key prune_deck_keys[] = {
     {"prune.batch_size", EP_DECK_INT, "32", 1, 1 << 20, NULL, "examples per step (global batch)"},
     {"prune.edge_lr", EP_DECK_FLOAT, "0.8", 0, BIG, NULL, "learning rate of the edge log_alphas"},
     {"prune.node_lr", EP_DECK_FLOAT, "0.8", 0, BIG, NULL, "learning rate of the node log_alphas"},
-    {"prune.edge_lambda_lr", EP_DECK_FLOAT, "0.8", 0, BIG, NULL, "learning rate of the edge lambdas (ascent)"},
-    {"prune.node_lambda_lr", EP_DECK_FLOAT, "0.8", 0, BIG, NULL, "learning rate of the node lambdas (ascent)"},
+    {"prune.edge_lambda_lr", EP_DECK_FLOAT, "0.8", 0, BIG, NULL,
+     "learning rate of the edge lambdas (ascent)"},
+    {"prune.node_lambda_lr", EP_DECK_FLOAT, "0.8", 0, BIG, NULL,
+     "learning rate of the node lambdas (ascent)"},
     {"prune.lr_warmup", EP_DECK_INT, "200", 0, BIG, NULL, "linear learning-rate warmup steps"},
     {"prune.sparsity_warmup", EP_DECK_INT, "2500", 0, BIG, NULL, "steps over which targets ramp from start"},
     {"prune.start_edge_sparsity", EP_DECK_FLOAT, "0.0", 0, 1, NULL, "edge sparsity target at step 0"},
@@ -34,7 +36,8 @@ const ep_deck_key prune_deck_keys[] = {
     {"prune.node_masks", EP_DECK_BOOL, "true", NO_RANGE, NULL, "train writer (node) masks as well as edges"},
     {"prune.embedding_nodes", EP_DECK_BOOL, "true", NO_RANGE, NULL, "tok/pos embeddings are masked writers"},
     {"prune.ablation", EP_DECK_CHOICE, "interchange", NO_RANGE, "interchange|zero|mean",
-     "what a pruned edge carries: the corrupted run, zero, or the dataset mean"},
+     "what a pruned edge carries: the corrupted run, zero, or the per-position mean of the corrupted run "
+     "over the training split"},
     {"prune.loss", EP_DECK_CHOICE, "kl", NO_RANGE, "kl|kl_sum|position_kl|mse", "faithfulness loss"},
     {"prune.schedule", EP_DECK_CHOICE, "linear", NO_RANGE, "linear|log",
      "sparsity target ramp: linear, or log-linear in (1 - t)"},
@@ -45,6 +48,15 @@ const ep_deck_key prune_deck_keys[] = {
     {"run.log_every", EP_DECK_INT, "10", 1, BIG, NULL, "progress line every N steps"},
     {"run.val_every", EP_DECK_INT, "500", 0, BIG, NULL, "validation every N steps (0: only at the end)"},
     {"run.val_examples", EP_DECK_INT, "256", 0, BIG, NULL, "validation examples used (0: all)"},
+    {"run.checkpoint_every", EP_DECK_INT, "500", 0, BIG, NULL,
+     "write run.out_dir/checkpoints/ckpt-STEP.h5 every N steps (0: never)"},
+    {"run.checkpoint_keep", EP_DECK_INT, "2", 1, 1000, NULL, "checkpoints kept (older ones are deleted)"},
+    {"run.max_wall_time", EP_DECK_FLOAT, "0", 0, BIG, NULL,
+     "seconds: checkpoint and stop before this much wall time has passed (0: no limit)"},
+    {"run.restart", EP_DECK_CHOICE, "auto", NO_RANGE, "auto|never",
+     "auto: continue from the newest valid checkpoint in run.out_dir/checkpoints"},
+    {"debug.exit_after_step", EP_DECK_INT, "-1", -1, BIG, NULL,
+     "testing only: end the process after this step as a crash would (-1: never)"},
     {"debug.inject_nan_step", EP_DECK_INT, "-1", -1, BIG, NULL,
      "testing only: make the loss NaN at this step (-1: never)"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
@@ -72,7 +84,9 @@ static void fill(ep_prune_config *c, const ep_deck *d) {
   c->node_masks = deck_bool(d, "prune.node_masks");
   c->embedding_nodes = deck_bool(d, "prune.embedding_nodes");
   const char *a = deck_string(d, "prune.ablation");
-  c->ablation = !strcmp(a, "zero") ? EP_ABLATE_ZERO : !strcmp(a, "mean") ? EP_ABLATE_MEAN : EP_ABLATE_INTERCHANGE;
+  c->ablation = !strcmp(a, "zero")   ? EP_ABLATE_ZERO
+                : !strcmp(a, "mean") ? EP_ABLATE_MEAN
+                                     : EP_ABLATE_INTERCHANGE;
   const char *l = deck_string(d, "prune.loss");
   c->loss = !strcmp(l, "kl_sum")        ? EP_LOSS_KL_SUM
             : !strcmp(l, "position_kl") ? EP_LOSS_POSITION_KL
@@ -85,6 +99,15 @@ static void fill(ep_prune_config *c, const ep_deck *d) {
   c->val_every = deck_int(d, "run.val_every");
   c->val_examples = deck_int(d, "run.val_examples");
   c->inject_nan_step = deck_int(d, "debug.inject_nan_step");
+  c->exit_after_step = deck_int(d, "debug.exit_after_step");
+  c->checkpoint_every = deck_int(d, "run.checkpoint_every");
+  c->checkpoint_keep = deck_int(d, "run.checkpoint_keep");
+  c->max_wall_time = deck_float(d, "run.max_wall_time");
+  c->restart = !strcmp(deck_string(d, "run.restart"), "auto");
+  /* run.* (output, logging, checkpoint cadence) and debug.* do not change the result */
+  static const char *const exclude[] = {"run.", "debug.", NULL};
+  c->config_hash = deck_hash(d, exclude);
+  c->deck = d;
 }
 
 void prune_config_from_deck(ep_prune_config *c, const ep_deck *d, const char *deck_path) {
@@ -98,9 +121,10 @@ void prune_config_from_deck(ep_prune_config *c, const ep_deck *d, const char *de
     ep_fatal("%s: prune.target_node_sparsity = %g is below prune.start_node_sparsity = %g", f, c->target_node,
              c->start_node);
   if (c->log_schedule && (c->target_edge >= 1 || c->target_node >= 1))
-    ep_fatal("%s: prune.schedule = log needs prune.target_edge_sparsity and prune.target_node_sparsity below 1 "
-             "(got %g and %g): log-linear in (1 - t) is undefined at t >= 1",
-             f, c->target_edge, c->target_node);
+    ep_fatal(
+        "%s: prune.schedule = log needs prune.target_edge_sparsity and prune.target_node_sparsity below 1 "
+        "(got %g and %g): log-linear in (1 - t) is undefined at t >= 1",
+        f, c->target_edge, c->target_node);
   if (c->lr_warmup > c->steps)
     ep_fatal("%s: prune.lr_warmup = %lld exceeds prune.steps = %lld", f, (long long)c->lr_warmup,
              (long long)c->steps);
@@ -114,7 +138,8 @@ void prune_config_defaults(ep_prune_config *c) {
   c->out_dir = "out";
   c->steps = 3000;
   c->batch_size = 32;
-  for (int i = 0; i < 4; i++) c->lr[i] = 0.8;
+  for (int i = 0; i < 4; i++)
+    c->lr[i] = 0.8;
   c->lr_warmup = 200;
   c->sparsity_warmup = 2500;
   c->start_edge = 0;
@@ -129,4 +154,8 @@ void prune_config_defaults(ep_prune_config *c) {
   c->val_every = 500;
   c->val_examples = 256;
   c->inject_nan_step = -1;
+  c->exit_after_step = -1;
+  c->checkpoint_every = 0;
+  c->checkpoint_keep = 2;
+  c->restart = 0;
 }

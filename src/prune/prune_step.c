@@ -19,7 +19,8 @@ void prune_params_init(ep_mask_params *p, int64_t n_edges, int n_nodes, uint64_t
   p->lam_node = p->lam_edge + 2;
   /* edges use counters [0, E), nodes [E, E+Nn) so the two never share a draw */
   for (int64_t i = 0; i < n_edges + n_nodes; i++)
-    p->theta[i] = (double)EP_HC_INIT_MEAN + (double)EP_HC_INIT_STD * ep_rng_normal(seed, EP_RNG_STREAM_LOGALPHA, (uint64_t)i, 0);
+    p->theta[i] = (double)EP_HC_INIT_MEAN +
+                  (double)EP_HC_INIT_STD * ep_rng_normal(seed, EP_RNG_STREAM_LOGALPHA, (uint64_t)i, 0);
 }
 
 void prune_params_free(ep_mask_params *p) {
@@ -73,8 +74,10 @@ void prune_step_out_free(ep_step_out *o) {
 }
 
 void prune_sample_masks(const ep_mask_params *p, uint64_t seed, int64_t step, ep_step_out *o) {
-  for (int64_t e = 0; e < p->n_edges; e++) o->u_edge[e] = prune_hc_noise(seed, EP_RNG_STREAM_EDGE_NOISE, step, e);
-  for (int i = 0; i < p->n_nodes; i++) o->u_node[i] = prune_hc_noise(seed, EP_RNG_STREAM_NODE_NOISE, step, i);
+  for (int64_t e = 0; e < p->n_edges; e++)
+    o->u_edge[e] = prune_hc_noise(seed, EP_RNG_STREAM_EDGE_NOISE, step, e);
+  for (int i = 0; i < p->n_nodes; i++)
+    o->u_node[i] = prune_hc_noise(seed, EP_RNG_STREAM_NODE_NOISE, step, i);
 }
 
 /* Regulariser of one mask group: sets value, sparsity, lambda gradients; returns
@@ -82,7 +85,8 @@ void prune_sample_masks(const ep_mask_params *p, uint64_t seed, int64_t step, ep
 static double reg_group(const double *z, int64_t n, const double *lam, double t, double *reg, double *s_out,
                         double *g_lam) {
   double sum = 0;
-  for (int64_t i = 0; i < n; i++) sum += z[i];
+  for (int64_t i = 0; i < n; i++)
+    sum += z[i];
   double s = n ? 1.0 - sum / (double)n : 0;
   double d = s - t;
   *s_out = s;
@@ -95,8 +99,10 @@ static double reg_group(const double *z, int64_t n, const double *lam, double t,
 void prune_step_faith(const ep_backend_ops *be, void *ws, const ep_mask_params *p, ep_step_out *o) {
   const int64_t E = p->n_edges;
   const int Nn = p->n_nodes;
-  for (int64_t e = 0; e < E; e++) o->z_edge[e] = prune_hc_sample(p->la_edge[e], o->u_edge[e], &o->dzdla_edge[e]);
-  for (int i = 0; i < Nn; i++) o->z_node[i] = prune_hc_sample(p->la_node[i], o->u_node[i], &o->dzdla_node[i]);
+  for (int64_t e = 0; e < E; e++)
+    o->z_edge[e] = prune_hc_sample(p->la_edge[e], o->u_edge[e], &o->dzdla_edge[e]);
+  for (int i = 0; i < Nn; i++)
+    o->z_node[i] = prune_hc_sample(p->la_node[i], o->u_node[i], &o->dzdla_node[i]);
   o->faith = be->faith(ws, o->z_edge, Nn ? o->z_node : NULL, o->dz_edge, Nn ? o->dz_node : NULL, NULL);
 }
 
@@ -105,7 +111,8 @@ double prune_step_finish(const ep_mask_params *p, const ep_step_targets *t, ep_s
   const int Nn = p->n_nodes;
   double *g = o->grad;
   double gz_e = reg_group(o->z_edge, E, p->lam_edge, t->t_edge, &o->reg_edge, &o->s_edge, g + E + Nn);
-  for (int64_t e = 0; e < E; e++) g[e] = (o->dz_edge[e] + gz_e) * o->dzdla_edge[e];
+  for (int64_t e = 0; e < E; e++)
+    g[e] = (o->dz_edge[e] + gz_e) * o->dzdla_edge[e];
   double gz_n = 0;
   o->reg_node = 0;
   o->s_node = 0;
@@ -116,7 +123,8 @@ double prune_step_finish(const ep_mask_params *p, const ep_step_targets *t, ep_s
       o->reg_node = 0;
       g[E + Nn + 2] = g[E + Nn + 3] = 0;
     }
-    for (int i = 0; i < Nn; i++) g[E + i] = (o->dz_node[i] + gz_n) * o->dzdla_node[i];
+    for (int i = 0; i < Nn; i++)
+      g[E + i] = (o->dz_node[i] + gz_n) * o->dzdla_node[i];
   } else {
     g[E + 2] = g[E + 3] = 0;
   }
@@ -153,7 +161,8 @@ double prune_lr_factor(int64_t step, int64_t warmup, int64_t total) {
 
 void prune_adamw_init(ep_adamw *o, const ep_mask_params *p, const double lr[4]) {
   memset(o, 0, sizeof *o);
-  for (int i = 0; i < 4; i++) o->lr[i] = lr[i];
+  for (int i = 0; i < 4; i++)
+    o->lr[i] = lr[i];
   o->beta1 = 0.9;
   o->beta2 = 0.999;
   o->eps = 1e-8;
@@ -168,7 +177,8 @@ void prune_adamw_free(ep_adamw *o) {
   memset(o, 0, sizeof *o);
 }
 
-double prune_adamw_step(ep_adamw *o, ep_mask_params *p, const double *grad, double max_norm, double lr_factor) {
+double prune_adamw_step(ep_adamw *o, ep_mask_params *p, const double *grad, double max_norm,
+                        double lr_factor) {
   const int64_t E = p->n_edges, Nn = p->n_nodes, n = p->n;
   double *g = ep_malloc((size_t)n * sizeof *g);
   double ss = 0;
@@ -179,7 +189,8 @@ double prune_adamw_step(ep_adamw *o, ep_mask_params *p, const double *grad, doub
   double norm = sqrt(ss);
   if (max_norm > 0 && norm > max_norm) {
     double c = max_norm / (norm + 1e-6); /* as torch.nn.utils.clip_grad_norm_ */
-    for (int64_t i = 0; i < n; i++) g[i] *= c;
+    for (int64_t i = 0; i < n; i++)
+      g[i] *= c;
   }
   o->t++;
   const double bc1 = 1 - pow(o->beta1, (double)o->t), bc2 = 1 - pow(o->beta2, (double)o->t);

@@ -7,12 +7,14 @@
 
 #include "edgeprune/core.h"
 #include "edgeprune/h5io.h"
+#include "edgeprune/model_io.h"
 
 int session_parse(const ep_command *cmd, int argc, char **argv, const char *const *flags, const char **values,
                   ep_session *s) {
   memset(s, 0, sizeof *s);
   int n_ov = deck_collect_overrides(argc - 1, argv + 1, &s->ov, &s->rest, &s->n_rest);
-  for (int k = 0; flags && flags[k]; k++) values[k] = NULL;
+  for (int k = 0; flags && flags[k]; k++)
+    values[k] = NULL;
   for (int i = 0; i < s->n_rest; i++) {
     int matched = 0;
     for (int k = 0; flags && flags[k] && !matched; k++) {
@@ -24,7 +26,8 @@ int session_parse(const ep_command *cmd, int argc, char **argv, const char *cons
     }
     if (matched) continue;
     if (s->rest[i][0] == '-') return cli_usage_error(cmd, "unknown option '%s'", s->rest[i]);
-    if (s->deck_path) return cli_usage_error(cmd, "one input deck expected, got '%s' and '%s'", s->deck_path, s->rest[i]);
+    if (s->deck_path)
+      return cli_usage_error(cmd, "one input deck expected, got '%s' and '%s'", s->deck_path, s->rest[i]);
     s->deck_path = s->rest[i];
   }
   if (!s->deck_path) return cli_usage_error(cmd, "an input deck (DECK.yml) is required");
@@ -40,7 +43,8 @@ void session_load_model(ep_session *s) {
     fflush(stdout);
     free(y);
   }
-  model_load(&s->m, s->c.model_path);
+  /* rank 0 reads, every other rank gets the weights by broadcast */
+  model_load_bcast(&s->m, s->c.model_path, MPI_COMM_WORLD);
 }
 
 int session_read_split(ep_session *s, const char *split, int optional, ep_dataset *d) {

@@ -9,30 +9,41 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+#include <sys/stat.h>
+
+#include "edgeprune/checkpoint.h"
 #include "edgeprune/core.h"
 #include "edgeprune/grid.h"
 #include "edgeprune/hardconcrete.h"
 #include "edgeprune/rng.h"
+#include "edgeprune/stopper.h"
 #include "edgeprune/train.h"
 
-void prune_check_dataset(const ep_dataset *d, const ep_model_config *cfg, const char *file, const char *split) {
+void prune_check_dataset(const ep_dataset *d, const ep_model_config *cfg, const char *file,
+                         const char *split) {
   if (d->n < 1) ep_fatal("%s: split '%s' has no examples", file, split);
   int longest = 0;
-  for (int64_t i = 0; i < d->n; i++) longest = d->length[i] > longest ? d->length[i] : longest;
+  for (int64_t i = 0; i < d->n; i++)
+    longest = d->length[i] > longest ? d->length[i] : longest;
   if (cfg->pos == EP_POS_LEARNED && longest > cfg->n_ctx)
-    ep_fatal("%s: split '%s' has a sequence of length %d, longer than the model's context of %d positions", file,
-             split, longest, cfg->n_ctx);
+    ep_fatal("%s: split '%s' has a sequence of length %d, longer than the model's context of %d positions",
+             file, split, longest, cfg->n_ctx);
   for (int64_t i = 0; i < d->n; i++) {
     const int len = d->length[i], T = d->max_len;
-    if (len < 1 || len > T) ep_fatal("%s: split '%s' example %lld has length %d (rows of %d)", file, split, (long long)i, len, T);
+    if (len < 1 || len > T)
+      ep_fatal("%s: split '%s' example %lld has length %d (rows of %d)", file, split, (long long)i, len, T);
     if (!(0 <= d->loss_start[i] && d->loss_start[i] < d->loss_end[i] && d->loss_end[i] <= len))
       ep_fatal("%s: split '%s' example %lld: loss positions [%d, %d) are not inside [0, %d)", file, split,
                (long long)i, d->loss_start[i], d->loss_end[i], len);
+    if (cfg->bos_token >= 0 && d->loss_start[i] == 0 && d->clean[i * T] == cfg->bos_token)
+      ep_fatal("%s: split '%s' example %lld scores position 0, the BOS token: loss positions must exclude it",
+               file, split, (long long)i);
     for (int t = 0; t < len; t++) {
       int a = d->clean[i * T + t], b = d->corrupted[i * T + t];
       if (a < 0 || a >= cfg->vocab || b < 0 || b >= cfg->vocab)
-        ep_fatal("%s: split '%s' example %lld position %d: token id %d is outside the model vocabulary of %d", file,
-                 split, (long long)i, t, (a < 0 || a >= cfg->vocab) ? a : b, cfg->vocab);
+        ep_fatal("%s: split '%s' example %lld position %d: token id %d is outside the model vocabulary of %d",
+                 file, split, (long long)i, t, (a < 0 || a >= cfg->vocab) ? a : b, cfg->vocab);
     }
   }
 }
@@ -43,11 +54,13 @@ void prune_batch_gather(ep_batch_buf *bb, const ep_dataset *d, const int64_t *id
   bb->corrupted = ep_realloc(bb->corrupted, (size_t)n * T * sizeof(int32_t) + 1);
   int32_t **cols[5] = {&bb->length, &bb->loss_start, &bb->loss_end, &bb->target, &bb->distractor};
   const int32_t *src[5] = {d->length, d->loss_start, d->loss_end, d->target, d->distractor};
-  for (int k = 0; k < 5; k++) *cols[k] = ep_realloc(*cols[k], (size_t)n * sizeof(int32_t) + 1);
+  for (int k = 0; k < 5; k++)
+    *cols[k] = ep_realloc(*cols[k], (size_t)n * sizeof(int32_t) + 1);
   for (int i = 0; i < n; i++) {
     memcpy(bb->clean + (size_t)i * T, d->clean + idx[i] * T, (size_t)T * sizeof(int32_t));
     memcpy(bb->corrupted + (size_t)i * T, d->corrupted + idx[i] * T, (size_t)T * sizeof(int32_t));
-    for (int k = 0; k < 5; k++) (*cols[k])[i] = src[k] ? src[k][idx[i]] : -1;
+    for (int k = 0; k < 5; k++)
+      (*cols[k])[i] = src[k] ? src[k][idx[i]] : -1;
   }
   bb->b = (ep_batch){n, T, bb->clean, bb->corrupted, bb->length, bb->loss_start, bb->loss_end};
 }
@@ -64,7 +77,8 @@ void prune_batch_free(ep_batch_buf *bb) {
 }
 
 void prune_epoch_order(uint64_t seed, int64_t epoch, int64_t n, int64_t *perm) {
-  for (int64_t i = 0; i < n; i++) perm[i] = i;
+  for (int64_t i = 0; i < n; i++)
+    perm[i] = i;
   for (int64_t i = n - 1; i > 0; i--) { /* Fisher-Yates with the counter RNG */
     uint32_t w[4];
     ep_rng_words(seed, EP_RNG_STREAM_DATA, (uint64_t)epoch, (uint32_t)i, w);
@@ -100,10 +114,12 @@ void prune_mean_writers(const ep_backend_ops *be, void *ws, const ep_graph *g, c
         for (int w = 0; w < W; w++) {
           const float *src = wo + (((size_t)w * n + b) * T + t) * D;
           double *dst = sum + ((size_t)w * T + t) * D;
-          for (int k = 0; k < D; k++) dst[k] += src[k];
+          for (int k = 0; k < D; k++)
+            dst[k] += src[k];
         }
       }
-      for (int t = 0; t < len; t++) cnt[t]++;
+      for (int t = 0; t < len; t++)
+        cnt[t]++;
     }
   }
   for (int w = 0; w < W; w++)
@@ -139,7 +155,8 @@ double prune_eval_masks(const ep_prune_config *c, const ep_model *m, const ep_gr
   const int Vo = m->cfg.vocab_out;
   for (int64_t first = 0; first < d->n; first += B) {
     int n = (int)(d->n - first < B ? d->n - first : B);
-    for (int i = 0; i < n; i++) idx[i] = first + i;
+    for (int i = 0; i < n; i++)
+      idx[i] = first + i;
     prune_batch_gather(&bb, d, idx, n);
     int64_t P = be->prepare(ws, &bb.b, mean);
     double loss = be->faith(ws, z_edge, c->node_masks ? z_node : NULL, NULL, NULL,
@@ -158,8 +175,10 @@ double prune_eval_masks(const ep_prune_config *c, const ep_model *m, const ep_gr
 static void fmt_eta(double s, char *buf, size_t n) {
   if (!isfinite(s) || s < 0) s = 0;
   long t = (long)(s + 0.5);
-  if (t >= 3600) snprintf(buf, n, "%ldh%02ldm", t / 3600, (t / 60) % 60);
-  else snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+  if (t >= 3600)
+    snprintf(buf, n, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+  else
+    snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
 }
 
 /* Validation: the deterministic masks on (a prefix of) the validation split. */
@@ -177,6 +196,64 @@ static double validate(const ep_prune_config *c, const ep_model *m, const ep_gra
   return kl;
 }
 
+/* The arrays of a checkpoint: every trainable value and the AdamW state. */
+static void ckpt_arrays(ep_ckpt_array *a, ep_mask_params *p, ep_adamw *opt, int64_t *t) {
+  a[0] = (ep_ckpt_array){"theta", EP_CKPT_F64, p->n, p->theta};
+  a[1] = (ep_ckpt_array){"adam_m", EP_CKPT_F64, p->n, opt->m};
+  a[2] = (ep_ckpt_array){"adam_v", EP_CKPT_F64, p->n, opt->v};
+  a[3] = (ep_ckpt_array){"adam_t", EP_CKPT_I64, 1, t};
+}
+
+static double write_checkpoint(const ep_prune_config *c, const char *dir, int64_t step, int dp,
+                               ep_mask_params *p, ep_adamw *opt) {
+  double t0 = ep_time_now();
+  if (ep_rank == 0 && mkdir(c->out_dir, 0777) != 0 && errno != EEXIST)
+    ep_fatal("cannot create run.out_dir '%s': %s", c->out_dir, strerror(errno));
+  EP_CHECK_MPI(MPI_Barrier(MPI_COMM_WORLD));
+  char *deck = c->deck ? deck_resolved_yaml(c->deck) : NULL;
+  ep_ckpt_meta meta = {step, step * c->batch_size, c->config_hash, 1, dp, 1, {(uint64_t)c->seed}, deck};
+  int64_t t = opt->t;
+  ep_ckpt_array a[4];
+  ckpt_arrays(a, p, opt, &t);
+  char *path = checkpoint_write(dir, &meta, 4, a, (int)c->checkpoint_keep, MPI_COMM_WORLD);
+  ep_log("checkpoint %s (step %lld)", path, (long long)step);
+  free(path);
+  free(deck);
+  return ep_time_now() - t0;
+}
+
+/* Continue from the newest valid checkpoint of this configuration; returns its step. */
+static int64_t read_checkpoint(const ep_prune_config *c, const char *dir, int dp, ep_mask_params *p,
+                               ep_adamw *opt) {
+  char *latest = checkpoint_find_latest(dir, MPI_COMM_WORLD);
+  if (!latest) return 0;
+  ep_ckpt_meta meta;
+  checkpoint_info(latest, &meta, MPI_COMM_WORLD);
+  if (meta.config_hash != c->config_hash)
+    ep_fatal("%s was written by another configuration (deck hash %016llx, this deck %016llx): use another "
+             "run.out_dir, remove the checkpoint, or set run.restart: never",
+             latest, (unsigned long long)meta.config_hash, (unsigned long long)c->config_hash);
+  if (meta.dp != dp || meta.pp != 1)
+    ep_fatal(
+        "%s was written on a grid of %d x %d ranks (pp x dp), this run has 1 x %d: restart on the same grid "
+        "for an identical continuation",
+        latest, meta.pp, meta.dp, dp);
+  if (meta.step > c->steps)
+    ep_fatal("%s is at step %lld, beyond prune.steps = %lld", latest, (long long)meta.step,
+             (long long)c->steps);
+  checkpoint_meta_free(&meta);
+  int64_t t = 0;
+  ep_ckpt_array a[4];
+  ckpt_arrays(a, p, opt, &t);
+  checkpoint_read(latest, &meta, 4, a, MPI_COMM_WORLD);
+  opt->t = t;
+  ep_log("restarting from %s at step %lld", latest, (long long)meta.step);
+  int64_t step = meta.step;
+  checkpoint_meta_free(&meta);
+  free(latest);
+  return step;
+}
+
 int prune_train(const ep_prune_config *c, const ep_model *m, const ep_graph *g, const ep_dataset *train,
                 const ep_dataset *val, ep_mask_params *p, ep_train_result *res) {
   const ep_backend_ops *be = backend_cpu();
@@ -186,8 +263,8 @@ int prune_train(const ep_prune_config *c, const ep_model *m, const ep_graph *g, 
   EP_CHECK(p->n_edges == g->n_edges && p->n_nodes == (c->node_masks ? g->n_writers : 0),
            "mask parameters do not match the graph");
   if (train->n < c->batch_size)
-    ep_fatal("prune.batch_size = %lld is larger than the training split (%lld examples)", (long long)c->batch_size,
-             (long long)train->n);
+    ep_fatal("prune.batch_size = %lld is larger than the training split (%lld examples)",
+             (long long)c->batch_size, (long long)train->n);
   /* data parallelism when running under several MPI ranks */
   ep_grid grid;
   int dp = 1, replica = 0, use_grid = ep_mpi_active() && ep_size > 1;
@@ -214,20 +291,30 @@ int prune_train(const ep_prune_config *c, const ep_model *m, const ep_graph *g, 
   const int64_t per_epoch = train->n / c->batch_size;
   int64_t epoch = -1;
   double t0 = ep_time_now(), t_last = t0;
-  int64_t step_last = 0;
   int status = 0;
-  ep_log("prune: %lld edges, %d nodes%s, %lld training examples (T = %d), batch %lld over %d replica(s), %lld steps",
-         (long long)g->n_edges, g->n_writers, c->node_masks ? " (masked)" : " (unmasked)", (long long)train->n, T,
-         (long long)c->batch_size, dp, (long long)c->steps);
-  for (int64_t step = 0; step < c->steps; step++) {
+  const int use_mpi = ep_mpi_active();
+  char *ckdir = ep_path_join(c->out_dir, "checkpoints");
+  int64_t start = use_mpi && c->restart ? read_checkpoint(c, ckdir, dp, p, &opt) : 0;
+  res->start_step = start;
+  int64_t step_last = start;
+  ep_stopper stp;
+  if (use_mpi) {
+    stopper_install_signals();
+    stopper_init(&stp, MPI_COMM_WORLD, c->out_dir, c->max_wall_time, NULL);
+  }
+  ep_log("prune: %lld edges, %d nodes%s, %lld training examples (T = %d), batch %lld over %d replica(s), "
+         "%lld steps",
+         (long long)g->n_edges, g->n_writers, c->node_masks ? " (masked)" : " (unmasked)",
+         (long long)train->n, T, (long long)c->batch_size, dp, (long long)c->steps);
+  for (int64_t step = start; step < c->steps; step++) {
     const int64_t e = step / per_epoch, k = step % per_epoch;
     if (e != epoch) {
       prune_epoch_order((uint64_t)c->seed, e, train->n, perm);
       epoch = e;
     }
-    ep_step_targets tg = {prune_target(c->start_edge, c->target_edge, step, c->sparsity_warmup, c->log_schedule),
-                          prune_target(c->start_node, c->target_node, step, c->sparsity_warmup, c->log_schedule),
-                          c->node_loss};
+    ep_step_targets tg = {
+        prune_target(c->start_edge, c->target_edge, step, c->sparsity_warmup, c->log_schedule),
+        prune_target(c->start_node, c->target_node, step, c->sparsity_warmup, c->log_schedule), c->node_loss};
     prune_sample_masks(p, (uint64_t)c->seed, step, &o);
     if (ws) {
       prune_batch_gather(&bb, train, perm + k * c->batch_size + first, (int)count);
@@ -237,16 +324,20 @@ int prune_train(const ep_prune_config *c, const ep_model *m, const ep_graph *g, 
       o.faith = 0;
       memset(o.dz_edge, 0, (size_t)p->n_edges * sizeof *o.dz_edge);
       if (p->n_nodes) memset(o.dz_node, 0, (size_t)p->n_nodes * sizeof *o.dz_node);
-      for (int64_t i = 0; i < p->n_edges; i++) o.z_edge[i] = prune_hc_sample(p->la_edge[i], o.u_edge[i], &o.dzdla_edge[i]);
-      for (int i = 0; i < p->n_nodes; i++) o.z_node[i] = prune_hc_sample(p->la_node[i], o.u_node[i], &o.dzdla_node[i]);
+      for (int64_t i = 0; i < p->n_edges; i++)
+        o.z_edge[i] = prune_hc_sample(p->la_edge[i], o.u_edge[i], &o.dzdla_edge[i]);
+      for (int i = 0; i < p->n_nodes; i++)
+        o.z_node[i] = prune_hc_sample(p->la_node[i], o.u_node[i], &o.dzdla_node[i]);
     }
     if (step == c->inject_nan_step) o.faith = NAN;
     if (use_grid) {
       /* the loss is a mean over examples: weight each replica by its share */
       const double w = (double)count / (double)c->batch_size;
       o.faith *= w;
-      for (int64_t i = 0; i < p->n_edges; i++) o.dz_edge[i] *= w;
-      for (int i = 0; i < p->n_nodes; i++) o.dz_node[i] *= w;
+      for (int64_t i = 0; i < p->n_edges; i++)
+        o.dz_edge[i] *= w;
+      for (int i = 0; i < p->n_nodes; i++)
+        o.dz_node[i] *= w;
       grid_allreduce_dp_f64(&grid, &o.faith, 1);
       grid_allreduce_dp_f64(&grid, o.dz_edge, (size_t)p->n_edges);
       if (p->n_nodes) grid_allreduce_dp_f64(&grid, o.dz_node, (size_t)p->n_nodes);
@@ -255,7 +346,8 @@ int prune_train(const ep_prune_config *c, const ep_model *m, const ep_graph *g, 
     if (!isfinite(o.total)) {
       if (ep_rank == 0)
         fprintf(stderr,
-                "edgeprune prune: the loss is not finite at step %lld (faithfulness %g, edge regulariser %g, node "
+                "edgeprune prune: the loss is not finite at step %lld (faithfulness %g, edge regulariser %g, "
+                "node "
                 "regulariser %g); stopping with the masks of step %lld, no output written\n",
                 (long long)step, o.faith, o.reg_edge, o.reg_node, (long long)step - 1);
       res->stopped_nan = 1;
@@ -273,19 +365,37 @@ int prune_train(const ep_prune_config *c, const ep_model *m, const ep_graph *g, 
       double rate = (double)(step + 1 - step_last) / fmax(now - t_last, 1e-9);
       char eta[32];
       fmt_eta((double)(c->steps - step - 1) / rate, eta, sizeof eta);
-      ep_log("step %6lld/%lld  loss %.5f  edges %.4f (target %.4f)  nodes %.4f (target %.4f)  "
+      static const char *loss_names[] = {"kl", "kl_sum", "position_kl", "mse"};
+      ep_log("step %6lld/%lld  %s %.6g  edges %.4f (target %.4f)  nodes %.4f (target %.4f)  "
              "lambda_e %.3f %.3f  lambda_n %.3f %.3f  %.2f steps/s  ETA %s",
-             (long long)step + 1, (long long)c->steps, o.faith, o.s_edge, tg.t_edge, o.s_node, tg.t_node,
-             p->lam_edge[0], p->lam_edge[1], p->n_nodes ? p->lam_node[0] : 0.0, p->n_nodes ? p->lam_node[1] : 0.0,
-             rate, eta);
+             (long long)step + 1, (long long)c->steps, loss_names[c->loss], o.faith, o.s_edge, tg.t_edge,
+             o.s_node, tg.t_node, p->lam_edge[0], p->lam_edge[1], p->n_nodes ? p->lam_node[0] : 0.0,
+             p->n_nodes ? p->lam_node[1] : 0.0, rate, eta);
       t_last = now;
       step_last = step + 1;
     }
     if (val && ((c->val_every > 0 && (step + 1) % c->val_every == 0) || last)) {
       res->val_kl = validate(c, m, g, val, p);
-      ep_log("validation at step %lld: loss %.6f with deterministic masks", (long long)step + 1, res->val_kl);
+      ep_log("validation at step %lld: loss %.6g with deterministic masks", (long long)step + 1, res->val_kl);
+    }
+    if (use_mpi && !last && c->checkpoint_every > 0 && (step + 1) % c->checkpoint_every == 0)
+      stopper_note_checkpoint_time(&stp, write_checkpoint(c, ckdir, step + 1, dp, p, &opt));
+    if (step == c->exit_after_step)
+      ep_fatal("debug.exit_after_step: ending the process after step %lld as a crash would",
+               (long long)step + 1);
+    if (use_mpi && !last) {
+      ep_stop_reason why = stopper_should_stop(&stp);
+      if (why != EP_STOP_NONE) {
+        write_checkpoint(c, ckdir, step + 1, dp, p, &opt);
+        ep_log("stopping after step %lld (%s); run the same command again to continue", (long long)step + 1,
+               stopper_reason_name(why));
+        res->stopped_early = (int)why;
+        break;
+      }
     }
   }
+  if (use_mpi) stopper_free(&stp);
+  free(ckdir);
   free(perm);
   prune_batch_free(&bb);
   prune_step_out_free(&o);

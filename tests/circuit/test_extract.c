@@ -37,7 +37,8 @@ static void test_topk(void) {
   T_CHECK(g.n_edges == 61, "L=2 H=2 graph has 61 edges (%lld)", (long long)g.n_edges);
   float *la = malloc((size_t)g.n_edges * sizeof *la);
   float *val = malloc((size_t)g.n_edges * sizeof *val);
-  for (int64_t e = 0; e < g.n_edges; e++) la[e] = 10.0f;
+  for (int64_t e = 0; e < g.n_edges; e++)
+    la[e] = 10.0f;
 
   /* Layer-1 q group (a1.h0.q and a1.h1.q, 10 edges): three sure zeros -> k = 3. */
   int64_t z1 = E(&g, "tok_embeds", "a1.h0.q"), z2 = E(&g, "m0", "a1.h1.q"), z3 = E(&g, "a0.h1", "a1.h0.q");
@@ -57,7 +58,8 @@ static void test_topk(void) {
   /* resid_post group: four equal masks at 0, P0 sum 0.673 -> k = 1: the lowest index. */
   const char *rw[4] = {"a0.h0", "m0", "a1.h1", "m1"};
   int64_t re[4];
-  for (int i = 0; i < 4; i++) la[re[i] = E(&g, rw[i], "resid_post")] = 0.0f;
+  for (int i = 0; i < 4; i++)
+    la[re[i] = E(&g, rw[i], "resid_post")] = 0.0f;
   /* m0 reader group (4 edges): two masks at 0 -> P0 sum 0.336 -> nothing zeroed. */
   int64_t m0a = E(&g, "tok_embeds", "m0"), m0b = E(&g, "a0.h1", "m0");
   la[m0a] = la[m0b] = 0.0f;
@@ -70,7 +72,8 @@ static void test_topk(void) {
   int nz = 0, bad = 0;
   for (int64_t e = 0; e < g.n_edges; e++) {
     int should_zero = 0;
-    for (int i = 0; i < 7; i++) should_zero |= expect_zero[i] == e;
+    for (int i = 0; i < 7; i++)
+      should_zero |= expect_zero[i] == e;
     if (val[e] == 0.0f) nz++;
     if (should_zero ? val[e] != 0.0f : fabsf(val[e] - hc_soft_mask(la[e])) > 1e-7f) bad++;
   }
@@ -78,12 +81,14 @@ static void test_topk(void) {
   T_CLOSE(val[re[1]], 0.5, 1e-7, 0, "tied resid masks after the first keep their soft value");
   T_CLOSE(val[m0a], 0.5, 1e-7, 0, "m0 group: P0 sum below 1/2 zeroes nothing");
   double sum = 0;
-  for (int64_t e = 0; e < g.n_edges; e++) sum += val[e];
+  for (int64_t e = 0; e < g.n_edges; e++)
+    sum += val[e];
   T_CLOSE(det, 1.0 - sum / 61.0, 1e-9, 0, "deterministic sparsity = 1 - mean(value)");
 
   /* Node groups: embeddings and MLPs alone, heads of a layer together. */
   float nla[8], nval[8];
-  for (int w = 0; w < 8; w++) nla[w] = 10.0f;
+  for (int w = 0; w < 8; w++)
+    nla[w] = 10.0f;
   nla[graph_find_writer(&g, "a0.h1")] = -10.0f; /* heads of layer 0: k = 1 */
   nla[graph_find_writer(&g, "m0")] = -0.2f;     /* P0 = 0.198: kept at soft(-0.2) */
   nla[graph_find_writer(&g, "m1")] = -2.0f;     /* P0 = 0.599: rounds to 1, zeroed */
@@ -109,11 +114,13 @@ static void test_bisection(void) {
   /* Distinct log_alphas in [2, 5] in a scrambled order: P0 <= 0.027 each, so no group
    * expects a zero (checked below), and neighbouring soft values are more than 4e-5
    * apart, wider than the bisection's 1e-5 bracket. */
-  for (int64_t e = 0; e < n; e++) la[e] = 2.0f + 3.0f * (float)((e * 7919) % n) / (float)n;
+  for (int64_t e = 0; e < n; e++)
+    la[e] = 2.0f + 3.0f * (float)((e * 7919) % n) / (float)n;
   float *val = malloc((size_t)n * sizeof *val);
   extract_edge_values(&g, la, val);
   int zeros = 0;
-  for (int64_t e = 0; e < n; e++) zeros += val[e] == 0.0f;
+  for (int64_t e = 0; e < n; e++)
+    zeros += val[e] == 0.0f;
   T_CHECK(zeros == 0, "no zeroing for confident masks (%d zeros)", zeros);
   const double targets[] = {0.0, 0.05, 0.1, 0.25, 0.333, 0.5, 0.73, 0.9, 0.97, 0.99, 1.0};
   for (int i = 0; i < (int)(sizeof targets / sizeof *targets); i++) {
@@ -138,11 +145,18 @@ static void test_bisection(void) {
   }
   /* The threshold function on its own, on values with many ties at 0 and 1/2. */
   float v[100];
-  for (int i = 0; i < 100; i++) v[i] = i < 20 ? 0.0f : (i < 30 ? 0.5f : 0.5f + 0.004f * (float)i);
-  T_CLOSE(extract_sparsity_at(v, 100, extract_threshold(v, 100, 0.0)), 0.2, 1e-12, 0,
-          "zeros are never kept");
-  T_CLOSE(extract_sparsity_at(v, 100, extract_threshold(v, 100, 0.26)), 0.3, 1e-12, 0,
-          "ties at 1/2 go together (0.26 -> 0.30 is the closest reachable)");
+  for (int i = 0; i < 100; i++)
+    v[i] = i < 20 ? 0.0f : (i < 30 ? 0.5f : 0.5f + 0.004f * (float)i);
+  T_CLOSE(extract_sparsity_at(v, 100, extract_threshold(v, 100, 0.0)), 0.2, 1e-12, 0, "zeros are never kept");
+  /* 0.26: the bisection sets hi = 0.5 (sparsity 0.3 there, ties at 1/2 excluded) and
+   * every later midpoint lies in (0.25, 0.5) with sparsity 0.2: the ties stay together
+   * and the last midpoint gives 0.2. */
+  T_CLOSE(extract_sparsity_at(v, 100, extract_threshold(v, 100, 0.26)), 0.2, 1e-12, 0,
+          "ties at 1/2 go together (0.26 -> 0.20)");
+  /* 0.305: sparsity 0.3 for t in [0.5, 0.62); the bisection closes in on 0.62, the next
+   * value, and may end just above it (0.31): within one mask either way. */
+  T_CLOSE(extract_sparsity_at(v, 100, extract_threshold(v, 100, 0.305)), 0.305, 0.0051, 0,
+          "0.305 within one mask");
   T_CLOSE(extract_sparsity_at(v, 100, extract_threshold(v, 100, 0.6)), 0.6, 1e-12, 0, "0.6 exactly");
   T_CLOSE(extract_sparsity_at(v, 100, extract_threshold(v, 100, 1.0)), 1.0, 1e-12, 0, "1.0 keeps nothing");
   free(la);
@@ -155,11 +169,13 @@ static void test_nodes_and_default(void) {
   ep_graph g;
   small_graph(&g, 2, 2, 1);
   float *la = malloc((size_t)g.n_edges * sizeof *la);
-  for (int64_t e = 0; e < g.n_edges; e++) la[e] = 10.0f;
+  for (int64_t e = 0; e < g.n_edges; e++)
+    la[e] = 10.0f;
   int64_t drop = E(&g, "a0.h0", "m0");
   la[drop] = -10.0f;
   float nla[8];
-  for (int w = 0; w < 8; w++) nla[w] = 10.0f;
+  for (int w = 0; w < 8; w++)
+    nla[w] = 10.0f;
   int a01 = graph_find_writer(&g, "a0.h1");
   nla[a01] = -10.0f;
   ep_circuit c;
@@ -174,8 +190,10 @@ static void test_nodes_and_default(void) {
   for (int r = 0; r < g.n_readers; r++)
     for (int w = 0; w < g.readers[r].n_in; w++) {
       int64_t e = g.readers[r].edge_offset + w;
-      if (w == a01) from_removed += c.edge_kept[e];
-      else if (!c.edge_kept[e] && e != drop) other_dropped++;
+      if (w == a01)
+        from_removed += c.edge_kept[e];
+      else if (!c.edge_kept[e] && e != drop)
+        other_dropped++;
     }
   T_CHECK(from_removed == 0, "%d edges of removed writer a0.h1 kept", from_removed);
   T_CHECK(other_dropped == 0 && !c.edge_kept[drop], "only a0.h0->m0 and a0.h1's edges dropped");
@@ -192,7 +210,8 @@ static void test_dangling(void) {
   ep_graph g;
   small_graph(&g, 2, 2, 1);
   float *la = malloc((size_t)g.n_edges * sizeof *la);
-  for (int64_t e = 0; e < g.n_edges; e++) la[e] = 10.0f;
+  for (int64_t e = 0; e < g.n_edges; e++)
+    la[e] = 10.0f;
   int a10 = graph_find_writer(&g, "a1.h0"), m0 = graph_find_writer(&g, "m0");
   for (int r = 0; r < g.n_readers; r++) {
     int64_t e = graph_edge_index(&g, a10, r);
@@ -235,11 +254,66 @@ static void test_shapes(void) {
   ep_graph g;
   graph_init(&g, &c, 0);
   float *la = malloc((size_t)g.n_edges * sizeof *la), *val = malloc((size_t)g.n_edges * sizeof *val);
-  for (int64_t e = 0; e < g.n_edges; e++) la[e] = -10.0f; /* every mask a sure zero */
+  for (int64_t e = 0; e < g.n_edges; e++)
+    la[e] = -10.0f; /* every mask a sure zero */
   double det = extract_edge_values(&g, la, val);
   int nz = 0;
-  for (int64_t e = 0; e < g.n_edges; e++) nz += val[e] == 0.0f;
-  T_CHECK(nz == g.n_edges && det == 1.0, "all %lld masks zeroed in their groups (%d)", (long long)g.n_edges, nz);
+  for (int64_t e = 0; e < g.n_edges; e++)
+    nz += val[e] == 0.0f;
+  T_CHECK(nz == g.n_edges && det == 1.0, "all %lld masks zeroed in their groups (%d)", (long long)g.n_edges,
+          nz);
+  free(la);
+  free(val);
+  graph_free(&g);
+}
+
+/* GPT-2 small (32,936 edges): in every group, found here from each reader's own
+ * (layer, kind), the number of zeros is round(sum of P0) in closed form, and zeros are
+ * the group's smallest soft values. */
+static void test_gpt2_groups(void) {
+  ep_model_config cfg;
+  model_config_defaults(&cfg);
+  ep_graph g;
+  graph_init(&g, &cfg, 1);
+  int64_t n = g.n_edges;
+  float *la = malloc((size_t)n * sizeof *la), *val = malloc((size_t)n * sizeof *val);
+  uint64_t x = 12345;
+  for (int64_t e = 0; e < n; e++) { /* xorshift: log_alpha roughly uniform in [-6, 6] */
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    la[e] = -6.0f + 12.0f * (float)(x % 1000003) / 1000003.0f;
+  }
+  extract_edge_values(&g, la, val);
+  int n_groups = 0, bad = 0, skipped = 0;
+  for (int layer = 0; layer <= cfg.n_layer; layer++)
+    for (int kind = 0; kind <= EP_READER_RESID; kind++) {
+      double sum = 0;
+      int64_t zeros = 0, members = 0;
+      float max_zeroed = -1, min_soft_kept = 2;
+      for (int r = 0; r < g.n_readers; r++) {
+        if (g.readers[r].layer != layer || (int)g.readers[r].kind != kind) continue;
+        for (int w = 0; w < g.readers[r].n_in; w++) {
+          int64_t e = g.readers[r].edge_offset + w;
+          sum += p0(la[e]);
+          members++;
+          float soft = hc_soft_mask(la[e]);
+          if (val[e] == 0.0f) {
+            zeros++;
+            if (soft > max_zeroed) max_zeroed = soft;
+          } else if (soft < min_soft_kept) {
+            min_soft_kept = soft;
+          }
+        }
+      }
+      if (!members) continue;
+      n_groups++;
+      if (fabs(sum - floor(sum) - 0.5) < 1e-3) {
+        skipped++;
+        continue;
+      }
+      if (zeros != (int64_t)floor(sum + 0.5) || (zeros && max_zeroed > min_soft_kept)) bad++;
+    }
+  T_CHECK(n_groups == 12 * 4 + 1 && bad == 0, "gpt2 groups: %d groups (want 49), %d wrong, %d skipped",
+          n_groups, bad, skipped);
   free(la);
   free(val);
   graph_free(&g);
@@ -251,5 +325,6 @@ int main(void) {
   test_nodes_and_default();
   test_dangling();
   test_shapes();
+  test_gpt2_groups();
   return t_done();
 }

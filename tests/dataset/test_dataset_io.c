@@ -10,10 +10,9 @@
 #include "test_util.h"
 
 static void fill(ep_dataset *d, int64_t n, int T, int salt) {
-  memset(d, 0, sizeof *d);
+  dataset_alloc(d, n, T);
   snprintf(d->task, sizeof d->task, "gt");
   d->pad_id = 99;
-  dataset_alloc(d, n, T);
   for (int64_t i = 0; i < n; i++) {
     d->length[i] = 1 + (int)(i % T);
     for (int t = 0; t < T; t++) {

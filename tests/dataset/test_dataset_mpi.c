@@ -19,10 +19,9 @@ int main(int argc, char **argv) {
   if (ep_rank == 0) {
     remove(path);
     ep_dataset d;
-    memset(&d, 0, sizeof d);
+    dataset_alloc(&d, n, T);
     snprintf(d.task, sizeof d.task, "ioi");
     d.pad_id = 50256;
-    dataset_alloc(&d, n, T);
     for (int64_t i = 0; i < n; i++) {
       for (int t = 0; t < T; t++) {
         d.clean[i * T + t] = (int32_t)(100 * i + t);

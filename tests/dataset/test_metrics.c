@@ -45,9 +45,8 @@ int main(void) {
 
   /* dispatch through task_metric */
   ep_dataset d;
-  memset(&d, 0, sizeof d);
-  snprintf(d.task, sizeof d.task, "gt");
   dataset_alloc(&d, 2, 4);
+  snprintf(d.task, sizeof d.task, "gt");
   d.aux[1] = 40;
   d.n_answer_tokens = 100;
   d.answer_tokens = ep_malloc(100 * sizeof(int32_t));

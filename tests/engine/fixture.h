@@ -50,6 +50,30 @@ static inline void fx_tracr_tiny(ep_model *m, uint64_t seed) {
   model_init_random(m, seed, 0.5f);
 }
 
+/* A Llama-shaped model: RMSNorm, RoPE, SwiGLU, grouped-query attention, no biases. */
+static inline void fx_llama_tiny(ep_model *m, uint64_t seed) {
+  ep_model_config c;
+  model_config_defaults(&c);
+  strcpy(c.arch, "llama");
+  c.n_layer = 2;
+  c.n_head = 4;
+  c.n_kv_head = 2;
+  c.d_model = 16;
+  c.d_head = 4;
+  c.d_mlp = 24;
+  c.vocab = c.vocab_out = 40;
+  c.n_ctx = 16;
+  c.norm = EP_NORM_RMSNORM;
+  c.norm_eps = 1e-6f;
+  c.act = EP_ACT_SILU_GLU;
+  c.pos = EP_POS_ROPE;
+  c.tied_unembed = 0;
+  c.attn_bias = 0;
+  c.mlp_bias = 0;
+  model_alloc(m, &c);
+  model_init_random(m, seed, 0.4f);
+}
+
 /* A batch of B rows of length T with lengths T, T-1, ...; tokens from the RNG; loss
  * positions: the last `npos` valid positions (never position 0). */
 typedef struct {

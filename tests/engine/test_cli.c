@@ -19,7 +19,9 @@
 static char dir[256];
 static const char *bin;
 
-static char *path_in(const char *name) { return ep_path_join(dir, name); }
+static char *path_in(const char *name) {
+  return ep_path_join(dir, name);
+}
 
 static void write_text(const char *name, const char *text) {
   char *p = path_in(name);
@@ -94,12 +96,34 @@ int main(int argc, char **argv) {
   fx_gpt2_tiny(&m, 2, 2, 16, 30, 4);
   char *mp = path_in("model.h5");
   model_file_write(&m, NULL, "random", mp);
+  m.cfg.bos_token = 1; /* the same weights with a BOS convention */
+  char *bp = path_in("bos_model.h5");
+  model_file_write(&m, NULL, "random", bp);
+  free(bp);
+  m.cfg.bos_token = -1;
   m.layers[1].w_fc[5] = NAN; /* a corrupt model: NaN in one MLP weight */
   char *np = path_in("nan_model.h5");
   model_file_write(&m, NULL, "random", np);
   model_free(&m);
   write_data("data.h5", 40, 8, 30);
   write_data("long.h5", 8, 20, 30); /* n_ctx is 16 */
+  {
+    ep_dataset d; /* scores position 0, which holds BOS (id 1) */
+    dataset_alloc(&d, 8, 4);
+    strcpy(d.task, "jsonl");
+    for (int64_t i = 0; i < 8; i++) {
+      d.length[i] = 4;
+      d.loss_start[i] = 0;
+      d.loss_end[i] = 4;
+      d.clean[i * 4] = d.corrupted[i * 4] = 1;
+      for (int t = 1; t < 4; t++)
+        d.clean[i * 4 + t] = d.corrupted[i * 4 + t] = (int32_t)(2 + t + i);
+    }
+    char *p = path_in("bos.h5");
+    dataset_write(&d, p, "train", NULL);
+    free(p);
+    dataset_free(&d);
+  }
   const char *base = "model:\n  path: model.h5\ndata:\n  path: data.h5\n"
                      "run:\n  out_dir: out\n  log_every: 5\n  val_every: 0\n  val_examples: 16\n";
   char deck[2048];
@@ -112,7 +136,8 @@ int main(int argc, char **argv) {
   char out[16384];
   int st = run("prune ok.yml", out, sizeof out);
   T_CHECK(st == 0, "a short prune run succeeds (status %d):\n%s", st, out);
-  T_CHECK(strstr(out, "step     10/12") && strstr(out, "steps/s") && strstr(out, "ETA"), "progress lines:\n%s", out);
+  T_CHECK(strstr(out, "step     10/12") && strstr(out, "steps/s") && strstr(out, "ETA"),
+          "progress lines:\n%s", out);
   size_t len0 = 0;
   char *circ0 = slurp("out/circuit.h5", &len0);
   T_CHECK(circ0 && len0 > 0, "prune wrote out/circuit.h5");
@@ -127,25 +152,32 @@ int main(int argc, char **argv) {
 
   /* deck errors: the key is named */
   expect_fail("wrong type", "prune ok.yml -P prune.steps=abc", "prune.steps", "integer");
-  expect_fail("negative learning rate", "prune ok.yml -P prune.edge_lr=-0.5", "prune.edge_lr", "out of range");
+  expect_fail("negative learning rate", "prune ok.yml -P prune.edge_lr=-0.5", "prune.edge_lr",
+              "out of range");
   expect_fail("batch 0", "prune ok.yml -P prune.batch_size=0", "prune.batch_size", "out of range");
   expect_fail("bad choice", "prune ok.yml -P prune.ablation=resample", "prune.ablation", "interchange");
-  expect_fail("target below start", "prune ok.yml -P prune.start_edge_sparsity=0.6", "prune.target_edge_sparsity",
-              "below prune.start_edge_sparsity");
+  expect_fail("target below start", "prune ok.yml -P prune.start_edge_sparsity=0.6",
+              "prune.target_edge_sparsity", "below prune.start_edge_sparsity");
   expect_fail("log schedule with target >= 1",
-              "prune ok.yml -P prune.schedule=log -P prune.target_edge_sparsity=1.05", "prune.schedule", "below 1");
+              "prune ok.yml -P prune.schedule=log -P prune.target_edge_sparsity=1.05", "prune.schedule",
+              "below 1");
   expect_fail("unknown key", "prune ok.yml -P prune.stpes=3", "prune.stpes", NULL);
-  expect_fail("batch larger than data", "prune ok.yml -P prune.batch_size=64", "prune.batch_size", "40 examples");
+  expect_fail("batch larger than data", "prune ok.yml -P prune.batch_size=64", "prune.batch_size",
+              "40 examples");
   expect_fail("sequence longer than context", "prune ok.yml -P data.path=long.h5", "long.h5",
               "length 20, longer than the model's context of 16");
+  expect_fail("loss at the BOS position", "prune ok.yml -P model.path=bos_model.h5 -P data.path=bos.h5",
+              "bos.h5", "BOS token");
   expect_fail("missing deck", "prune nope.yml", "nope.yml", NULL);
 
   /* NaN: stop naming the step; the previous circuit stays as it was */
-  expect_fail("injected NaN", "prune ok.yml -P debug.inject_nan_step=3", "not finite at step 3", "no output written");
+  expect_fail("injected NaN", "prune ok.yml -P debug.inject_nan_step=3", "not finite at step 3",
+              "no output written");
   expect_fail("NaN weight", "prune ok.yml -P model.path=nan_model.h5", "not finite at step 0", NULL);
   size_t len1 = 0;
   char *circ1 = slurp("out/circuit.h5", &len1);
-  T_CHECK(circ1 && len1 == len0 && memcmp(circ0, circ1, len0) == 0, "the circuit of the last good run is intact");
+  T_CHECK(circ1 && len1 == len0 && memcmp(circ0, circ1, len0) == 0,
+          "the circuit of the last good run is intact");
   free(circ0);
   free(circ1);
   free(mp);

@@ -71,7 +71,8 @@ int main(int argc, char **argv) {
   T_CHECK(st == 0, "1 rank (status %d):\n%s", st, out);
   for (int np = 2; np <= 3; np++) {
     snprintf(cmd, sizeof cmd,
-             "cd '%s' && OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 '%s' -n %d --oversubscribe '%s' "
+             "cd '%s' && OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 '%s' -n %d "
+             "--oversubscribe '%s' "
              "prune %s -P run.out_dir=np%d 2>&1",
              dir, argv[2], np, argv[1], common, np);
     st = t_run_capture(cmd, out, sizeof out);
@@ -87,8 +88,8 @@ int main(int argc, char **argv) {
       d3 = fmax(d3, fabs((double)a[e] - c[e]));
       moved = fmax(moved, fabs(a[e] - 10.0));
     }
-    printf("max |log_alpha(1 rank) - log_alpha(2 ranks)| %.3g, (3 ranks) %.3g; max change from init %.3g\n", d2, d3,
-           moved);
+    printf("max |log_alpha(1 rank) - log_alpha(2 ranks)| %.3g, (3 ranks) %.3g; max change from init %.3g\n",
+           d2, d3, moved);
     T_CHECK(moved > 0.5, "training moved the log_alphas (%.3g)", moved);
     T_CHECK(d2 <= 1e-4 && d3 <= 1e-4, "data parallel result differs: %.3g / %.3g", d2, d3);
   }

@@ -52,7 +52,8 @@ static void check_case(const char *label, ep_model *m, int emb, ep_ablation abl,
   T_CHECK(isfinite(o.total) && o.faith > 0, "%s: loss %g faith %g", label, o.total, o.faith);
 
   double gmax = 0;
-  for (int64_t i = 0; i < p.n; i++) gmax = fmax(gmax, fabs(o.grad[i]));
+  for (int64_t i = 0; i < p.n; i++)
+    gmax = fmax(gmax, fabs(o.grad[i]));
   const double h = 1e-5;
   double worst = 0;
   int checked = 0, skipped = 0;
@@ -90,7 +91,8 @@ static void check_case(const char *label, ep_model *m, int emb, ep_ablation abl,
   be->prepare(ws32, &f.b, mean);
   prune_step_given_masks(be, ws32, &p, &tg, &o2);
   double d32 = 0;
-  for (int64_t i = 0; i < p.n; i++) d32 = fmax(d32, fabs(o2.grad[i] - o.grad[i]));
+  for (int64_t i = 0; i < p.n; i++)
+    d32 = fmax(d32, fabs(o2.grad[i] - o.grad[i]));
   T_CHECK(d32 <= 1e-4 * gmax, "%s: fp32 gradient differs from fp64 by %.3g (max |g| %.3g)", label, d32, gmax);
   T_CLOSE(o2.faith, o.faith, 1e-6, 1e-4, "fp32 faithfulness loss");
   printf("%-44s checked %3d skipped %d  max rel err %.2e  fp32 |dg|/max|g| %.2e  loss %.6f\n", label, checked,
@@ -124,6 +126,10 @@ int main(void) {
   check_case("tracr position_kl interchange nodes=1 emb=1", &m, 1, EP_ABLATE_INTERCHANGE, 1,
              EP_LOSS_POSITION_KL, 4);
   check_case("tracr mse zero nodes=0 emb=1", &m, 1, EP_ABLATE_ZERO, 0, EP_LOSS_MSE, 3);
+  model_free(&m);
+  fx_llama_tiny(&m, 17);
+  check_case("llama kl interchange nodes=1 emb=1", &m, 1, EP_ABLATE_INTERCHANGE, 1, EP_LOSS_KL, 2);
+  check_case("llama kl mean nodes=0 emb=0", &m, 0, EP_ABLATE_MEAN, 0, EP_LOSS_KL, 2);
   model_free(&m);
   printf("max relative error over all cases: %.3e\n", max_rel_seen);
   return t_done();

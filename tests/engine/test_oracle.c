@@ -62,8 +62,9 @@ static void run_file(const char *path) {
   int emb = (int)h5io_get_attr_i64(f, "embedding_nodes", path);
   int nm = (int)h5io_get_attr_i64(f, "node_masks", path);
   char *abl = h5io_get_attr_str(f, "ablation", path);
-  ep_ablation ablation = !strcmp(abl, "zero") ? EP_ABLATE_ZERO : !strcmp(abl, "mean") ? EP_ABLATE_MEAN
-                                                                                    : EP_ABLATE_INTERCHANGE;
+  ep_ablation ablation = !strcmp(abl, "zero")   ? EP_ABLATE_ZERO
+                         : !strcmp(abl, "mean") ? EP_ABLATE_MEAN
+                                                : EP_ABLATE_INTERCHANGE;
   ep_model m;
   model_alloc(&m, &c);
   int nt;
@@ -83,10 +84,14 @@ static void run_file(const char *path) {
   char **wn = h5io_read_strings(f, "writer_names", &nw, path);
   char **rn = h5io_read_strings(f, "reader_names", &nr, path);
   T_CHECK(nw == g.n_writers && nr == g.n_readers, "%s: writer/reader counts", path);
-  for (int i = 0; i < nw && i < g.n_writers; i++) T_CHECK(!strcmp(wn[i], g.writers[i].name), "writer %d name", i);
-  for (int i = 0; i < nr && i < g.n_readers; i++) T_CHECK(!strcmp(rn[i], g.readers[i].name), "reader %d name", i);
-  for (int i = 0; i < nw; i++) free(wn[i]);
-  for (int i = 0; i < nr; i++) free(rn[i]);
+  for (int i = 0; i < nw && i < g.n_writers; i++)
+    T_CHECK(!strcmp(wn[i], g.writers[i].name), "writer %d name", i);
+  for (int i = 0; i < nr && i < g.n_readers; i++)
+    T_CHECK(!strcmp(rn[i], g.readers[i].name), "reader %d name", i);
+  for (int i = 0; i < nw; i++)
+    free(wn[i]);
+  for (int i = 0; i < nr; i++)
+    free(rn[i]);
   free(wn);
   free(rn);
 
@@ -151,14 +156,15 @@ static void run_file(const char *path) {
     T_CLOSE(o.reg_edge, x_rege, 1e-12, 1e-6, label); /* fp32 hard-concrete constants */
     T_CLOSE(o.reg_node, x_regn, 1e-12, 1e-6, label);
     double dz = 0;
-    for (int64_t e = 0; e < g.n_edges; e++) dz = fmax(dz, fabs(o.z_edge[e] - xz[e]));
+    for (int64_t e = 0; e < g.n_edges; e++)
+      dz = fmax(dz, fabs(o.z_edge[e] - xz[e]));
     /* hardconcrete.h keeps the constants in fp32 (l = -0.1f, beta = 2/3f): ~1e-8 from the oracle's */
     T_CHECK(dz < 1e-6, "%s: z differs from the oracle by %.3g", label, dz);
     compare(label, o.grad, xg, g.n_edges, prec);
     if (nm) compare(label, o.grad + g.n_edges, xgn, g.n_writers, prec);
     compare(label, o.grad + g.n_edges + p.n_nodes, xgl, 4, prec);
-    printf("%-40s faith %.9f (oracle %.9f) worst grad rel so far f32 %.2e f64 %.2e\n", label, o.faith, x_faith,
-           worst_rel[0], worst_rel[1]);
+    printf("%-40s faith %.9f (oracle %.9f) worst grad rel so far f32 %.2e f64 %.2e\n", label, o.faith,
+           x_faith, worst_rel[0], worst_rel[1]);
     free(mean);
     be->destroy(ws);
   }
@@ -194,6 +200,7 @@ int main(void) {
   }
   closedir(d);
   T_CHECK(n > 0, "no oracle files in %s", dir);
-  printf("oracle cases %d: worst gradient relative error fp32 %.3e, fp64 %.3e\n", n, worst_rel[0], worst_rel[1]);
+  printf("oracle cases %d: worst gradient relative error fp32 %.3e, fp64 %.3e\n", n, worst_rel[0],
+         worst_rel[1]);
   return t_done();
 }

@@ -269,6 +269,57 @@ void fx_write_tracr(fx_set *s, const char *dir, const char *name, int variant) {
                    " \"pad\": \"pad\", \"vocab\": {\"BOS\": 0, \"a\": 1, \"pad\": 3}}\n");
 }
 
+void fx_write_llama(fx_set *s, const char *dir, const fx_llama *g, const char *extra, const char *drop) {
+  memset(s, 0, sizeof *s);
+  uint64_t rng = 777;
+  const int dh = g->D / g->H;
+  char n[128];
+  fx_add(s, "model.embed_tokens.weight", g->V, g->D, &rng, 0, 1);
+  for (int l = 0; l < g->L; l++) {
+#define NM(x) (snprintf(n, sizeof n, "model.layers.%d." x, l), n)
+    fx_add(s, NM("input_layernorm.weight"), g->D, 0, &rng, 1, 0.2f);
+    fx_add(s, NM("self_attn.q_proj.weight"), g->H * dh, g->D, &rng, 0, 1); /* nn.Linear [out, in] */
+    fx_add(s, NM("self_attn.k_proj.weight"), g->Hkv * dh, g->D, &rng, 0, 1);
+    fx_add(s, NM("self_attn.v_proj.weight"), g->Hkv * dh, g->D, &rng, 0, 1);
+    fx_add(s, NM("self_attn.o_proj.weight"), g->D, g->H * dh, &rng, 0, 1);
+    fx_add(s, NM("post_attention_layernorm.weight"), g->D, 0, &rng, 1, 0.2f);
+    fx_add(s, NM("mlp.gate_proj.weight"), g->F, g->D, &rng, 0, 1);
+    fx_add(s, NM("mlp.up_proj.weight"), g->F, g->D, &rng, 0, 1);
+    fx_add(s, NM("mlp.down_proj.weight"), g->D, g->F, &rng, 0, 1);
+#undef NM
+  }
+  fx_add(s, "model.norm.weight", g->D, 0, &rng, 1, 0.2f);
+  fx_add(s, "lm_head.weight", g->V, g->D, &rng, 0, 1);
+  char p[1024], text[4096], keys[13][96];
+  snprintf(p, sizeof p, "%s/model.safetensors", dir);
+  fx_write_safetensors(p, s, "F32", NULL, NULL, NULL);
+  const char *names[13] = {
+      "model_type",          "hidden_size",       "intermediate_size",   "num_attention_heads",
+      "num_key_value_heads", "num_hidden_layers", "vocab_size",          "max_position_embeddings",
+      "rms_norm_eps",        "hidden_act",        "tie_word_embeddings", "attention_bias",
+      "bos_token_id"};
+  snprintf(keys[0], 96, "\"model_type\": \"llama\"");
+  snprintf(keys[1], 96, "\"hidden_size\": %d", g->D);
+  snprintf(keys[2], 96, "\"intermediate_size\": %d", g->F);
+  snprintf(keys[3], 96, "\"num_attention_heads\": %d", g->H);
+  snprintf(keys[4], 96, "\"num_key_value_heads\": %d", g->Hkv);
+  snprintf(keys[5], 96, "\"num_hidden_layers\": %d", g->L);
+  snprintf(keys[6], 96, "\"vocab_size\": %d", g->V);
+  snprintf(keys[7], 96, "\"max_position_embeddings\": 32");
+  snprintf(keys[8], 96, "\"rms_norm_eps\": 1e-06");
+  snprintf(keys[9], 96, "\"hidden_act\": \"silu\"");
+  snprintf(keys[10], 96, "\"tie_word_embeddings\": false");
+  snprintf(keys[11], 96, "\"attention_bias\": false");
+  snprintf(keys[12], 96, "\"bos_token_id\": 1");
+  size_t k = (size_t)snprintf(text, sizeof text, "{\n  \"architectures\": [\"LlamaForCausalLM\"]");
+  for (int i = 0; i < 13; i++)
+    if (!is(drop, names[i])) k += (size_t)snprintf(text + k, sizeof text - k, ",\n  %s", keys[i]);
+  if (extra && *extra) k += (size_t)snprintf(text + k, sizeof text - k, ",\n  %s", extra);
+  snprintf(text + k, sizeof text - k, "\n}\n");
+  snprintf(p, sizeof p, "%s/config.json", dir);
+  fx_write_text(p, text);
+}
+
 void fx_write_gpt2_config(const char *path, const fx_gpt2 *g, const char *extra, const char *drop) {
   char keys[8][96];
   const char *names[8] = {"model_type", "n_layer",     "n_head",  "n_embd",

@@ -59,6 +59,15 @@ void fx_add(fx_set *s, const char *name, int64_t a, int64_t b, uint64_t *rng, fl
  * stray layer_2 tensor. The tensors are returned in s. */
 void fx_write_tracr(fx_set *s, const char *dir, const char *name, int variant);
 
+/* Tiny Llama: L layers, H query heads, Hkv key/value heads, width D (head D/H), MLP F,
+ * vocab V. Writes DIR/config.json (+ `extra` keys, may be NULL; without key `drop`) and
+ * DIR/model.safetensors in F32 with Hugging Face names (untied lm_head); s gets the
+ * tensors. */
+typedef struct {
+  int L, H, Hkv, D, F, V;
+} fx_llama;
+void fx_write_llama(fx_set *s, const char *dir, const fx_llama *g, const char *extra, const char *drop);
+
 /* A GPT-2 config.json for g; `extra` (may be NULL or "") is spliced in as more keys,
  * `drop` (may be NULL) is a key left out. */
 void fx_write_gpt2_config(const char *path, const fx_gpt2 *g, const char *extra, const char *drop);

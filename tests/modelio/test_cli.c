@@ -158,6 +158,22 @@ static void test_bad_inputs(void) {
     T_CHECK(fx_count_matching(dir, "out.h5") == 0, "tracr variant %d left output", v);
   }
 
+  /* Llama configs: an unsupported activation, RoPE scaling, a missing size. */
+  const char *llama_bad[3][3] = {
+      {"\"hidden_act\": \"gelu\"", "'hidden_act'", "hidden_act"},
+      {"\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0}", "'rope_scaling'", NULL},
+      {"\"num_hidden_layers\": null", "'num_hidden_layers'", "num_hidden_layers"}};
+  for (int i = 0; i < 3; i++) {
+    snprintf(dir, sizeof dir, "%s/llama_bad%d", root, i);
+    fx_mkdir(dir);
+    fx_llama lg = {1, 2, 1, 8, 12, 20};
+    fx_set s;
+    fx_write_llama(&s, dir, &lg, llama_bad[i][0], llama_bad[i][2]);
+    fx_set_free(&s);
+    const char *needles[] = {"config.json", llama_bad[i][1], NULL};
+    expect_failure(llama_bad[i][1], dir, needles);
+  }
+
   T_CHECK(run("convert --from x") == 2 && strstr(out, "--to"), "missing --to is a usage error: %s", out);
   T_CHECK(run("convert --help") == 0 && strstr(out, "--from SOURCE") && strstr(out, "index.json"),
           "convert --help");

@@ -350,6 +350,77 @@ static void test_tracr_synthetic(void) {
   fx_set_free(&s);
 }
 
+/* Llama: nn.Linear weights transposed into x @ W, grouped-query heads, RMSNorm gains
+ * only, untied head, rope_theta from rope_parameters (newer transformers). */
+static void test_llama(void) {
+  char dir[700];
+  snprintf(dir, sizeof dir, "%s/llama", tmp_root);
+  T_CHECK(fx_mkdir(dir), "mkdir %s", dir);
+  const fx_llama g = {2, 4, 2, 16, 24, 40};
+  fx_set s;
+  fx_write_llama(&s, dir, &g, "\"rope_parameters\": {\"rope_theta\": 500000.0, \"rope_type\": \"default\"}",
+                 NULL);
+  ep_model m;
+  model_load(&m, dir);
+  const ep_model_config *c = &m.cfg;
+  T_CHECK(!strcmp(c->arch, "llama") && c->n_layer == 2 && c->n_head == 4 && c->n_kv_head == 2 &&
+              c->d_head == 4 && c->d_model == 16 && c->d_mlp == 24 && c->vocab == 40 && c->vocab_out == 40 &&
+              c->n_ctx == 32,
+          "llama config sizes");
+  T_CHECK(c->norm == EP_NORM_RMSNORM && c->norm_eps == 1e-6f && c->act == EP_ACT_SILU_GLU &&
+              c->pos == EP_POS_ROPE && c->rope_theta == 500000.0f && !c->tied_unembed && !c->attn_bias &&
+              !c->mlp_bias && c->final_norm && c->bos_token == 1 && m.wpe == NULL &&
+              m.layers[0].ln1_b == NULL,
+          "llama config kinds");
+  /* got is [in, out] (x @ W); the fixture holds nn.Linear [out, in]. */
+#define TRANSPOSED(got, name, out, in)                                                                       \
+  do {                                                                                                       \
+    const float *w_ = fx_find(&s, name)->data;                                                               \
+    int ok_ = 1;                                                                                             \
+    for (int o_ = 0; o_ < (out); o_++)                                                                       \
+      for (int i_ = 0; i_ < (in); i_++)                                                                      \
+        ok_ &= (got)[i_ * (out) + o_] == w_[o_ * (in) + i_];                                                 \
+    T_CHECK(ok_, "llama %s transposed into x @ W", name);                                                    \
+  } while (0)
+  char n[128];
+  for (int l = 0; l < 2; l++) {
+    const ep_layer_weights *w = &m.layers[l];
+    snprintf(n, sizeof n, "model.layers.%d.self_attn.q_proj.weight", l);
+    TRANSPOSED(w->w_q, n, 16, 16);
+    snprintf(n, sizeof n, "model.layers.%d.self_attn.k_proj.weight", l);
+    TRANSPOSED(w->w_k, n, 8, 16);
+    snprintf(n, sizeof n, "model.layers.%d.self_attn.v_proj.weight", l);
+    TRANSPOSED(w->w_v, n, 8, 16);
+    snprintf(n, sizeof n, "model.layers.%d.self_attn.o_proj.weight", l);
+    TRANSPOSED(w->w_o, n, 16, 16);
+    snprintf(n, sizeof n, "model.layers.%d.mlp.gate_proj.weight", l);
+    TRANSPOSED(w->w_gate, n, 24, 16);
+    snprintf(n, sizeof n, "model.layers.%d.mlp.up_proj.weight", l);
+    TRANSPOSED(w->w_fc, n, 24, 16);
+    snprintf(n, sizeof n, "model.layers.%d.mlp.down_proj.weight", l);
+    TRANSPOSED(w->w_proj, n, 16, 24);
+    snprintf(n, sizeof n, "model.layers.%d.post_attention_layernorm.weight", l);
+    T_CHECK(!memcmp(w->ln2_w, fx_find(&s, n)->data, 16 * sizeof(float)), "llama %s", n);
+  }
+#undef TRANSPOSED
+  T_CHECK(!memcmp(m.wte, fx_find(&s, "model.embed_tokens.weight")->data, 40 * 16 * sizeof(float)),
+          "llama embed");
+  T_CHECK(!memcmp(m.unembed, fx_find(&s, "lm_head.weight")->data, 40 * 16 * sizeof(float)), "llama lm_head");
+  T_CHECK(!memcmp(m.lnf_w, fx_find(&s, "model.norm.weight")->data, 16 * sizeof(float)), "llama final norm");
+  /* and through the model file */
+  char h5[800];
+  snprintf(h5, sizeof h5, "%s/llama.h5", tmp_root);
+  model_file_write(&m, NULL, dir, h5);
+  ep_model r;
+  model_load(&r, h5);
+  T_CHECK(configs_equal(&r.cfg, &m.cfg) && r.n_floats == m.n_floats &&
+              !memcmp(r.mem, m.mem, m.n_floats * sizeof(float)),
+          "llama model file round trip");
+  model_free(&r);
+  model_free(&m);
+  fx_set_free(&s);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: test_load INPUTS_DIR\n");
@@ -369,6 +440,7 @@ int main(int argc, char **argv) {
   model_free(&m);
   test_tracr(argv[1]);
   test_tracr_synthetic();
+  test_llama();
   fx_rmdir(root);
   free(root);
   return t_done();

@@ -48,15 +48,19 @@ static void *cpu_create(const ep_model *m, const ep_graph *g, const ep_engine_op
 static void cpu_destroy(void *p) {
   cpu_handle *h = p;
   if (!h) return;
-  if (h->prec == EP_PREC_F64) cpu_destroy_f64(h->impl);
-  else cpu_destroy_f32(h->impl);
+  if (h->prec == EP_PREC_F64)
+    cpu_destroy_f64(h->impl);
+  else
+    cpu_destroy_f32(h->impl);
   free(h);
 }
 
 static void cpu_writer_outputs(void *p, const int32_t *tok, const int32_t *len, int B, int T, float *out) {
   cpu_handle *h = p;
-  if (h->prec == EP_PREC_F64) cpu_writer_outputs_f64(h->impl, tok, len, B, T, out);
-  else cpu_writer_outputs_f32(h->impl, tok, len, B, T, out);
+  if (h->prec == EP_PREC_F64)
+    cpu_writer_outputs_f64(h->impl, tok, len, B, T, out);
+  else
+    cpu_writer_outputs_f32(h->impl, tok, len, B, T, out);
 }
 
 static int64_t cpu_prepare(void *p, const ep_batch *b, const float *mean_c) {
@@ -73,8 +77,10 @@ static double cpu_faith(void *p, const double *z_edge, const double *z_node, dou
 
 static void cpu_full_outputs(void *p, float *out) {
   cpu_handle *h = p;
-  if (h->prec == EP_PREC_F64) cpu_full_outputs_f64(h->impl, out);
-  else cpu_full_outputs_f32(h->impl, out);
+  if (h->prec == EP_PREC_F64)
+    cpu_full_outputs_f64(h->impl, out);
+  else
+    cpu_full_outputs_f32(h->impl, out);
 }
 
 static const ep_backend_ops cpu_ops = {
@@ -87,4 +93,6 @@ static const ep_backend_ops cpu_ops = {
     .full_outputs = cpu_full_outputs,
 };
 
-const ep_backend_ops *backend_cpu(void) { return &cpu_ops; }
+const ep_backend_ops *backend_cpu(void) {
+  return &cpu_ops;
+}
