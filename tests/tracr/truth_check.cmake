@@ -1,0 +1,12 @@
+# Run tracr_truth for TASK on MODEL into OUT and require OUT to equal SHIPPED byte for byte.
+execute_process(COMMAND ${TOOL} ${TASK} ${MODEL} --out ${OUT} RESULT_VARIABLE rc OUTPUT_VARIABLE log ERROR_VARIABLE err)
+message("${log}${err}")
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "tracr_truth ${TASK} exited ${rc}")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} -E compare_files ${OUT} ${SHIPPED} RESULT_VARIABLE diff)
+if(NOT diff EQUAL 0)
+  file(READ ${OUT} got)
+  message(FATAL_ERROR "${SHIPPED} differs from what tracr_truth derives now:\n${got}")
+endif()
+message("${SHIPPED}: reproduced")
