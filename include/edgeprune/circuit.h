@@ -12,10 +12,15 @@
  *     near their initial log_alpha ~ 10 they change nothing, but AdamW's weight decay
  *     pulls them toward 0 over a long run, and then each adds ~0.17 to its array's
  *     expected zero count. Our masks have no such slots.)
- *  3. A threshold found by bisection on [0, 1] (to 1e-5; the last midpoint, as in the
- *     reference; values compared in float32) gives a binary mask kept = value >
- *     threshold whose sparsity 1 - kept/n is within one mask of the requested one when
- *     values are more than 1e-5 apart. Default request: the deterministic masks' own
+ *  3. A threshold gives a binary mask kept = value > threshold (compared in float32).
+ *     Default rule (EP_THRESHOLD_COUNT): keep the k = round((1 - requested) * n) largest
+ *     values exactly (the threshold is the (k+1)-th largest value), so the circuit the
+ *     masks describe is the circuit stored. The reference's rule (EP_THRESHOLD_BISECT):
+ *     bisection on [0, 1] to 1e-5, returning the last midpoint, within one mask of the
+ *     request when values are more than 1e-5 apart; but when the request falls between
+ *     two counts (the default request below is such a case whenever kept values are a
+ *     little under 1) that midpoint lands on either side of the smallest kept value and
+ *     can drop it. It stays available for comparisons with the reference's circuits. Default request: the deterministic masks' own
  *     sparsity 1 - mean(value), as the reference evaluation does, so the circuit is the
  *     one the trained masks describe; the same for nodes. mean P(z = 0) is recorded as
  *     the expected sparsity.
@@ -37,10 +42,16 @@
 #define EP_CIRCUIT_FORMAT "edgeprune-circuit"
 #define EP_CIRCUIT_FORMAT_VERSION 1
 
+typedef enum {
+  EP_THRESHOLD_COUNT = 0, /* keep exactly round((1 - requested) * n) masks (default) */
+  EP_THRESHOLD_BISECT = 1 /* the reference's bisection, last midpoint */
+} ep_threshold_rule;
+
 typedef struct {
   double edge_sparsity; /* requested edge sparsity in [0, 1]; < 0: the masks' own (default) */
   double node_sparsity; /* requested node sparsity in [0, 1]; < 0: the masks' own (default) */
   int prune_dangling;   /* 1: also drop edges into nodes without a kept path to resid_post */
+  ep_threshold_rule rule;
 } ep_extract_options;
 
 typedef struct {
@@ -93,6 +104,11 @@ double extract_sparsity_at(const float *value, int64_t n, double threshold);
 /* The reference's threshold search: bisection on [0, 1] until the bracket is narrower
  * than 1e-5 (sparsity > target moves the upper end), returning the last midpoint. */
 double extract_threshold(const float *value, int64_t n, double target);
+/* The count rule: the threshold keeping the k = round((1 - target) * n) largest values
+ * (fewer only when values tie across the boundary); -1 keeps everything. */
+double extract_threshold_count(const float *value, int64_t n, double target);
+/* The threshold of a rule. */
+double extract_threshold_rule(ep_threshold_rule rule, const float *value, int64_t n, double target);
 
 /* The circuit of trained masks. edge_log_alpha[g->n_edges]; node_log_alpha[g->n_writers]
  * or NULL when no node masks were trained (every node kept). opt may be NULL

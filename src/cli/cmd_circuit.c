@@ -15,6 +15,7 @@ const ep_command ep_cmd_circuit = {
     .summary = "summarise a circuit file or export it as edges.json, Graphviz DOT or SVG",
     .help = "usage: edgeprune circuit CIRCUIT.h5 [--format summary|edges|json|dot|svg|h5] [--out FILE]\n"
             "                         [--edge-sparsity S] [--node-sparsity S] [--prune-dangling]\n"
+            "                         [--threshold-rule count|bisect]\n"
             "\n"
             "Reads a circuit file written by 'edgeprune prune' and writes it in another form,\n"
             "optionally after extracting the circuit again from its stored masks.\n"
@@ -33,9 +34,13 @@ const ep_command ep_cmd_circuit = {
             "                    Graphviz; otherwise use '--format dot | dot -Tsvg > c.svg')\n"
             "  --format h5       a new circuit file (needs --out); useful with the options below\n"
             "  --out FILE        write to FILE (atomically) instead of standard output\n"
-            "  --edge-sparsity S extract again at edge sparsity S in [0, 1] (threshold by bisection\n"
-            "                    on the deterministic masks; default: the file's circuit as stored)\n"
+            "  --edge-sparsity S extract again at edge sparsity S in [0, 1], keeping the\n"
+            "                    round((1-S)*n) largest deterministic masks (default: the file's\n"
+            "                    circuit as stored)\n"
             "  --node-sparsity S extract again at node sparsity S (runs with node masks only)\n"
+            "  --threshold-rule R  extract again with rule R: count (default: exactly the requested\n"
+            "                    number of masks) or bisect (the reference code's bisection, whose\n"
+            "                    last midpoint can drop a mask at the edge of the request)\n"
             "  --prune-dangling  extract again, dropping edges into nodes that have no kept path to\n"
             "                    resid_post (and marking those nodes removed)\n"
             "                    Settings not given keep the file's values. Re-extracted circuits\n"
@@ -77,6 +82,14 @@ static int circuit_run_rank0(int argc, char **argv) {
     } else if ((v = cli_option(argc, argv, &i, "--node-sparsity"))) {
       if (!parse_sparsity("--node-sparsity", v, &opt.node_sparsity)) return 2;
       reextract = node_given = 1;
+    } else if ((v = cli_option(argc, argv, &i, "--threshold-rule"))) {
+      if (!strcmp(v, "count"))
+        opt.rule = EP_THRESHOLD_COUNT;
+      else if (!strcmp(v, "bisect"))
+        opt.rule = EP_THRESHOLD_BISECT;
+      else
+        return cli_usage_error(&ep_cmd_circuit, "--threshold-rule must be count or bisect, not '%s'", v);
+      reextract = 1;
     } else if (!strcmp(argv[i], "--prune-dangling")) {
       opt.prune_dangling = 1;
       reextract = 1;

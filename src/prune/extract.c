@@ -11,6 +11,7 @@ void extract_options_default(ep_extract_options *o) {
   o->edge_sparsity = -1.0;
   o->node_sparsity = -1.0;
   o->prune_dangling = 0;
+  o->rule = EP_THRESHOLD_COUNT;
 }
 
 /* ---- per-group zeroing ------------------------------------------------------------ */
@@ -157,6 +158,29 @@ double extract_threshold(const float *value, int64_t n, double target) {
   return t;
 }
 
+static int cmp_float_desc(const void *a, const void *b) {
+  float x = *(const float *)a, y = *(const float *)b;
+  return (x < y) - (x > y);
+}
+
+double extract_threshold_count(const float *value, int64_t n, double target) {
+  if (n == 0) return 0.0;
+  double keep = nearbyint((1.0 - target) * (double)n);
+  int64_t k = keep <= 0 ? 0 : keep >= (double)n ? n : (int64_t)keep;
+  if (k == n) return -1.0; /* values are >= 0: keep everything */
+  float *sorted = ep_malloc((size_t)n * sizeof *sorted);
+  memcpy(sorted, value, (size_t)n * sizeof *sorted);
+  qsort(sorted, (size_t)n, sizeof *sorted, cmp_float_desc);
+  double t = (double)sorted[k]; /* the (k+1)-th largest: exactly the k above it are kept */
+  free(sorted);
+  return t;
+}
+
+double extract_threshold_rule(ep_threshold_rule rule, const float *value, int64_t n, double target) {
+  return rule == EP_THRESHOLD_BISECT ? extract_threshold(value, n, target)
+                                     : extract_threshold_count(value, n, target);
+}
+
 /* ---- the circuit ------------------------------------------------------------------ */
 
 /* Writer index of reader r's node (-1 for resid_post). */
@@ -269,7 +293,7 @@ void extract_circuit(const ep_graph *g, const float *edge_log_alpha, const float
   double det_edge = extract_edge_values(g, c->edge_log_alpha, c->edge_value);
   c->expected_edge_sparsity = mean_prob_zero(c->edge_log_alpha, g->n_edges);
   c->requested_edge_sparsity = opt->edge_sparsity >= 0.0 ? opt->edge_sparsity : det_edge;
-  c->edge_threshold = extract_threshold(c->edge_value, g->n_edges, c->requested_edge_sparsity);
+  c->edge_threshold = extract_threshold_rule(opt->rule, c->edge_value, g->n_edges, c->requested_edge_sparsity);
   for (size_t e = 0; e < ne; e++)
     c->edge_kept[e] = (uint8_t)above(c->edge_value[e], c->edge_threshold);
 
@@ -282,7 +306,8 @@ void extract_circuit(const ep_graph *g, const float *edge_log_alpha, const float
     double det_node = extract_node_values(g, c->node_log_alpha, c->node_value);
     c->expected_node_sparsity = mean_prob_zero(c->node_log_alpha, g->n_writers);
     c->requested_node_sparsity = opt->node_sparsity >= 0.0 ? opt->node_sparsity : det_node;
-    c->node_threshold = extract_threshold(c->node_value, g->n_writers, c->requested_node_sparsity);
+    c->node_threshold =
+        extract_threshold_rule(opt->rule, c->node_value, g->n_writers, c->requested_node_sparsity);
     for (size_t w = 0; w < nn; w++)
       c->node_kept[w] = (uint8_t)above(c->node_value[w], c->node_threshold);
   } else {

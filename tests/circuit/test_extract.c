@@ -159,6 +159,26 @@ static void test_bisection(void) {
           "0.305 within one mask");
   T_CLOSE(extract_sparsity_at(v, 100, extract_threshold(v, 100, 0.6)), 0.6, 1e-12, 0, "0.6 exactly");
   T_CLOSE(extract_sparsity_at(v, 100, extract_threshold(v, 100, 1.0)), 1.0, 1e-12, 0, "1.0 keeps nothing");
+  /* The count rule (the default): exactly round((1 - target) * n) kept, fewer only when
+   * values tie across the boundary. */
+  T_CLOSE(extract_sparsity_at(v, 100, extract_threshold_count(v, 100, 0.31)), 0.31, 1e-12, 0,
+          "count rule: 0.31 exactly");
+  T_CLOSE(extract_sparsity_at(v, 100, extract_threshold_count(v, 100, 0.26)), 0.30, 1e-12, 0,
+          "count rule: ties at 1/2 across the boundary are dropped together (0.26 -> 0.30)");
+  T_CLOSE(extract_sparsity_at(v, 100, extract_threshold_count(v, 100, 0.0)), 0.0, 1e-12, 0,
+          "count rule: 0 keeps everything");
+  T_CLOSE(extract_sparsity_at(v, 100, extract_threshold_count(v, 100, 1.0)), 1.0, 1e-12, 0,
+          "count rule: 1 keeps nothing");
+  /* Confident masks a little under 1 (as after a long run): the default request
+   * 1 - mean(value) lies between two counts; the count rule keeps all of them. */
+  float w[100];
+  for (int i = 0; i < 100; i++)
+    w[i] = i % 10 == 3 ? 0.9931f + 0.0001f * (float)(i / 10) : 0.0f;
+  double mean = 0;
+  for (int i = 0; i < 100; i++)
+    mean += w[i] / 100.0;
+  T_CLOSE(extract_sparsity_at(w, 100, extract_threshold_count(w, 100, 1.0 - mean)), 0.9, 1e-12, 0,
+          "count rule keeps the 10 confident masks at the masks' own sparsity");
   free(la);
   free(val);
   graph_free(&g);

@@ -74,6 +74,7 @@ static void check_file(const char *path) {
     }
     ep_extract_options o;
     extract_options_default(&o);
+    o.rule = EP_THRESHOLD_BISECT; /* the reference's rule */
     if (cs > 0) o.edge_sparsity = es; /* case 0: our own default request */
     ep_circuit c;
     extract_circuit(&g, la, nla, &o, &c);
