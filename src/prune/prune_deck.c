@@ -54,11 +54,18 @@ const ep_deck_key prune_deck_keys[] = {
     {"run.max_wall_time", EP_DECK_FLOAT, "0", 0, BIG, NULL,
      "seconds: checkpoint and stop before this much wall time has passed (0: no limit)"},
     {"run.restart", EP_DECK_CHOICE, "auto", NO_RANGE, "auto|never",
-     "auto: continue from the newest valid checkpoint in run.out_dir/checkpoints"},
+     "auto: continue from the newest valid checkpoint in run.out_dir/checkpoints (refused when written "
+     "by another deck or rank grid); never: start over, moving existing checkpoints aside to "
+     "checkpoints.old-TIME"},
+    {"run.stop_exit_status", EP_DECK_INT, "0", 0, 125, NULL,
+     "exit status after a graceful stop (signal, stop file, wall time) once its checkpoint is written; "
+     "job scripts set 3 to tell 'stopped, resubmit' from 'finished' (0)"},
     {"debug.exit_after_step", EP_DECK_INT, "-1", -1, BIG, NULL,
      "testing only: end the process after this step as a crash would (-1: never)"},
     {"debug.inject_nan_step", EP_DECK_INT, "-1", -1, BIG, NULL,
      "testing only: make the loss NaN at this step (-1: never)"},
+    {"debug.step_delay", EP_DECK_FLOAT, "0", 0, 60, NULL,
+     "testing only: seconds to sleep after every step (to catch a run mid-way)"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
@@ -104,6 +111,8 @@ static void fill(ep_prune_config *c, const ep_deck *d) {
   c->checkpoint_keep = deck_int(d, "run.checkpoint_keep");
   c->max_wall_time = deck_float(d, "run.max_wall_time");
   c->restart = !strcmp(deck_string(d, "run.restart"), "auto");
+  c->stop_exit_status = (int)deck_int(d, "run.stop_exit_status");
+  c->step_delay = deck_float(d, "debug.step_delay");
   /* run.* (output, logging, checkpoint cadence) and debug.* do not change the result */
   static const char *const exclude[] = {"run.", "debug.", NULL};
   c->config_hash = deck_hash(d, exclude);
