@@ -47,7 +47,18 @@ static void make_dir(const char *dir) {
     ep_fatal("cannot create run.out_dir '%s': %s", dir, strerror(errno));
 }
 
+/* srun without an MPI plugin that matches the MPI library starts N independent 1-rank
+ * jobs, which would all train and write the same files: refuse that. */
+static void check_launch(void) {
+  const char *tasks = getenv("SLURM_STEP_NUM_TASKS");
+  if (tasks && atoi(tasks) > 1 && ep_size == 1)
+    ep_fatal("srun started %s tasks, but each is a 1-rank MPI job: launch with srun --mpi=pmix (or the MPI "
+             "plugin your site uses) or with mpirun, else %s copies of the run would write the same files",
+             tasks, tasks);
+}
+
 static int run(int argc, char **argv) {
+  check_launch();
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "--keys")) {
       if (ep_rank == 0) deck_print_keys(prune_deck_keys, stdout);
