@@ -61,8 +61,8 @@ void prune_mean_writers(const ep_backend_ops *be, void *ws, const ep_graph *g, c
  * into sum [W, T, D] and the examples reaching each position into cnt [T]; then
  * out = sum / cnt (0 where no example reaches a position). */
 void prune_mean_writers_accumulate(const ep_backend_ops *be, void *ws, const ep_graph *g,
-                                   const ep_model_config *cfg, const ep_dataset *d, int64_t batch, double *sum,
-                                   int64_t *cnt);
+                                   const ep_model_config *cfg, const ep_dataset *d, int64_t batch,
+                                   double *sum, int64_t *cnt);
 void prune_mean_writers_finish(const ep_graph *g, const ep_model_config *cfg, int T, const double *sum,
                                const int64_t *cnt, float *out);
 

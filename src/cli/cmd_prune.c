@@ -127,8 +127,8 @@ static int run(int argc, char **argv) {
   }
   if (st == 0 && res.stopped_early) {
     ep_log("stopped at step %lld of %lld (%s), checkpoint written; resubmit to continue (exit status %d)",
-           (long long)res.steps_done, (long long)s.c.steps, stopper_reason_name((ep_stop_reason)res.stopped_early),
-           s.c.stop_exit_status);
+           (long long)res.steps_done, (long long)s.c.steps,
+           stopper_reason_name((ep_stop_reason)res.stopped_early), s.c.stop_exit_status);
     st = s.c.stop_exit_status;
   }
   prune_params_free(&p);

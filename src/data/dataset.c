@@ -194,10 +194,10 @@ struct ep_dataset_file {
   int all_collective, warned;
   /* scratch, grown as needed */
   int64_t cap;
-  int64_t *key;   /* [cap, 2] (row, position in the request) pairs, sorted */
-  int64_t *uniq;  /* [cap] distinct rows, ascending */
-  int64_t *slot;  /* [cap] output row i comes from uniq[slot[i]] */
-  int32_t *buf;   /* [cap * T] */
+  int64_t *key;  /* [cap, 2] (row, position in the request) pairs, sorted */
+  int64_t *uniq; /* [cap] distinct rows, ascending */
+  int64_t *slot; /* [cap] output row i comes from uniq[slot[i]] */
+  int32_t *buf;  /* [cap * T] */
 };
 
 static const char *file_array_name(int k) {
@@ -303,7 +303,8 @@ static void file_read_array(ep_dataset_file *f, int k, int64_t m) {
       while (j < m && f->uniq[j] == f->uniq[j - 1] + 1)
         j++;
       hsize_t start[2] = {(hsize_t)f->uniq[i], 0}, cnt[2] = {(hsize_t)(j - i), width};
-      EP_CHECK_H5(H5Sselect_hyperslab(fspace, first ? H5S_SELECT_SET : H5S_SELECT_OR, start, NULL, cnt, NULL));
+      EP_CHECK_H5(
+          H5Sselect_hyperslab(fspace, first ? H5S_SELECT_SET : H5S_SELECT_OR, start, NULL, cnt, NULL));
       first = 0;
       i = j;
     }

@@ -419,8 +419,8 @@ char *checkpoint_set_aside(const char *dir, MPI_Comm comm) {
           snprintf(moved, sizeof moved, "%s.old-%s-%d", dir, stamp, k);
         if (access(moved, F_OK) == 0) continue;
         if (rename(dir, moved) != 0)
-          ep_fatal("run.restart = never: cannot move the existing checkpoints '%s' aside to '%s': %s", dir, moved,
-                   strerror(errno));
+          ep_fatal("run.restart = never: cannot move the existing checkpoints '%s' aside to '%s': %s", dir,
+                   moved, strerror(errno));
         done = moved;
       }
       if (!done) ep_fatal("run.restart = never: no free name to move '%s' aside", dir);

@@ -39,13 +39,14 @@ void prune_check_rows(const ep_dataset *d, int64_t first, const ep_model_config 
   for (int64_t i = 0; i < d->n; i++) {
     const int len = d->length[i], T = d->max_len;
     if (len < 1 || len > T)
-      ep_fatal("%s: split '%s' example %lld has length %d (rows of %d)", file, split, (long long)(first + i), len, T);
+      ep_fatal("%s: split '%s' example %lld has length %d (rows of %d)", file, split, (long long)(first + i),
+               len, T);
     if (!(0 <= d->loss_start[i] && d->loss_start[i] < d->loss_end[i] && d->loss_end[i] <= len))
       ep_fatal("%s: split '%s' example %lld: loss positions [%d, %d) are not inside [0, %d)", file, split,
                (long long)(first + i), d->loss_start[i], d->loss_end[i], len);
     if (cfg->bos_token >= 0 && d->loss_start[i] == 0 && d->clean[i * T] == cfg->bos_token)
       ep_fatal("%s: split '%s' example %lld scores position 0, the BOS token: loss positions must exclude it",
-               file, split, (long long)i);
+               file, split, (long long)(first + i));
     for (int t = 0; t < len; t++) {
       int a = d->clean[i * T + t], b = d->corrupted[i * T + t];
       if (a < 0 || a >= cfg->vocab || b < 0 || b >= cfg->vocab)
@@ -106,8 +107,8 @@ void prune_expected_masks(const double *la, int64_t n, double *z) {
 }
 
 void prune_mean_writers_accumulate(const ep_backend_ops *be, void *ws, const ep_graph *g,
-                                   const ep_model_config *cfg, const ep_dataset *d, int64_t batch, double *sum,
-                                   int64_t *cnt) {
+                                   const ep_model_config *cfg, const ep_dataset *d, int64_t batch,
+                                   double *sum, int64_t *cnt) {
   const int T = d->max_len, D = cfg->d_model, W = g->n_writers;
   float *wo = ep_malloc((size_t)W * batch * T * D * sizeof *wo);
   for (int64_t first = 0; first < d->n; first += batch) {
@@ -334,8 +335,8 @@ static int train_loop(const ep_prune_config *c, const ep_model *m, const ep_grap
   }
   ep_log("prune: %lld edges, %d nodes%s, %lld training examples (T = %d), batch %lld over %d replica(s), "
          "%lld steps",
-         (long long)g->n_edges, g->n_writers, c->node_masks ? " (masked)" : " (unmasked)",
-         (long long)n_train, T, (long long)c->batch_size, dp, (long long)c->steps);
+         (long long)g->n_edges, g->n_writers, c->node_masks ? " (masked)" : " (unmasked)", (long long)n_train,
+         T, (long long)c->batch_size, dp, (long long)c->steps);
   for (int64_t step = start; step < c->steps; step++) {
     const int64_t e = step / per_epoch, k = step % per_epoch;
     if (e != epoch) {

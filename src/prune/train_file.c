@@ -26,7 +26,8 @@ void train_file_prepass(const ep_prune_config *c, const ep_backend_ops *be, void
   if (count > 0 && replica < active) grid_batch_shard(n, active, replica, &first, &share);
   const int64_t chunk = count > 0 ? count * (PREPASS_ROWS / count > 0 ? PREPASS_ROWS / count : 1) : 1;
   long long iters = count > 0 ? (share + chunk - 1) / chunk : 0, most = iters;
-  if (dp_comm != MPI_COMM_NULL) EP_CHECK_MPI(MPI_Allreduce(&iters, &most, 1, MPI_LONG_LONG, MPI_MAX, dp_comm));
+  if (dp_comm != MPI_COMM_NULL)
+    EP_CHECK_MPI(MPI_Allreduce(&iters, &most, 1, MPI_LONG_LONG, MPI_MAX, dp_comm));
 
   const size_t WTD = (size_t)W * T * D;
   double *sum = mean ? ep_calloc(WTD ? WTD : 1, sizeof *sum) : NULL;
