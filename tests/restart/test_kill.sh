@@ -4,7 +4,8 @@
 # (all log_alphas, lambdas, AdamW moments: the final checkpoints compared array by
 # array); the same for a graceful stop on 2 ranks by SIGTERM to one rank (what the batch
 # system does at the time limit) and by SIGUSR1 to mpirun (what the job scripts forward),
-# which must end with run.stop_exit_status and the "resubmit to continue" line.
+# which must end with run.stop_exit_status and the "resubmit to continue" line; and a run
+# stopped by run.max_wall_time (1 rank).
 . "$(dirname "$0")/common.sh"
 FINAL=checkpoints/ckpt-00000300.h5
 SLOW="-P debug.step_delay=0.01 -P run.log_every=1" # about 3 s a run: time to catch it mid-way
@@ -39,6 +40,19 @@ fi
 run_prune 1 killed2.log -P run.out_dir=killed || { cat killed2.log; fail "resume after SIGKILL"; }
 grep -q "restarting from .*at step $step" killed2.log || fail "resume did not start at step $step: $(grep restarting killed2.log)"
 same_as "SIGKILL after step $last, resumed from step $step" ref1 killed
+
+# --- the wall-time limit, 1 rank: rank 0 stops in time to write the checkpoint ----------
+run_prune 1 wall1.log -P run.out_dir=wall -P run.max_wall_time=1.5 -P run.stop_exit_status=3 $SLOW
+st=$?
+line=$(grep "stopped at step" wall1.log)
+if [ $st = 3 ] && [[ "$line" == *"(wall-time limit), checkpoint written"* ]]; then
+  ok "wall time: '$line'"
+else
+  fail "wall time: exit status $st, line '$line'"
+fi
+step=$(newest_step wall)
+run_prune 1 wall2.log -P run.out_dir=wall || { cat wall2.log; fail "resume after the wall-time stop"; }
+same_as "wall-time stop at step $step" ref1 wall
 
 # --- graceful stops, 2 ranks ------------------------------------------------------------
 run_prune 2 ref2.log -P run.out_dir=ref2 || { cat ref2.log; fail "2-rank reference run"; }
