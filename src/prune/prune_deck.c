@@ -49,7 +49,8 @@ const ep_deck_key prune_deck_keys[] = {
     {"run.val_every", EP_DECK_INT, "500", 0, BIG, NULL, "validation every N steps (0: only at the end)"},
     {"run.val_examples", EP_DECK_INT, "256", 0, BIG, NULL, "validation examples used (0: all)"},
     {"run.checkpoint_every", EP_DECK_INT, "500", 0, BIG, NULL,
-     "write run.out_dir/checkpoints/ckpt-STEP.h5 every N steps (0: never)"},
+     "write run.out_dir/checkpoints/ckpt-STEP.h5 every N steps and after the last (0: only when stopped "
+     "early by a signal, stop file or wall time)"},
     {"run.checkpoint_keep", EP_DECK_INT, "2", 1, 1000, NULL, "checkpoints kept (older ones are deleted)"},
     {"run.max_wall_time", EP_DECK_FLOAT, "0", 0, BIG, NULL,
      "seconds: checkpoint and stop before this much wall time has passed (0: no limit)"},

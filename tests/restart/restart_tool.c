@@ -2,6 +2,8 @@
  *
  *   restart_tool fixture DIR        tiny GPT-2-shaped model.h5, data.h5 (train 48 examples,
  *                                   validation 16, mixed lengths) and run.yml in DIR
+ *   restart_tool gpt2-vocab-model PATH   a tiny random model with GPT-2's 50,257-token
+ *                                   vocabulary (for datasets from `edgeprune dataset`)
  *   restart_tool same A.h5 B.h5     checkpoints: every array under /arrays (theta = all
  *                                   log_alphas and lambdas, AdamW moments and step) and
  *                                   the step attribute identical bit for bit
@@ -177,10 +179,33 @@ static int close_enough(const char *a, const char *b, double tol) {
   return !(ev <= tol && nv <= tol);
 }
 
+/* A tiny random GPT-2-shaped model with GPT-2's vocabulary, for datasets made by
+ * `edgeprune dataset` with the GPT-2 tokenizer (job-script checks). */
+static int gpt2_vocab_model(const char *path) {
+  ep_model m;
+  ep_model_config c;
+  model_config_defaults(&c);
+  c.n_layer = 2;
+  c.n_head = c.n_kv_head = 2;
+  c.d_model = 16;
+  c.d_head = 8;
+  c.d_mlp = 32;
+  c.vocab = c.vocab_out = 50257;
+  c.n_ctx = 64;
+  model_alloc(&m, &c);
+  model_init_random(&m, 11, 0.3f);
+  model_file_write(&m, NULL, "random", path);
+  model_free(&m);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && !strcmp(argv[1], "fixture")) return fixture(argv[2]);
+  if (argc == 3 && !strcmp(argv[1], "gpt2-vocab-model")) return gpt2_vocab_model(argv[2]);
   if (argc == 4 && !strcmp(argv[1], "same")) return same(argv[2], argv[3]);
   if (argc == 5 && !strcmp(argv[1], "close")) return close_enough(argv[2], argv[3], atof(argv[4]));
-  fprintf(stderr, "usage: restart_tool fixture DIR | same A.h5 B.h5 | close A.h5 B.h5 TOL\n");
+  fprintf(stderr,
+          "usage: restart_tool fixture DIR | gpt2-vocab-model PATH | same A.h5 B.h5 | close A.h5 B.h5 "
+          "TOL\n");
   return 2;
 }
