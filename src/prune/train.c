@@ -419,15 +419,16 @@ static int train_loop(const ep_prune_config *c, const ep_model *m, const ep_grap
     }
     if (c->step_delay > 0) train_debug_delay(c->step_delay);
     /* the last step's state too, so an ended run can write its circuit again */
-    if (use_mpi && c->checkpoint_every > 0 && ((step + 1) % c->checkpoint_every == 0 || last))
-      stopper_note_checkpoint_time(&stp, write_checkpoint(c, ckdir, step + 1, dp, p, &opt));
+    const int periodic =
+        use_mpi && c->checkpoint_every > 0 && ((step + 1) % c->checkpoint_every == 0 || last);
+    if (periodic) stopper_note_checkpoint_time(&stp, write_checkpoint(c, ckdir, step + 1, dp, p, &opt));
     if (step == c->exit_after_step)
       ep_fatal("debug.exit_after_step: ending the process after step %lld as a crash would",
                (long long)step + 1);
     if (use_mpi && !last) {
       ep_stop_reason why = stopper_should_stop(&stp);
       if (why != EP_STOP_NONE) {
-        write_checkpoint(c, ckdir, step + 1, dp, p, &opt);
+        if (!periodic) write_checkpoint(c, ckdir, step + 1, dp, p, &opt);
         ep_log("stopping after step %lld (%s); run the same command again to continue", (long long)step + 1,
                stopper_reason_name(why));
         res->stopped_early = (int)why;
