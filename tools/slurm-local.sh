@@ -59,8 +59,9 @@ export SLURM_CONF=$dir/slurm.conf
 slurmctld -f "$SLURM_CONF"
 sleep 1
 slurmd -f "$SLURM_CONF" -N "$host"
-for _ in $(seq 20); do
-  scontrol ping >/dev/null 2>&1 && sinfo -h -t idle | grep -q . && break
+# until every node has answered (the configured-only ones through this host's slurmd)
+for _ in $(seq 60); do
+  if scontrol ping >/dev/null 2>&1 && [ -z "$(sinfo -h -N -t unknown,down -o %N)" ]; then break; fi
   sleep 0.5
 done
 sinfo
