@@ -50,6 +50,12 @@ char *checkpoint_write(const char *dir, const ep_ckpt_meta *meta, int n_arrays, 
  * previous one is tried; nothing is deleted. Returns NULL when none is usable. */
 char *checkpoint_find_latest(const char *dir, MPI_Comm comm);
 
+/* Starting over (run.restart: never) in a directory that holds checkpoints: rename dir to
+ * "<dir>.old-YYYYmmdd-HHMMSS" (collective; rank 0 renames), so nothing is lost and a
+ * later automatic restart cannot pick up the abandoned run. Returns the new name
+ * (caller frees), or NULL when dir held no checkpoint (then nothing is moved). */
+char *checkpoint_set_aside(const char *dir, MPI_Comm comm);
+
 /* Full integrity check of one file without MPI (signature, version, end marker, every
  * array's checksum, the file checksum). Returns 1 when good; else 0 with a reason. */
 int checkpoint_validate(const char *path, char *reason, size_t reason_cap);

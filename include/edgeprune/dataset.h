@@ -17,6 +17,7 @@
  * (seed, tokenizer, generator parameters). */
 #pragma once
 
+#include <mpi.h>
 #include <stdint.h>
 
 #define EP_TASK_MAX 32
@@ -52,6 +53,28 @@ void dataset_shape(const char *path, const char *split, int64_t *n, int *max_len
  * every rank must call it (count may be 0). */
 void dataset_read_rows(ep_dataset *d, const char *path, const char *split, int64_t first, int64_t count,
                        int comm_parallel);
+/* An open split for repeated collective reads of scattered rows (the training loop reads
+ * each step's shard through it; the file stays open between steps). Every function on it
+ * is collective over the communicator given to dataset_file_open. */
+typedef struct ep_dataset_file ep_dataset_file;
+/* Open a split with MPI-IO on every rank of comm and check the shapes of its datasets.
+ * Fatal, naming file and split, when the file, the split or a dataset is missing or
+ * has the wrong shape. */
+ep_dataset_file *dataset_file_open(const char *path, const char *split, MPI_Comm comm);
+void dataset_file_close(ep_dataset_file *f);
+/* Examples in the split and their padded length T. */
+int64_t dataset_file_n(const ep_dataset_file *f);
+int dataset_file_max_len(const ep_dataset_file *f);
+/* Read the examples rows[0..count) (any order; repeats allowed; each in [0, n)) into out:
+ * out row i = file row rows[i]. One collective H5Dread per array over a union of
+ * hyperslabs (runs of consecutive rows); a rank with count 0 joins with an empty
+ * selection. out is a zeroed struct or the result of an earlier call (its arrays are
+ * reused); it receives task, pad_id and answer tokens too. */
+void dataset_file_read_indices(ep_dataset_file *f, const int64_t *rows, int64_t count, ep_dataset *out);
+/* 1 when every transfer so far ran as collective MPI-IO on this rank (HDF5's own
+ * report, H5Pget_mpio_actual_io_mode), 0 when one fell back to independent I/O. */
+int dataset_file_all_collective(const ep_dataset_file *f);
+
 /* Write a split to path (creating or adding to the file; an existing split of that name
  * is replaced). Always atomic: the new file is written to a temporary (a copy of the
  * old one when adding) and renamed over path. attrs_json is NULL or a JSON object whose

@@ -30,9 +30,11 @@ typedef struct {
   ep_loss_kind loss;
   int64_t inject_nan_step; /* testing: the loss becomes NaN at this step (-1: never) */
   int64_t exit_after_step; /* testing: end the process after this step like a crash (-1: never) */
+  double step_delay;       /* testing: seconds slept after every step (0: none) */
   int64_t checkpoint_every, checkpoint_keep;
   double max_wall_time; /* seconds, 0: no limit */
   int restart;          /* 1: continue from the newest valid checkpoint in out_dir/checkpoints */
+  int stop_exit_status; /* exit status of `edgeprune prune` after a graceful stop (run.stop_exit_status) */
   uint64_t config_hash; /* deck_hash of the keys that change the result (not run.*, debug.*) */
   const ep_deck *deck;  /* borrowed; NULL in tests (no deck text in checkpoints) */
   ep_backend_choice backend; /* run.backend, run.precision, run.device_cache_mb */
@@ -48,11 +50,23 @@ void prune_config_defaults(ep_prune_config *c);
  * ids in range, loss positions inside each example. Fatal, naming file and split. */
 void prune_check_dataset(const ep_dataset *d, const ep_model_config *cfg, const char *file,
                          const char *split);
+/* The same checks on a piece of a split whose row 0 is example `first` of the split
+ * (messages name the example's index in the split). */
+void prune_check_rows(const ep_dataset *d, int64_t first, const ep_model_config *cfg, const char *file,
+                      const char *split);
 
 /* Per-position mean over `d` of the plain model's writer outputs on the corrupted input
  * (positions past an example's length are not counted): out [W, T, D]. */
 void prune_mean_writers(const ep_backend_ops *be, void *ws, const ep_graph *g, const ep_model_config *cfg,
                         const ep_dataset *d, int64_t batch, float *out);
+/* Its two halves, for a split read in pieces or spread over ranks: add d's writer outputs
+ * into sum [W, T, D] and the examples reaching each position into cnt [T]; then
+ * out = sum / cnt (0 where no example reaches a position). */
+void prune_mean_writers_accumulate(const ep_backend_ops *be, void *ws, const ep_graph *g,
+                                   const ep_model_config *cfg, const ep_dataset *d, int64_t batch,
+                                   double *sum, int64_t *cnt);
+void prune_mean_writers_finish(const ep_graph *g, const ep_model_config *cfg, int T, const double *sum,
+                               const int64_t *cnt, float *out);
 
 /* Gather rows idx[0..n) of d into a contiguous batch (buffers owned by bb). */
 typedef struct {
@@ -86,6 +100,13 @@ typedef struct {
  * finite step, nothing written). */
 int prune_train(const ep_prune_config *c, const ep_model *m, const ep_graph *g, const ep_dataset *train,
                 const ep_dataset *val, ep_mask_params *p, ep_train_result *res);
+/* The same loop with the training split left in its file (`edgeprune prune`): every
+ * rank reads only its shard of each step's batch, collectively (dataset.h's open split);
+ * one distributed pass at the start checks the split against the model and, for mean
+ * ablation, forms the mean. Collective over MPI_COMM_WORLD. Same results as prune_train
+ * on the split read into memory (on one rank, bit for bit). */
+int prune_train_file(const ep_prune_config *c, const ep_model *m, const ep_graph *g, ep_dataset_file *train,
+                     const ep_dataset *val, ep_mask_params *p, ep_train_result *res);
 
 /* Faithfulness loss of fixed masks (z_node NULL when no node masks) over a dataset, in
  * batches, with the deck's loss. out_masked/out_full [N_pos, Vo] (optional) receive the

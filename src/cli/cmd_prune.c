@@ -9,6 +9,7 @@
 #include "edgeprune/circuit.h"
 #include "edgeprune/cli.h"
 #include "edgeprune/core.h"
+#include "edgeprune/stopper.h"
 #include "prune/session.h"
 
 static int run(int argc, char **argv);
@@ -22,10 +23,21 @@ const ep_command ep_cmd_prune = {
             "graph to keep the masked model faithful (KL to the full model) at a target\n"
             "sparsity, then writes run.out_dir/circuit.h5 (edges, nodes, sparsity, metrics on\n"
             "the validation split, the resolved deck). Under mpirun the batch is split over the\n"
-            "ranks (data parallel). Deck keys: `edgeprune prune --keys`.\n"
+            "ranks (data parallel); each rank reads only its rows of every batch. Deck keys:\n"
+            "`edgeprune prune --keys`.\n"
             "\n"
-            "Exit status: 0 on success; 1 when the loss becomes non-finite (no output written);\n"
-            "2 on usage errors; errors in the deck, model or data stop with a one-line reason.\n",
+            "Checkpoints: run.out_dir/checkpoints/ckpt-STEP.h5 every run.checkpoint_every steps\n"
+            "and at the end. Running the same command again continues from the newest valid\n"
+            "one (a damaged one is reported and the previous one used); a checkpoint of another\n"
+            "deck or rank grid is refused unless -P run.restart=never (start over; the old\n"
+            "checkpoints are moved aside). SIGTERM or SIGUSR1 (Slurm --signal), a file\n"
+            "run.out_dir/stop, or run.max_wall_time ends the run after the current step with\n"
+            "a checkpoint and the line \"stopped at step N ...; resubmit to continue\".\n"
+            "\n"
+            "Exit status: 0 when the run finished (circuit written); run.stop_exit_status\n"
+            "(default 0, the job scripts use 3) after a graceful stop with its checkpoint\n"
+            "written; 1 when the loss becomes non-finite (no output written) or on an error\n"
+            "in the deck, model or data (one-line reason); 2 on usage errors.\n",
     .order = 10,
     .run = run,
 };
@@ -35,7 +47,18 @@ static void make_dir(const char *dir) {
     ep_fatal("cannot create run.out_dir '%s': %s", dir, strerror(errno));
 }
 
+/* srun without an MPI plugin that matches the MPI library starts N independent 1-rank
+ * jobs, which would all train and write the same files: refuse that. */
+static void check_launch(void) {
+  const char *tasks = getenv("SLURM_STEP_NUM_TASKS");
+  if (tasks && atoi(tasks) > 1 && ep_size == 1)
+    ep_fatal("srun started %s tasks, but each is a 1-rank MPI job: launch with srun --mpi=pmix (or the MPI "
+             "plugin your site uses) or with mpirun, else %s copies of the run would write the same files",
+             tasks, tasks);
+}
+
 static int run(int argc, char **argv) {
+  check_launch();
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "--keys")) {
       if (ep_rank == 0) deck_print_keys(prune_deck_keys, stdout);
@@ -45,16 +68,18 @@ static int run(int argc, char **argv) {
   int st = session_parse(&ep_cmd_prune, argc, argv, NULL, NULL, &s);
   if (st) return st;
   session_load_model(&s);
-  ep_dataset train, val;
+  ep_dataset val;
   memset(&val, 0, sizeof val);
-  session_read_split(&s, s.c.train_split, 0, &train);
+  /* the training split stays in its file: each rank reads its shard of every batch */
+  ep_dataset_file *train = dataset_file_open(s.c.data_path, s.c.train_split, MPI_COMM_WORLD);
   int have_val = session_read_split(&s, s.c.val_split, 1, &val);
   ep_graph g;
   graph_init(&g, &s.m.cfg, s.c.embedding_nodes);
   ep_mask_params p;
   prune_params_init(&p, g.n_edges, s.c.node_masks ? g.n_writers : 0, (uint64_t)s.c.seed);
   ep_train_result res;
-  st = prune_train(&s.c, &s.m, &g, &train, have_val ? &val : NULL, &p, &res);
+  st = prune_train_file(&s.c, &s.m, &g, train, have_val ? &val : NULL, &p, &res);
+  dataset_file_close(train);
   if (st == 0 && !res.stopped_early) {
     float *la_e = ep_malloc((size_t)g.n_edges * sizeof *la_e);
     float *la_n = ep_malloc((size_t)(g.n_writers + 1) * sizeof *la_n);
@@ -100,9 +125,14 @@ static int run(int argc, char **argv) {
     free(la_e);
     free(la_n);
   }
+  if (st == 0 && res.stopped_early) {
+    ep_log("stopped at step %lld of %lld (%s), checkpoint written; resubmit to continue (exit status %d)",
+           (long long)res.steps_done, (long long)s.c.steps,
+           stopper_reason_name((ep_stop_reason)res.stopped_early), s.c.stop_exit_status);
+    st = s.c.stop_exit_status;
+  }
   prune_params_free(&p);
   graph_free(&g);
-  dataset_free(&train);
   if (have_val) dataset_free(&val);
   session_free(&s);
   return st;

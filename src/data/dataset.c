@@ -177,6 +177,216 @@ void dataset_read(ep_dataset *d, const char *path, const char *split) {
   dataset_read_rows(d, path, split, 0, n, 0);
 }
 
+/* ---- an open split: scattered rows, collective reads ----------------------------------- */
+
+#define N_FILE_ARRAYS (2 + N_ROW_FIELDS) /* clean, corrupted, then the row fields */
+
+struct ep_dataset_file {
+  char *path, *split;
+  hid_t file, group, xfer;
+  hid_t ds[N_FILE_ARRAYS]; /* -1 for an absent aux */
+  int64_t n;
+  int T;
+  char task[EP_TASK_MAX];
+  int pad_id;
+  int n_answer;
+  int32_t *answer; /* [n_answer] or NULL */
+  int all_collective, warned;
+  /* scratch, grown as needed */
+  int64_t cap;
+  int64_t *key;  /* [cap, 2] (row, position in the request) pairs, sorted */
+  int64_t *uniq; /* [cap] distinct rows, ascending */
+  int64_t *slot; /* [cap] output row i comes from uniq[slot[i]] */
+  int32_t *buf;  /* [cap * T] */
+};
+
+static const char *file_array_name(int k) {
+  return k == 0 ? "clean" : k == 1 ? "corrupted" : row_field_names[k - 2];
+}
+
+ep_dataset_file *dataset_file_open(const char *path, const char *split, MPI_Comm comm) {
+  ep_dataset_file *f = ep_calloc(1, sizeof *f);
+  f->path = ep_strdup(path);
+  f->split = ep_strdup(split);
+  f->all_collective = 1;
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  EP_CHECK_H5(fapl);
+  EP_CHECK_H5(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL));
+  /* metadata read once and broadcast instead of by every rank */
+  EP_CHECK_H5(H5Pset_all_coll_metadata_ops(fapl, 1));
+  H5E_BEGIN_TRY {
+    f->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+  }
+  H5E_END_TRY;
+  if (f->file < 0) ep_fatal("cannot open '%s' as an HDF5 file (missing, unreadable or not HDF5)", path);
+  EP_CHECK_H5(H5Pclose(fapl));
+  f->group = open_split(f->file, path, split);
+  split_shape(f->group, path, split, &f->n, &f->T);
+  for (int k = 0; k < N_FILE_ARRAYS; k++) {
+    const char *name = file_array_name(k);
+    f->ds[k] = -1;
+    if (k == N_FILE_ARRAYS - 1 && !h5io_exists(f->group, name)) continue; /* aux: optional */
+    if (!h5io_exists(f->group, name)) ep_fatal("%s: dataset '%s/%s' is missing", path, split, name);
+    int64_t dims[8];
+    int nd = h5io_dims(f->group, name, dims, path), want = k < 2 ? 2 : 1;
+    if (nd != want || dims[0] != f->n || (want == 2 && dims[1] != f->T))
+      ep_fatal("%s: dataset '%s/%s' has the wrong shape (expected [%lld%s])", path, split, name,
+               (long long)f->n, want == 2 ? ", T" : "");
+    f->ds[k] = H5Dopen2(f->group, name, H5P_DEFAULT);
+    EP_CHECK_H5(f->ds[k]);
+  }
+  ep_dataset meta;
+  memset(&meta, 0, sizeof meta);
+  read_split_meta(&meta, f->group, path);
+  read_answer_tokens(&meta, f->group, path);
+  memcpy(f->task, meta.task, sizeof f->task);
+  f->pad_id = meta.pad_id;
+  f->n_answer = meta.n_answer_tokens;
+  f->answer = meta.answer_tokens;
+  f->xfer = H5Pcreate(H5P_DATASET_XFER);
+  EP_CHECK_H5(f->xfer);
+  EP_CHECK_H5(H5Pset_dxpl_mpio(f->xfer, H5FD_MPIO_COLLECTIVE));
+  return f;
+}
+
+void dataset_file_close(ep_dataset_file *f) {
+  if (!f) return;
+  for (int k = 0; k < N_FILE_ARRAYS; k++)
+    if (f->ds[k] >= 0) EP_CHECK_H5(H5Dclose(f->ds[k]));
+  EP_CHECK_H5(H5Pclose(f->xfer));
+  EP_CHECK_H5(H5Gclose(f->group));
+  EP_CHECK_H5(H5Fclose(f->file));
+  free(f->path);
+  free(f->split);
+  free(f->answer);
+  free(f->key);
+  free(f->uniq);
+  free(f->slot);
+  free(f->buf);
+  free(f);
+}
+
+int64_t dataset_file_n(const ep_dataset_file *f) {
+  return f->n;
+}
+
+int dataset_file_max_len(const ep_dataset_file *f) {
+  return f->T;
+}
+
+int dataset_file_all_collective(const ep_dataset_file *f) {
+  return f->all_collective;
+}
+
+static int cmp_i64_pair(const void *a, const void *b) {
+  const int64_t *x = a, *y = b;
+  return x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : x[1] < y[1] ? -1 : x[1] > y[1];
+}
+
+/* One collective read of array k at the distinct ascending rows uniq[0..m) into f->buf. */
+static void file_read_array(ep_dataset_file *f, int k, int64_t m) {
+  const int ndim = k < 2 ? 2 : 1;
+  const hsize_t width = ndim == 2 ? (hsize_t)f->T : 1;
+  hid_t fspace = H5Dget_space(f->ds[k]);
+  EP_CHECK_H5(fspace);
+  hsize_t mdims[2] = {(hsize_t)m, width};
+  hid_t mspace = H5Screate_simple(ndim, mdims, NULL);
+  EP_CHECK_H5(mspace);
+  if (m == 0) {
+    EP_CHECK_H5(H5Sselect_none(fspace));
+    EP_CHECK_H5(H5Sselect_none(mspace));
+  } else {
+    /* one hyperslab per run of consecutive rows, OR'ed together */
+    int first = 1;
+    for (int64_t i = 0; i < m;) {
+      int64_t j = i + 1;
+      while (j < m && f->uniq[j] == f->uniq[j - 1] + 1)
+        j++;
+      hsize_t start[2] = {(hsize_t)f->uniq[i], 0}, cnt[2] = {(hsize_t)(j - i), width};
+      EP_CHECK_H5(
+          H5Sselect_hyperslab(fspace, first ? H5S_SELECT_SET : H5S_SELECT_OR, start, NULL, cnt, NULL));
+      first = 0;
+      i = j;
+    }
+  }
+  static int32_t dummy[4];
+  if (H5Dread(f->ds[k], H5T_NATIVE_INT32, mspace, fspace, f->xfer, m > 0 ? f->buf : dummy) < 0)
+    ep_fatal("%s: cannot read %lld rows of '%s/%s'", f->path, (long long)m, f->split, file_array_name(k));
+  H5D_mpio_actual_io_mode_t mode;
+  EP_CHECK_H5(H5Pget_mpio_actual_io_mode(f->xfer, &mode));
+  if (mode == H5D_MPIO_NO_COLLECTIVE) {
+    f->all_collective = 0;
+    if (!f->warned) {
+      uint32_t local = 0, global = 0;
+      EP_CHECK_H5(H5Pget_mpio_no_collective_cause(f->xfer, &local, &global));
+      ep_log_all("%s: reading '%s/%s' fell back to independent I/O (HDF5 cause 0x%x/0x%x)", f->path, f->split,
+                 file_array_name(k), (unsigned)local, (unsigned)global);
+      f->warned = 1;
+    }
+  }
+  EP_CHECK_H5(H5Sclose(mspace));
+  EP_CHECK_H5(H5Sclose(fspace));
+}
+
+void dataset_file_read_indices(ep_dataset_file *f, const int64_t *rows, int64_t count, ep_dataset *out) {
+  EP_CHECK(count >= 0, "negative row count %lld", (long long)count);
+  const int T = f->T;
+  if (count > f->cap) {
+    f->cap = count;
+    f->key = ep_realloc(f->key, (size_t)count * 2 * sizeof *f->key);
+    f->uniq = ep_realloc(f->uniq, (size_t)count * sizeof *f->uniq);
+    f->slot = ep_realloc(f->slot, (size_t)count * sizeof *f->slot);
+    f->buf = ep_realloc(f->buf, (size_t)count * (T > 0 ? T : 1) * sizeof *f->buf);
+  }
+  /* distinct rows in file order (a hyperslab union is read in that order), and where
+   * each requested row sits among them */
+  for (int64_t i = 0; i < count; i++) {
+    if (rows[i] < 0 || rows[i] >= f->n)
+      ep_fatal("%s: row %lld requested from split '%s' of %lld examples", f->path, (long long)rows[i],
+               f->split, (long long)f->n);
+    f->key[2 * i] = rows[i];
+    f->key[2 * i + 1] = i;
+  }
+  qsort(f->key, (size_t)count, 2 * sizeof *f->key, cmp_i64_pair);
+  int64_t m = 0;
+  for (int64_t i = 0; i < count; i++) {
+    if (m == 0 || f->uniq[m - 1] != f->key[2 * i]) f->uniq[m++] = f->key[2 * i];
+    f->slot[f->key[2 * i + 1]] = m - 1;
+  }
+
+  size_t cells = (size_t)count * (size_t)T;
+  out->n = count;
+  out->max_len = T;
+  memcpy(out->task, f->task, sizeof out->task);
+  out->pad_id = f->pad_id;
+  out->clean = ep_realloc(out->clean, (cells ? cells : 1) * sizeof(int32_t));
+  out->corrupted = ep_realloc(out->corrupted, (cells ? cells : 1) * sizeof(int32_t));
+  int32_t **fld[N_ROW_FIELDS];
+  row_field_ptrs(out, fld);
+  for (int k = 0; k < N_ROW_FIELDS; k++)
+    *fld[k] = ep_realloc(*fld[k], (count ? (size_t)count : 1) * sizeof(int32_t));
+  if (!out->answer_tokens && f->n_answer > 0) {
+    out->answer_tokens = ep_malloc((size_t)f->n_answer * sizeof *out->answer_tokens);
+    memcpy(out->answer_tokens, f->answer, (size_t)f->n_answer * sizeof *f->answer);
+    out->n_answer_tokens = f->n_answer;
+  }
+
+  for (int k = 0; k < N_FILE_ARRAYS; k++) {
+    int32_t *dst = k == 0 ? out->clean : k == 1 ? out->corrupted : *fld[k - 2];
+    const size_t width = k < 2 ? (size_t)T : 1;
+    if (f->ds[k] < 0) { /* a file without aux reads as -1 */
+      for (int64_t i = 0; i < count; i++)
+        dst[i] = -1;
+      continue;
+    }
+    /* every rank knows n and T, so all skip a dataset without storage together */
+    if (f->n == 0 || width == 0) continue;
+    file_read_array(f, k, m);
+    for (int64_t i = 0; i < count; i++)
+      memcpy(dst + (size_t)i * width, f->buf + (size_t)f->slot[i] * width, width * sizeof *dst);
+  }
+}
+
 char *dataset_attr_str(const char *path, const char *split, const char *name) {
   hid_t f = h5io_open_read(path);
   hid_t g = open_split(f, path, split);

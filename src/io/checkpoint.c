@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "edgeprune/core.h"
@@ -394,6 +395,39 @@ char *checkpoint_find_latest(const char *dir, MPI_Comm comm) {
   char *out = ckpt_bcast_str(found, comm);
   ckpt_list_free(e, n);
   return out;
+}
+
+char *checkpoint_set_aside(const char *dir, MPI_Comm comm) {
+  int rank = 0;
+  EP_CHECK_MPI(MPI_Comm_rank(comm, &rank));
+  char moved[CKPT_PATH_MAX];
+  const char *done = NULL;
+  if (rank == 0) {
+    int n = 0;
+    ckpt_entry *e = ckpt_list(dir, &n);
+    ckpt_list_free(e, n);
+    if (n > 0) {
+      time_t now = time(NULL);
+      struct tm tmv;
+      char stamp[32];
+      strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime_r(&now, &tmv));
+      /* a second start-over within the same second gets a suffix */
+      for (int k = 0; k < 1000 && !done; k++) {
+        if (k == 0)
+          snprintf(moved, sizeof moved, "%s.old-%s", dir, stamp);
+        else
+          snprintf(moved, sizeof moved, "%s.old-%s-%d", dir, stamp, k);
+        if (access(moved, F_OK) == 0) continue;
+        if (rename(dir, moved) != 0)
+          ep_fatal("run.restart = never: cannot move the existing checkpoints '%s' aside to '%s': %s", dir,
+                   moved, strerror(errno));
+        done = moved;
+      }
+      if (!done) ep_fatal("run.restart = never: no free name to move '%s' aside", dir);
+      ep_warn("run.restart = never: %d earlier checkpoint(s) moved aside from '%s' to '%s'", n, dir, moved);
+    }
+  }
+  return ckpt_bcast_str(done, comm);
 }
 
 /* ---- read -------------------------------------------------------------------- */

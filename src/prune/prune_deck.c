@@ -49,12 +49,18 @@ const ep_deck_key prune_deck_keys[] = {
     {"run.val_every", EP_DECK_INT, "500", 0, BIG, NULL, "validation every N steps (0: only at the end)"},
     {"run.val_examples", EP_DECK_INT, "256", 0, BIG, NULL, "validation examples used (0: all)"},
     {"run.checkpoint_every", EP_DECK_INT, "500", 0, BIG, NULL,
-     "write run.out_dir/checkpoints/ckpt-STEP.h5 every N steps (0: never)"},
+     "write run.out_dir/checkpoints/ckpt-STEP.h5 every N steps and after the last (0: only when stopped "
+     "early by a signal, stop file or wall time)"},
     {"run.checkpoint_keep", EP_DECK_INT, "2", 1, 1000, NULL, "checkpoints kept (older ones are deleted)"},
     {"run.max_wall_time", EP_DECK_FLOAT, "0", 0, BIG, NULL,
      "seconds: checkpoint and stop before this much wall time has passed (0: no limit)"},
     {"run.restart", EP_DECK_CHOICE, "auto", NO_RANGE, "auto|never",
-     "auto: continue from the newest valid checkpoint in run.out_dir/checkpoints"},
+     "auto: continue from the newest valid checkpoint in run.out_dir/checkpoints (refused when written "
+     "by another deck or rank grid); never: start over, moving existing checkpoints aside to "
+     "checkpoints.old-TIME"},
+    {"run.stop_exit_status", EP_DECK_INT, "0", 0, 125, NULL,
+     "exit status after a graceful stop (signal, stop file, wall time) once its checkpoint is written; "
+     "job scripts set 3 to tell 'stopped, resubmit' from 'finished' (0)"},
     {"run.backend", EP_DECK_CHOICE, "auto", NO_RANGE, "auto|cpu|cuda",
      "engine backend: cuda (one GPU per MPI rank, by node-local rank), cpu, or auto (cuda when a device can "
      "be used, else cpu)"},
@@ -68,6 +74,8 @@ const ep_deck_key prune_deck_keys[] = {
      "testing only: end the process after this step as a crash would (-1: never)"},
     {"debug.inject_nan_step", EP_DECK_INT, "-1", -1, BIG, NULL,
      "testing only: make the loss NaN at this step (-1: never)"},
+    {"debug.step_delay", EP_DECK_FLOAT, "0", 0, 60, NULL,
+     "testing only: seconds to sleep after every step (to catch a run mid-way)"},
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
@@ -117,6 +125,8 @@ static void fill(ep_prune_config *c, const ep_deck *d) {
   c->backend.kind = !strcmp(bk, "cpu") ? EP_BACKEND_CPU : !strcmp(bk, "cuda") ? EP_BACKEND_CUDA : EP_BACKEND_AUTO;
   c->backend.compute = !strcmp(pr, "tf32") ? EP_COMPUTE_TF32 : !strcmp(pr, "bf16") ? EP_COMPUTE_BF16 : EP_COMPUTE_FP32;
   c->backend.cache_mb = deck_float(d, "run.device_cache_mb");
+  c->stop_exit_status = (int)deck_int(d, "run.stop_exit_status");
+  c->step_delay = deck_float(d, "debug.step_delay");
   /* run.* (output, logging, checkpoint cadence) and debug.* do not change the result */
   static const char *const exclude[] = {"run.", "debug.", NULL};
   c->config_hash = deck_hash(d, exclude);

@@ -1,7 +1,8 @@
 /* train.c — the Edge Pruning training loop (train.h).
  *
  * Data parallel over MPI ranks when more than one is running: every rank takes a
- * contiguous shard of each global batch, the faithfulness loss and d/dz are summed over
+ * contiguous shard of each global batch (from a file source it reads only those rows,
+ * collectively; train_file.h), the faithfulness loss and d/dz are summed over
  * the ranks weighted by shard size, and every rank then applies the same regulariser
  * and AdamW update, so the parameters stay identical everywhere. */
 #include <math.h>
@@ -19,10 +20,16 @@
 #include "edgeprune/rng.h"
 #include "edgeprune/stopper.h"
 #include "edgeprune/train.h"
+#include "prune/train_file.h"
 
 void prune_check_dataset(const ep_dataset *d, const ep_model_config *cfg, const char *file,
                          const char *split) {
   if (d->n < 1) ep_fatal("%s: split '%s' has no examples", file, split);
+  prune_check_rows(d, 0, cfg, file, split);
+}
+
+void prune_check_rows(const ep_dataset *d, int64_t first, const ep_model_config *cfg, const char *file,
+                      const char *split) {
   int longest = 0;
   for (int64_t i = 0; i < d->n; i++)
     longest = d->length[i] > longest ? d->length[i] : longest;
@@ -32,18 +39,19 @@ void prune_check_dataset(const ep_dataset *d, const ep_model_config *cfg, const 
   for (int64_t i = 0; i < d->n; i++) {
     const int len = d->length[i], T = d->max_len;
     if (len < 1 || len > T)
-      ep_fatal("%s: split '%s' example %lld has length %d (rows of %d)", file, split, (long long)i, len, T);
+      ep_fatal("%s: split '%s' example %lld has length %d (rows of %d)", file, split, (long long)(first + i),
+               len, T);
     if (!(0 <= d->loss_start[i] && d->loss_start[i] < d->loss_end[i] && d->loss_end[i] <= len))
       ep_fatal("%s: split '%s' example %lld: loss positions [%d, %d) are not inside [0, %d)", file, split,
-               (long long)i, d->loss_start[i], d->loss_end[i], len);
+               (long long)(first + i), d->loss_start[i], d->loss_end[i], len);
     if (cfg->bos_token >= 0 && d->loss_start[i] == 0 && d->clean[i * T] == cfg->bos_token)
       ep_fatal("%s: split '%s' example %lld scores position 0, the BOS token: loss positions must exclude it",
-               file, split, (long long)i);
+               file, split, (long long)(first + i));
     for (int t = 0; t < len; t++) {
       int a = d->clean[i * T + t], b = d->corrupted[i * T + t];
       if (a < 0 || a >= cfg->vocab || b < 0 || b >= cfg->vocab)
         ep_fatal("%s: split '%s' example %lld position %d: token id %d is outside the model vocabulary of %d",
-                 file, split, (long long)i, t, (a < 0 || a >= cfg->vocab) ? a : b, cfg->vocab);
+                 file, split, (long long)(first + i), t, (a < 0 || a >= cfg->vocab) ? a : b, cfg->vocab);
     }
   }
 }
@@ -98,12 +106,10 @@ void prune_expected_masks(const double *la, int64_t n, double *z) {
   }
 }
 
-void prune_mean_writers(const ep_backend_ops *be, void *ws, const ep_graph *g, const ep_model_config *cfg,
-                        const ep_dataset *d, int64_t batch, float *out) {
+void prune_mean_writers_accumulate(const ep_backend_ops *be, void *ws, const ep_graph *g,
+                                   const ep_model_config *cfg, const ep_dataset *d, int64_t batch,
+                                   double *sum, int64_t *cnt) {
   const int T = d->max_len, D = cfg->d_model, W = g->n_writers;
-  const size_t WTD = (size_t)W * T * D;
-  double *sum = ep_calloc(WTD, sizeof *sum);
-  int64_t *cnt = ep_calloc((size_t)T, sizeof *cnt);
   float *wo = ep_malloc((size_t)W * batch * T * D * sizeof *wo);
   for (int64_t first = 0; first < d->n; first += batch) {
     int n = (int)(d->n - first < batch ? d->n - first : batch);
@@ -122,13 +128,27 @@ void prune_mean_writers(const ep_backend_ops *be, void *ws, const ep_graph *g, c
         cnt[t]++;
     }
   }
+  free(wo);
+}
+
+void prune_mean_writers_finish(const ep_graph *g, const ep_model_config *cfg, int T, const double *sum,
+                               const int64_t *cnt, float *out) {
+  const int D = cfg->d_model, W = g->n_writers;
   for (int w = 0; w < W; w++)
     for (int t = 0; t < T; t++)
       for (int k = 0; k < D; k++) {
         size_t i = ((size_t)w * T + t) * D + k;
         out[i] = cnt[t] ? (float)(sum[i] / (double)cnt[t]) : 0.0f;
       }
-  free(wo);
+}
+
+void prune_mean_writers(const ep_backend_ops *be, void *ws, const ep_graph *g, const ep_model_config *cfg,
+                        const ep_dataset *d, int64_t batch, float *out) {
+  const int T = d->max_len;
+  double *sum = ep_calloc((size_t)g->n_writers * T * cfg->d_model, sizeof *sum);
+  int64_t *cnt = ep_calloc((size_t)T, sizeof *cnt);
+  prune_mean_writers_accumulate(be, ws, g, cfg, d, batch, sum, cnt);
+  prune_mean_writers_finish(g, cfg, T, sum, cnt, out);
   free(sum);
   free(cnt);
 }
@@ -255,17 +275,23 @@ static int64_t read_checkpoint(const ep_prune_config *c, const char *dir, int dp
   return step;
 }
 
-int prune_train(const ep_prune_config *c, const ep_model *m, const ep_graph *g, const ep_dataset *train,
-                const ep_dataset *val, ep_mask_params *p, ep_train_result *res) {
+/* The loop over one of two sources: the split in memory (train) or in its file (file),
+ * where every rank reads only its shard of each batch. */
+static int train_loop(const ep_prune_config *c, const ep_model *m, const ep_graph *g, const ep_dataset *train,
+                      ep_dataset_file *file, const ep_dataset *val, ep_mask_params *p, ep_train_result *res) {
   const ep_backend_ops *be = backend_choose(&c->backend);
+  const int64_t n_train = train ? train->n : dataset_file_n(file);
+  /* before the first long phase (the pass over the data): a signal from here on stops
+   * the run cleanly instead of killing it */
+  if (ep_mpi_active()) stopper_install_signals();
   memset(res, 0, sizeof *res);
   res->val_kl = NAN;
   EP_CHECK(g->embedding_nodes == c->embedding_nodes, "graph and config disagree on embedding nodes");
   EP_CHECK(p->n_edges == g->n_edges && p->n_nodes == (c->node_masks ? g->n_writers : 0),
            "mask parameters do not match the graph");
-  if (train->n < c->batch_size)
+  if (n_train < c->batch_size)
     ep_fatal("prune.batch_size = %lld is larger than the training split (%lld examples)",
-             (long long)c->batch_size, (long long)train->n);
+             (long long)c->batch_size, (long long)n_train);
   /* data parallelism when running under several MPI ranks */
   ep_grid grid;
   int dp = 1, replica = 0, use_grid = ep_mpi_active() && ep_size > 1;
@@ -276,49 +302,62 @@ int prune_train(const ep_prune_config *c, const ep_model *m, const ep_graph *g, 
   }
   int64_t first, count;
   grid_batch_shard(c->batch_size, dp, replica, &first, &count);
-  const int T = train->max_len;
+  const int T = train ? train->max_len : dataset_file_max_len(file);
   void *ws = count > 0 ? make_ws(c, be, m, g, (int)count, T) : NULL;
   float *mean = NULL;
-  if (c->ablation == EP_ABLATE_MEAN && ws) {
+  if (c->ablation == EP_ABLATE_MEAN && (ws || file))
     mean = ep_malloc((size_t)g->n_writers * T * m->cfg.d_model * sizeof *mean);
-    prune_mean_writers(be, ws, g, &m->cfg, train, count, mean);
-  }
+  if (train && mean) prune_mean_writers(be, ws, g, &m->cfg, train, count, mean);
+  if (file)
+    train_file_prepass(c, be, ws, g, &m->cfg, file, replica, dp, count, use_grid ? grid.dp : MPI_COMM_NULL,
+                       mean);
+  ep_dataset shard; /* this rank's rows of the step's batch (file source) */
+  memset(&shard, 0, sizeof shard);
   ep_adamw opt;
   prune_adamw_init(&opt, p, c->lr);
   ep_step_out o;
   prune_step_out_init(&o, p);
   ep_batch_buf bb = {0};
-  int64_t *perm = ep_malloc((size_t)train->n * sizeof *perm);
-  const int64_t per_epoch = train->n / c->batch_size;
+  int64_t *perm = ep_malloc((size_t)n_train * sizeof *perm);
+  int64_t *shard_idx = ep_malloc((size_t)(count + 1) * sizeof *shard_idx);
+  const int64_t per_epoch = n_train / c->batch_size;
   int64_t epoch = -1;
   double t0 = ep_time_now(), t_last = t0;
   int status = 0;
   const int use_mpi = ep_mpi_active();
   char *ckdir = ep_path_join(c->out_dir, "checkpoints");
+  if (use_mpi && !c->restart) free(checkpoint_set_aside(ckdir, MPI_COMM_WORLD));
   int64_t start = use_mpi && c->restart ? read_checkpoint(c, ckdir, dp, p, &opt) : 0;
-  res->start_step = start;
+  res->start_step = res->steps_done = start;
   int64_t step_last = start;
   ep_stopper stp;
   if (use_mpi) {
-    stopper_install_signals();
     stopper_init(&stp, MPI_COMM_WORLD, c->out_dir, c->max_wall_time, NULL);
   }
   ep_log("prune: %lld edges, %d nodes%s, %lld training examples (T = %d), batch %lld over %d replica(s), "
          "%lld steps",
-         (long long)g->n_edges, g->n_writers, c->node_masks ? " (masked)" : " (unmasked)",
-         (long long)train->n, T, (long long)c->batch_size, dp, (long long)c->steps);
+         (long long)g->n_edges, g->n_writers, c->node_masks ? " (masked)" : " (unmasked)", (long long)n_train,
+         T, (long long)c->batch_size, dp, (long long)c->steps);
   for (int64_t step = start; step < c->steps; step++) {
     const int64_t e = step / per_epoch, k = step % per_epoch;
     if (e != epoch) {
-      prune_epoch_order((uint64_t)c->seed, e, train->n, perm);
+      prune_epoch_order((uint64_t)c->seed, e, n_train, perm);
       epoch = e;
     }
     ep_step_targets tg = {
         prune_target(c->start_edge, c->target_edge, step, c->sparsity_warmup, c->log_schedule),
         prune_target(c->start_node, c->target_node, step, c->sparsity_warmup, c->log_schedule), c->node_loss};
     prune_sample_masks(p, (uint64_t)c->seed, step, &o);
+    if (file) { /* collective: a rank without a share joins with nothing */
+      dataset_file_read_indices(file, perm + k * c->batch_size + first, count, &shard);
+      for (int64_t i = 0; i < count; i++)
+        shard_idx[i] = i;
+    }
     if (ws) {
-      prune_batch_gather(&bb, train, perm + k * c->batch_size + first, (int)count);
+      if (file)
+        prune_batch_gather(&bb, &shard, shard_idx, (int)count);
+      else
+        prune_batch_gather(&bb, train, perm + k * c->batch_size + first, (int)count);
       be->prepare(ws, &bb.b, mean);
       prune_step_faith(be, ws, p, &o);
     } else {
@@ -379,15 +418,18 @@ int prune_train(const ep_prune_config *c, const ep_model *m, const ep_graph *g, 
       res->val_kl = validate(c, m, g, val, p);
       ep_log("validation at step %lld: loss %.6g with deterministic masks", (long long)step + 1, res->val_kl);
     }
-    if (use_mpi && !last && c->checkpoint_every > 0 && (step + 1) % c->checkpoint_every == 0)
-      stopper_note_checkpoint_time(&stp, write_checkpoint(c, ckdir, step + 1, dp, p, &opt));
+    if (c->step_delay > 0) train_debug_delay(c->step_delay);
+    /* the last step's state too, so an ended run can write its circuit again */
+    const int periodic =
+        use_mpi && c->checkpoint_every > 0 && ((step + 1) % c->checkpoint_every == 0 || last);
+    if (periodic) stopper_note_checkpoint_time(&stp, write_checkpoint(c, ckdir, step + 1, dp, p, &opt));
     if (step == c->exit_after_step)
       ep_fatal("debug.exit_after_step: ending the process after step %lld as a crash would",
                (long long)step + 1);
     if (use_mpi && !last) {
       ep_stop_reason why = stopper_should_stop(&stp);
       if (why != EP_STOP_NONE) {
-        write_checkpoint(c, ckdir, step + 1, dp, p, &opt);
+        if (!periodic) write_checkpoint(c, ckdir, step + 1, dp, p, &opt);
         ep_log("stopping after step %lld (%s); run the same command again to continue", (long long)step + 1,
                stopper_reason_name(why));
         res->stopped_early = (int)why;
@@ -398,6 +440,8 @@ int prune_train(const ep_prune_config *c, const ep_model *m, const ep_graph *g, 
   if (use_mpi) stopper_free(&stp);
   free(ckdir);
   free(perm);
+  free(shard_idx);
+  if (file) dataset_free(&shard);
   prune_batch_free(&bb);
   prune_step_out_free(&o);
   prune_adamw_free(&opt);
@@ -405,4 +449,15 @@ int prune_train(const ep_prune_config *c, const ep_model *m, const ep_graph *g, 
   if (ws) be->destroy(ws);
   if (use_grid) grid_free(&grid);
   return status;
+}
+
+int prune_train(const ep_prune_config *c, const ep_model *m, const ep_graph *g, const ep_dataset *train,
+                const ep_dataset *val, ep_mask_params *p, ep_train_result *res) {
+  return train_loop(c, m, g, train, NULL, val, p, res);
+}
+
+int prune_train_file(const ep_prune_config *c, const ep_model *m, const ep_graph *g, ep_dataset_file *train,
+                     const ep_dataset *val, ep_mask_params *p, ep_train_result *res) {
+  EP_CHECK(ep_mpi_active(), "prune_train_file needs MPI");
+  return train_loop(c, m, g, NULL, train, val, p, res);
 }

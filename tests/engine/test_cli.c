@@ -196,10 +196,13 @@ int main(int argc, char **argv) {
               "bos.h5", "BOS token");
   expect_fail("missing deck", "prune nope.yml", "nope.yml", NULL);
 
-  /* NaN: stop naming the step; the previous circuit stays as it was */
-  expect_fail("injected NaN", "prune ok.yml -P debug.inject_nan_step=3", "not finite at step 3",
-              "no output written");
-  expect_fail("NaN weight", "prune ok.yml -P model.path=nan_model.h5", "not finite at step 0", NULL);
+  /* NaN: stop naming the step; the previous circuit stays as it was. run.restart=never:
+   * the good run left its final checkpoint, which would otherwise be resumed (first
+   * case) or refused as another configuration's (second case). */
+  expect_fail("injected NaN", "prune ok.yml -P debug.inject_nan_step=3 -P run.restart=never",
+              "not finite at step 3", "no output written");
+  expect_fail("NaN weight", "prune ok.yml -P model.path=nan_model.h5 -P run.restart=never",
+              "not finite at step 0", NULL);
   size_t len1 = 0;
   char *circ1 = slurp("out/circuit.h5", &len1);
   T_CHECK(circ1 && len1 == len0 && memcmp(circ0, circ1, len0) == 0,
