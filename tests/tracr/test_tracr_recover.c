@@ -62,7 +62,7 @@ static void print_diff(const ep_graph *g, const uint8_t *kept, const uint8_t *tr
 
 /* Run a command with its output in log; on failure print the log's tail. */
 static int run_logged(const char *cmd, const char *log) {
-  char full[4096], out[16384];
+  char full[8192], out[16384];
   snprintf(full, sizeof full, "%s > '%s' 2>&1", cmd, log);
   int rc = t_run_capture(full, out, sizeof out);
   if (rc != 0) {
