@@ -22,7 +22,9 @@
  * then all ranks time the data-parallel step; scaling efficiency = t_1 / (K t_K).
  *
  * usage: bench_cuda [steps [fp32|tf32|bf16|all [global_batch]]]   (default 20 all 32)
- * With EP_CUDA_PROFILE=1 the backend prints device time per phase at destroy. */
+ * With EP_CUDA_PROFILE=1 the backend prints device time per phase at destroy (without the
+ * CUDA graph); EP_CUDA_GRAPH=0, EP_CUDA_MIXNORM=0|2 and EP_CUDA_MIXNORM_SPLIT=1 select the
+ * variants compared in docs/cuda-backend.md. */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,7 +215,8 @@ int main(int argc, char **argv) {
       printf("%s (%s), activations kept, %d x %d per rank:\n", modes[pi],
              pi == 0   ? "fp32 GEMMs, CUBLAS_COMPUTE_32F"
              : pi == 1 ? "TF32 tensor-core GEMMs, fp32 storage"
-                       : "bf16 delta stack / reader gradients in the mixing GEMMs, fp32 accumulation, TF32 elsewhere",
+                       : "bf16 delta stack / reader gradients in the edge-gradient and ddelta GEMMs, "
+                         "fp32 mixing, TF32 elsewhere",
              B, T_LEN);
       print_timing("cold", &cold, f_cold / 1e9);
       print_timing("cached", &hot, f_hot / 1e9);

@@ -126,9 +126,21 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   cu_attn_setup(ws);
   const char *prof = getenv("EP_CUDA_PROFILE");
   ws->prof = prof && atoi(prof) > 0;
+  /* EP_CUDA_MIXNORM: 0 reader mixing as GEMMs and a separate norm (for comparison), 2 the
+   * fused kernel in TF32 too (default 1: fp32 and bf16 only; see docs/cuda-backend.md);
+   * EP_CUDA_MIXNORM_SPLIT=1: the q/k/v readers in groups of 12 (measured no faster) */
+  const char *mixnorm = getenv("EP_CUDA_MIXNORM"), *split = getenv("EP_CUDA_MIXNORM_SPLIT");
+  ws->mixnorm = mixnorm ? atoi(mixnorm) : 1;
+  ws->mixnorm_split = split && atoi(split) != 0;
+  const char *graphs = getenv("EP_CUDA_GRAPH");
+  ws->graphs = !graphs || atoi(graphs) != 0;
   if (ws->prof)
     for (int i = 0; i < CU_PROF_MAX; i++) EP_CHECK_CUDA(cudaEventCreate(&ws->prof_ev[i]));
 
+  /* cuBLAS workspace of our own (set after cublasSetStream, which resets it): cuBLAS then
+   * allocates nothing while a step is captured as a graph */
+  const size_t blas_ws = (size_t)32 << 20;
+  EP_CHECK_CUBLAS(cublasSetWorkspace(ws->blas, cu_dalloc(ws, blas_ws, 1), blas_ws));
   /* weights: one copy of the model's single allocation, pointers by offset */
   ws->wmem = (float *)cu_dalloc(ws, m->n_floats, sizeof(float));
   EP_CHECK_CUDA(cudaMemcpy(ws->wmem, m->mem, m->n_floats * sizeof(float), cudaMemcpyHostToDevice));
@@ -248,6 +260,7 @@ static void cu_destroy(void *p) {
                (double)cb / 1048576.0, (long long)nh, (long long)nm);
   }
   cu_cache_free(ws);
+  if (ws->gexec) EP_CHECK_CUDA(cudaGraphExecDestroy(ws->gexec));
   for (int i = 0; i < ws->n_dbufs; i++) EP_CHECK_CUDA(cudaFree(ws->dbufs[i]));
   cu_prof_report(ws);
   void *pinned[] = {ws->tok_h, ws->h_logits, ws->h_z, ws->h_dz, ws->klrow_h, ws->wrow_h};
@@ -305,11 +318,12 @@ static const int32_t *cu_upload_tokens(cu_ws *ws, const int32_t *tok, int slot) 
 }
 
 /* MLP of layer l on input x (with add != NULL, x += add first: the masked reader input
- * base + Z delta); out [N, D] gets the writer output including its bias. */
+ * base + Z delta); out [N, D] gets the writer output including its bias. x == NULL: the
+ * normed input is already in ws->mn (cu_mix_norm). */
 static void cu_mlp_core(cu_ws *ws, int l, float *x, const float *add, float *out) {
   const cu_lw *w = &ws->lw[l];
   const int N = (int)ws->N, D = ws->D, F = ws->F;
-  cu_norm_fwd(ws, x, add, ws->N, ws->mn, ws->mmu, ws->mrs, w->ln2_w, w->ln2_b, ws->N);
+  if (x) cu_norm_fwd(ws, x, add, ws->N, ws->mn, ws->mmu, ws->mrs, w->ln2_w, w->ln2_b, ws->N);
   cu_gemm(ws, 0, 0, N, F, D, 1.0f, ws->mn, D, w->w_fc, F, 0.0f, ws->hpre, F);
   cu_bias_act(ws, ws->hpre, w->b_fc, ws->hact, ws->N, F);
   cu_gemm(ws, 0, 0, N, D, F, 1.0f, ws->hact, F, w->w_proj, D, 0.0f, out, D);
@@ -464,6 +478,11 @@ static void cu_full_outputs(void *p, float *out) {
 
 /* ---- masked forward / backward ------------------------------------------------------- */
 
+/* The fused mixing + norm kernel for this precision? TF32 keeps the cuBLAS mixing by
+ * default: the fused kernel mixes in exact fp32, which moves the TF32 step's error
+ * pattern (measured 1.23e-2 of the gradients' scale on the test models, over its 1e-2 check). */
+static int cu_mixnorm_on(const cu_ws *ws) { return ws->mixnorm == 2 || (ws->mixnorm == 1 && ws->compute != 1); }
+
 /* Point the working buffers at layer l's kept state, or at the shared scratch. */
 static void cu_use_layer(cu_ws *ws, int l) {
   const cu_lstate *s = ws->keep_acts ? &ws->kept[l] : &ws->shared;
@@ -545,17 +564,20 @@ static void cu_attn_layer_fwd(cu_ws *ws, int l, int store) {
   const cu_lw *w = &ws->lw[l];
   const int r0 = g->layer_q_reader[l], n = g->readers[r0].n_in, R3 = 3 * ws->H, hw = g->layer_head_writer[l];
   const size_t ND = ws->N * (size_t)ws->D;
-  const float *Z = ws->zd + g->readers[r0].edge_offset;
-  if (n > 0 && ws->compute == 2)
-    cu_gemm_bf16(ws, 0, 0, R3, (int)ND, n, 1.0f, ws->z_bf + g->readers[r0].edge_offset, n, ws->delta_bf, (int)ND,
-                 0.0f, ws->Y, (int)ND);
-  else if (n > 0)
-    cu_gemm(ws, 0, 0, R3, (int)ND, n, 1.0f, Z, n, ws->delta, (int)ND, 0.0f, ws->Y, (int)ND);
-  else EP_CHECK_CUDA(cudaMemsetAsync(ws->Y, 0, (size_t)R3 * ND * sizeof(float), ws->st));
-  cu_mark(ws, CU_PH_MIX);
-  cu_norm_fwd(ws, ws->Y, ws->base + (size_t)(2 * l) * ND, ws->N, ws->Xn, ws->mu, ws->rs, w->ln1_w, w->ln1_b,
-              (size_t)R3 * ws->N);
-  cu_mark(ws, CU_PH_NORM);
+  const float *Z = ws->zd + g->readers[r0].edge_offset, *base = ws->base + (size_t)(2 * l) * ND;
+  if (cu_mixnorm_on(ws) && cu_mix_norm(ws, Z, R3, n, base, ws->Y, ws->Xn, ws->mu, ws->rs, w->ln1_w, w->ln1_b)) {
+    cu_mark(ws, CU_PH_MIX); /* mixing and the per-reader LN in one kernel */
+  } else {
+    if (n > 0 && ws->compute == 2)
+      cu_gemm_bf16(ws, 0, 0, R3, (int)ND, n, 1.0f, ws->z_bf + g->readers[r0].edge_offset, n, ws->delta_bf,
+                   (int)ND, 0.0f, ws->Y, (int)ND);
+    else if (n > 0)
+      cu_gemm(ws, 0, 0, R3, (int)ND, n, 1.0f, Z, n, ws->delta, (int)ND, 0.0f, ws->Y, (int)ND);
+    else EP_CHECK_CUDA(cudaMemsetAsync(ws->Y, 0, (size_t)R3 * ND * sizeof(float), ws->st));
+    cu_mark(ws, CU_PH_MIX);
+    cu_norm_fwd(ws, ws->Y, base, ws->N, ws->Xn, ws->mu, ws->rs, w->ln1_w, w->ln1_b, (size_t)R3 * ws->N);
+    cu_mark(ws, CU_PH_NORM);
+  }
   cu_qkv(ws, l, ws->Xn, 3 * (long long)ND, (long long)ND);
   cu_attn_fwd(ws, ws->q, ws->k, ws->v, ws->att, ws->ob);
   if (store) {
@@ -590,6 +612,15 @@ static void cu_mlp_layer_fwd(cu_ws *ws, int l, float *x) {
   const ep_graph *g = ws->g;
   const int r = g->layer_mlp_reader[l], n = g->readers[r].n_in;
   const size_t ND = ws->N * (size_t)ws->D;
+  const cu_lw *w = &ws->lw[l];
+  const float *base = ws->base + (size_t)(2 * l + 1) * ND;
+  if (cu_mixnorm_on(ws) &&
+      cu_mix_norm(ws, ws->zd + g->readers[r].edge_offset, 1, n, base, ws->ym, ws->mn, ws->mmu, ws->mrs, w->ln2_w,
+                  w->ln2_b)) {
+    cu_mark(ws, CU_PH_MIX);
+    cu_mlp_core(ws, l, NULL, NULL, x);
+    return;
+  }
   if (n > 0 && ws->compute == 2)
     cu_gemm_bf16(ws, 0, 0, 1, (int)ND, n, 1.0f, ws->z_bf + g->readers[r].edge_offset, n, ws->delta_bf, (int)ND,
                  0.0f, ws->ym, (int)ND);
@@ -598,7 +629,7 @@ static void cu_mlp_layer_fwd(cu_ws *ws, int l, float *x) {
             (int)ND);
   else EP_CHECK_CUDA(cudaMemsetAsync(ws->ym, 0, ND * sizeof(float), ws->st));
   cu_mark(ws, CU_PH_MIX);
-  cu_mlp_core(ws, l, ws->ym, ws->base + (size_t)(2 * l + 1) * ND, x);
+  cu_mlp_core(ws, l, ws->ym, base, x);
 }
 
 static void cu_mlp_layer_bwd(cu_ws *ws, int l, int node_masks) {
@@ -623,24 +654,25 @@ static void cu_mlp_layer_bwd(cu_ws *ws, int l, int node_masks) {
   cu_edge_grad(ws, ws->mn, 1, n, ws->zd + g->readers[r].edge_offset, ws->dzd + g->readers[r].edge_offset);
 }
 
-static double cu_faith(void *p, const double *z_edge, const double *z_node, double *dz_edge, double *dz_node,
-                       float *out) {
-  cu_ws *ws = (cu_ws *)p;
+/* Device KL losses: wait for the stream, then the loss from the per-position KLs and the
+ * outputs (when requested) from the pinned staging copies. */
+static void cu_kl_finish(cu_ws *ws, float *out, double *loss) {
+  EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
+  if (out) memcpy(out, ws->h_logits, (size_t)ws->P * ws->Vo * sizeof(float));
+  double s = 0;
+  for (int64_t p = 0; p < ws->P; p++) s += ws->wrow_h[p] * ws->klrow_h[p];
+  *loss = s;
+}
+
+/* Masked forward on the device: masks from the pinned staging ws->h_z into ws->zd, the
+ * difference stack, resid_post at the loss positions in ws->yf. */
+static void cu_faith_fwd_dev(cu_ws *ws) {
   const ep_graph *g = ws->g;
   const ep_model_config *c = &ws->m->cfg;
   const size_t ND = ws->N * (size_t)ws->D, E = (size_t)ws->E, W = (size_t)ws->W;
-  const int Vo = ws->Vo;
-  EP_CHECK(!ws->o.node_masks == !z_node, "node masks %s but z_node %s", ws->o.node_masks ? "on" : "off",
-           z_node ? "given" : "missing");
-  /* masks as float: z_edge [E] then z_node [W] (1 when node masks are off) */
-  EP_CHECK_CUDA(cudaStreamSynchronize(ws->st)); /* staging buffers free */
-  for (size_t e = 0; e < E; e++) ws->h_z[e] = (float)z_edge[e];
-  for (size_t w = 0; w < W; w++) ws->h_z[E + w] = ws->zn_h[w] = z_node ? (float)z_node[w] : 1.0f;
-  cu_prof_start(ws, dz_edge ? 2 : 1);
   EP_CHECK_CUDA(cudaMemcpyAsync(ws->zd, ws->h_z, (E + W) * sizeof(float), cudaMemcpyHostToDevice, ws->st));
   const float *zn = ws->zd + E;
   if (ws->compute == 2) cu_to_bf16(ws, ws->zd, ws->z_bf, E);
-
   if (g->embedding_nodes) {
     cu_delta_write(ws, ws->xtok, ws->c, zn, ws->delta, 1);
     cu_delta_write(ws, ws->xpos, ws->c + ND, zn + 1, ws->delta + ND, 1);
@@ -657,41 +689,34 @@ static double cu_faith(void *p, const double *z_edge, const double *z_node, doub
   }
   const ep_reader *rf = &g->readers[g->resid_reader];
   cu_resid_fwd(ws, ws->base + (size_t)(2 * ws->L) * ND, ws->zd + rf->edge_offset, rf->n_in, ws->yf);
-  const size_t PV = (size_t)ws->P * Vo;
-  double loss = 0;
-  if (cu_device_kl(ws)) {
-    cu_head_logits(ws);
-    if (out)
-      EP_CHECK_CUDA(cudaMemcpyAsync(ws->h_logits, ws->logits, PV * sizeof(float), cudaMemcpyDeviceToHost, ws->st));
-    cu_kl_rows(ws, dz_edge != NULL); /* with dz_edge, ws->logits becomes d loss / d logits */
-    EP_CHECK_CUDA(
-        cudaMemcpyAsync(ws->klrow_h, ws->klrow_d, (size_t)ws->P * sizeof(double), cudaMemcpyDeviceToHost, ws->st));
-    EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
-    if (out) memcpy(out, ws->h_logits, PV * sizeof(float));
-    for (int64_t p = 0; p < ws->P; p++) loss += ws->wrow_h[p] * ws->klrow_h[p];
-  } else {
-    cu_logits_to_host(ws);
-    for (size_t i = 0; i < PV; i++) ws->mlog[i] = ws->h_logits[i];
-    if (out) memcpy(out, ws->h_logits, PV * sizeof(float));
-    loss = backend_loss(ws->o.loss, ws->B, ws->npos_h, Vo, ws->target, ws->mlog, dz_edge ? ws->dlog : NULL);
-  }
-  cu_mark(ws, CU_PH_HEAD);
-  if (!dz_edge) {
-    cu_prof_end(ws);
-    return loss;
-  }
+}
 
-  /* ---- backward ---- */
+/* Device KL losses after the forward: outputs (when want_out) and per-position KLs into
+ * the pinned staging; with grad, ws->logits becomes d loss / d logits. */
+static void cu_faith_kl_dev(cu_ws *ws, int want_out, int grad) {
+  cu_head_logits(ws);
+  if (want_out)
+    EP_CHECK_CUDA(cudaMemcpyAsync(ws->h_logits, ws->logits, (size_t)ws->P * ws->Vo * sizeof(float),
+                                  cudaMemcpyDeviceToHost, ws->st));
+  cu_kl_rows(ws, grad);
+  EP_CHECK_CUDA(
+      cudaMemcpyAsync(ws->klrow_h, ws->klrow_d, (size_t)ws->P * sizeof(double), cudaMemcpyDeviceToHost, ws->st));
+  cu_mark(ws, CU_PH_HEAD);
+}
+
+/* Backward on the device from d loss / d logits in ws->logits to dz (edges, then nodes
+ * when nm) in the pinned staging ws->h_dz. */
+static void cu_faith_bwd_dev(cu_ws *ws, int nm) {
+  const ep_graph *g = ws->g;
+  const ep_model_config *c = &ws->m->cfg;
+  const size_t ND = ws->N * (size_t)ws->D, E = (size_t)ws->E, W = (size_t)ws->W;
+  const float *zn = ws->zd + E;
+  const ep_reader *rf = &g->readers[g->resid_reader];
   EP_CHECK_CUDA(cudaMemsetAsync(ws->ddelta, 0, W * ND * sizeof(float), ws->st));
   EP_CHECK_CUDA(cudaMemsetAsync(ws->dzd, 0, (E + W) * sizeof(double), ws->st));
-  if (!cu_device_kl(ws)) {
-    for (size_t i = 0; i < PV; i++) ws->h_logits[i] = (float)ws->dlog[i];
-    EP_CHECK_CUDA(cudaMemcpyAsync(ws->logits, ws->h_logits, PV * sizeof(float), cudaMemcpyHostToDevice, ws->st));
-  }
   cu_head_logits_bwd(ws);
   cu_resid_bwd(ws, ws->xf, ws->zd + rf->edge_offset, rf->n_in, ws->dzd + rf->edge_offset);
   cu_mark(ws, CU_PH_HEAD);
-  const int nm = z_node != NULL;
   for (int l = ws->L - 1; l >= 0; l--) {
     cu_use_layer(ws, l);
     if (c->has_mlp[l]) cu_mlp_layer_bwd(ws, l, nm);
@@ -707,10 +732,80 @@ static double cu_faith(void *p, const double *z_edge, const double *z_node, doub
   }
   EP_CHECK_CUDA(cudaMemcpyAsync(ws->h_dz, ws->dzd, (E + W) * sizeof(double), cudaMemcpyDeviceToHost, ws->st));
   cu_mark(ws, CU_PH_HEAD);
-  cu_prof_end(ws);
-  EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
-  memcpy(dz_edge, ws->h_dz, E * sizeof(double));
-  if (dz_node) memcpy(dz_node, ws->h_dz + E, W * sizeof(double));
+}
+
+/* The device-KL step as one CUDA graph: captured on first use of a (B, T, P, outputs,
+ * backward, node masks, precision, kept activations, mixing kernel) combination and
+ * replayed while it stays the same. Every buffer is fixed in the workspace and the
+ * kernels read batch contents (tokens, rows, weights, masks) from device memory, so
+ * only those launch shapes and choices enter the key. Saves the ~700 launches a step. */
+static void cu_faith_graph(cu_ws *ws, int nm, int want_out, int grad) {
+  const int key[10] = {ws->B, ws->T, (int)ws->P, nm, want_out, grad, ws->compute, ws->keep_acts, cu_mixnorm_on(ws),
+                       ws->mixnorm_split};
+  if (!ws->gexec || memcmp(key, ws->gkey, sizeof key)) {
+    if (ws->gexec) EP_CHECK_CUDA(cudaGraphExecDestroy(ws->gexec));
+    ws->gexec = NULL;
+    cudaGraph_t graph;
+    EP_CHECK_CUDA(cudaStreamBeginCapture(ws->st, cudaStreamCaptureModeRelaxed));
+    cu_faith_fwd_dev(ws);
+    cu_faith_kl_dev(ws, want_out, grad);
+    if (grad) cu_faith_bwd_dev(ws, nm);
+    EP_CHECK_CUDA(cudaStreamEndCapture(ws->st, &graph));
+    EP_CHECK_CUDA(cudaGraphInstantiate(&ws->gexec, graph, 0));
+    EP_CHECK_CUDA(cudaGraphDestroy(graph));
+    memcpy(ws->gkey, key, sizeof key);
+  }
+  EP_CHECK_CUDA(cudaGraphLaunch(ws->gexec, ws->st));
+}
+
+static double cu_faith(void *p, const double *z_edge, const double *z_node, double *dz_edge, double *dz_node,
+                       float *out) {
+  cu_ws *ws = (cu_ws *)p;
+  const size_t E = (size_t)ws->E, W = (size_t)ws->W;
+  const int Vo = ws->Vo;
+  EP_CHECK(!ws->o.node_masks == !z_node, "node masks %s but z_node %s", ws->o.node_masks ? "on" : "off",
+           z_node ? "given" : "missing");
+  /* masks as float: z_edge [E] then z_node [W] (1 when node masks are off) */
+  EP_CHECK_CUDA(cudaStreamSynchronize(ws->st)); /* staging buffers free */
+  for (size_t e = 0; e < E; e++) ws->h_z[e] = (float)z_edge[e];
+  for (size_t w = 0; w < W; w++) ws->h_z[E + w] = ws->zn_h[w] = z_node ? (float)z_node[w] : 1.0f;
+  double loss = 0;
+  const int nm = z_node != NULL;
+  if (cu_device_kl(ws) && ws->graphs && !ws->prof) {
+    /* one graph launch, one wait: the loss, outputs and gradients come back together */
+    cu_faith_graph(ws, nm, out != NULL, dz_edge != NULL);
+    cu_kl_finish(ws, out, &loss);
+  } else {
+    cu_prof_start(ws, dz_edge ? 2 : 1);
+    cu_faith_fwd_dev(ws);
+    const size_t PV = (size_t)ws->P * Vo;
+    if (cu_device_kl(ws)) {
+      cu_faith_kl_dev(ws, out != NULL, dz_edge != NULL);
+      /* with the backward, the stream is not waited for here: the loss is read at the
+       * end, together with the gradients (nothing below writes klrow_d or h_logits) */
+      if (dz_edge) cu_faith_bwd_dev(ws, nm);
+      cu_prof_end(ws);
+      cu_kl_finish(ws, out, &loss); /* waits for the stream */
+    } else {
+      cu_logits_to_host(ws);
+      for (size_t i = 0; i < PV; i++) ws->mlog[i] = ws->h_logits[i];
+      if (out) memcpy(out, ws->h_logits, PV * sizeof(float));
+      loss = backend_loss(ws->o.loss, ws->B, ws->npos_h, Vo, ws->target, ws->mlog, dz_edge ? ws->dlog : NULL);
+      cu_mark(ws, CU_PH_HEAD);
+      if (dz_edge) {
+        for (size_t i = 0; i < PV; i++) ws->h_logits[i] = (float)ws->dlog[i];
+        EP_CHECK_CUDA(
+            cudaMemcpyAsync(ws->logits, ws->h_logits, PV * sizeof(float), cudaMemcpyHostToDevice, ws->st));
+        cu_faith_bwd_dev(ws, nm);
+      }
+      cu_prof_end(ws);
+      EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
+    }
+  }
+  if (dz_edge) {
+    memcpy(dz_edge, ws->h_dz, E * sizeof(double));
+    if (dz_node) memcpy(dz_node, ws->h_dz + E, W * sizeof(double));
+  }
   return loss;
 }
 

@@ -122,6 +122,12 @@ typedef struct {
   __nv_bfloat16 *delta_bf; /* [W, N, D] (allocated when bf16 is first chosen) */
   __nv_bfloat16 *dy_bf;    /* [3H, N, D] */
   __nv_bfloat16 *z_bf;     /* [E] edge masks */
+  int mixnorm;              /* reader mixing fused with the reader norms (mixnorm.cu): 0 never,
+                               1 in fp32 and bf16 (TF32 mixes through cuBLAS), 2 in every precision */
+  int mixnorm_split;        /* 1: the q/k/v readers in groups of 12 (see cu_mix_norm) */
+  int graphs;               /* 1: the device-KL step replayed as a CUDA graph (EP_CUDA_GRAPH=0: off) */
+  cudaGraphExec_t gexec;    /* the captured step, or NULL */
+  int gkey[10];             /* what it was captured for (cu_faith_graph) */
   struct cu_cache *cache;  /* prepare outputs of examples seen before (cache.cu), or NULL */
   /* phase timing */
   int prof;
@@ -189,6 +195,14 @@ extern "C" void cu_resid_bwd(cu_ws *ws, const float *dy, const float *z, int n, 
 /* yf[p] = x[prow[p]]. */
 extern "C" void cu_gather_rows(cu_ws *ws, const float *x, float *yf);
 /* Masks double -> float into the device array happen on the host; nothing here. */
+
+/* ---- mixnorm.cu ---- */
+/* R readers with the same n inputs, masks Z [R, n] (ld n): Y [R, N, D] = base + Z delta
+ * (fp32, from ws->delta), Xn = norm(Y) with weight lw / bias lb, mu / rs [R, N] as
+ * cu_norm_fwd. Returns 0 (nothing done) for shapes it does not cover (R > 48,
+ * D > 1024): the caller then uses the GEMM and cu_norm_fwd. */
+extern "C" int cu_mix_norm(cu_ws *ws, const float *Z, int R, int n, const float *base, float *Y, float *Xn,
+                           float *mu, float *rs, const float *lw, const float *lb);
 
 /* ---- attention.cu ---- */
 /* Attention of all heads: q, k, v, o [H, N, dh], probabilities p [H, B, T, T]. */
