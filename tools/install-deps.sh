@@ -2,7 +2,7 @@
 # install-deps.sh — install the Debian 12 packages edgeprune builds and runs with.
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -eu
-PKGS="build-essential cmake pkg-config git
+PKGS="build-essential cmake pkg-config git procps python3
  libopenmpi-dev openmpi-bin
  libhdf5-openmpi-dev hdf5-tools
  libscalapack-openmpi-dev libopenblas-dev liblapack-dev
