@@ -74,6 +74,10 @@ typedef struct {
   int n_layer, n_head;
   char *model; /* one-line model summary (malloc'd, never NULL after extract/read) */
   char *deck;  /* resolved input deck text (malloc'd, never NULL after extract/read) */
+  /* How the circuit was found: NULL or "edge-pruning" (trained masks), or a baseline of
+   * baselines.h ("eap", "eap-ig": edges/log_alpha holds the signed score and edges/value
+   * its absolute value; "acdc": both hold the 0/1 kept flag). malloc'd or NULL. */
+  char *method;
   /* Result of the extraction. */
   int64_t n_kept_edges;
   int n_kept_nodes;
@@ -135,7 +139,8 @@ void circuit_graph_masks(const ep_circuit *c, const ep_graph *g, const char *fil
  * not form such a graph. Free with graph_free. */
 void circuit_graph(const ep_circuit *c, const char *file, ep_graph *g);
 /* A new circuit from the masks stored in `in` with other options (e.g. another
- * requested sparsity): same graph, log_alphas, model and deck; no metrics. */
+ * requested sparsity): same graph, log_alphas, model and deck; no metrics. Fatal for a
+ * baseline circuit (method other than edge-pruning): it stores scores, not masks. */
 void circuit_reextract(const ep_circuit *in, const char *file, const ep_extract_options *opt,
                        ep_circuit *out);
 /* Human-readable summary: counts, sparsities, thresholds, model, metrics. */
@@ -155,7 +160,8 @@ void circuit_free(ep_circuit *c);
  *     edge_sparsity, node_sparsity, requested_edge_sparsity, requested_node_sparsity,
  *     expected_edge_sparsity, expected_node_sparsity, edge_threshold, node_threshold,
  *     embedding_nodes, node_masks, prune_dangling, n_layer, n_head, model, deck,
- *     edgeprune_version.
+ *     edgeprune_version, method ("edge-pruning" when the circuit has none; files
+ *     without the attribute read as "edge-pruning").
  * Written serially by one rank (rank 0), atomically (temporary file + rename). */
 void circuit_write(const ep_circuit *c, const char *path);
 /* Read and validate a circuit file; fatal with the file name when it is not one. */

@@ -57,6 +57,7 @@ static void write_file(const ep_circuit *c, const char *path) {
   h5io_attr_i64(f, "n_head", c->n_head);
   h5io_attr_str(f, "model", c->model ? c->model : "");
   h5io_attr_str(f, "deck", c->deck ? c->deck : "");
+  h5io_attr_str(f, "method", c->method && c->method[0] ? c->method : "edge-pruning");
 
   int64_t ne = c->n_edges, nn = c->n_nodes;
   hid_t ge = h5io_group(f, "edges");
@@ -214,6 +215,7 @@ void circuit_read(ep_circuit *c, const char *path) {
   c->n_head = (int)h5io_get_attr_i64(f, "n_head", path);
   c->model = h5io_get_attr_str(f, "model", path);
   c->deck = h5io_get_attr_str(f, "deck", path);
+  c->method = h5io_has_attr(f, "method") ? h5io_get_attr_str(f, "method", path) : ep_strdup("edge-pruning");
 
   int64_t n = 0, ne = c->n_edges, nn = c->n_nodes;
   c->edge_writer = h5io_read_strings(f, "edges/writer", &n, path);

@@ -434,6 +434,10 @@ void circuit_graph(const ep_circuit *c, const char *file, ep_graph *g) {
 
 void circuit_reextract(const ep_circuit *in, const char *file, const ep_extract_options *opt,
                        ep_circuit *out) {
+  if (in->method && in->method[0] && strcmp(in->method, "edge-pruning") != 0)
+    ep_fatal("%s: a circuit found by %s stores attribution scores or a kept set, not trained masks, so it "
+             "cannot be extracted again; run `edgeprune baseline` with --edge-sparsity instead",
+             file, in->method);
   ep_graph g;
   circuit_graph(in, file, &g);
   extract_circuit(&g, in->edge_log_alpha, in->node_masks ? in->node_log_alpha : NULL, opt, out);
@@ -444,6 +448,7 @@ void circuit_reextract(const ep_circuit *in, const char *file, const ep_extract_
 void circuit_print_summary(const ep_circuit *c, const char *path, FILE *f) {
   fprintf(f, "circuit file   %s\n", path);
   fprintf(f, "model          %s\n", c->model && c->model[0] ? c->model : "(not recorded)");
+  fprintf(f, "method         %s\n", c->method && c->method[0] ? c->method : "edge-pruning");
   fprintf(f, "graph          %d layers, %d heads, embedding nodes %s\n", c->n_layer, c->n_head,
           c->embedding_nodes ? "on" : "off");
   fprintf(f,
@@ -498,6 +503,7 @@ void circuit_free(ep_circuit *c) {
   free(c->node_kept);
   free(c->model);
   free(c->deck);
+  free(c->method);
   free_metrics(c);
   memset(c, 0, sizeof *c);
 }
