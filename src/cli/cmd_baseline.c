@@ -48,10 +48,15 @@ const ep_command ep_cmd_baseline = {
         "                      S in [0, 1] (default prune.target_edge_sparsity when it is <= 1)\n"
         "  --examples N        use the first N examples of the training split (default 0: all)\n"
         "  --out FILE          circuit file (default run.out_dir/circuit-METHOD.h5)\n"
-        "  -P section.key=v    override a deck key\n"
+        "  -P section.key=v    override a deck key (run.log_every: an acdc progress line every\n"
+        "                      N readers; prune.batch_size: examples per backend call)\n"
         "\n"
-        "The circuit file has the layout of 'edgeprune prune''s with the attribute method =\n"
-        "eap|eap-ig|acdc; edges/log_alpha holds the signed score (acdc: the 0/1 kept flag) and\n"
+        "Cost: acdc evaluates L once per edge; a rank holding more than one batch prepares\n"
+        "each batch again for every evaluation (clean and corrupted runs), so give it one:\n"
+        "-P prune.batch_size=N with N >= examples / ranks when memory allows.\n"
+        "\n"
+        "The circuit file has the layout of those 'edgeprune prune' writes, with the\n"
+        "attribute method = eap|eap-ig|acdc; edges/log_alpha holds the signed score (acdc: the 0/1 kept flag) and\n"
         "edges/value its absolute value; every node is kept. It carries the metrics of the\n"
         "circuit on data.val_split (when present), and 'edgeprune circuit' and\n"
         "'edgeprune eval --circuit' read it like any circuit. Under mpirun the batches are\n"
@@ -142,7 +147,7 @@ static int run(int argc, char **argv) {
   ep_circuit circ;
   if (method == EP_BASELINE_ACDC) {
     uint8_t *kept = ep_malloc((size_t)g.n_edges + 1);
-    double l = baseline_acdc(&bd, tau, (int)(s.c.log_every > 0 ? 1 + g.n_readers / 10 : 0), kept);
+    double l = baseline_acdc(&bd, tau, (int)(s.c.log_every < 1000000 ? s.c.log_every : 1000000), kept);
     ep_log("acdc (tau %g): %lld loss evaluations in %.1f s; final training loss %.6g", tau,
            (long long)bd.evaluations, ep_time_now() - t0, l);
     baseline_circuit(&g, method, NULL, kept, 0, &circ);
