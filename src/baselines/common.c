@@ -20,7 +20,9 @@ int baseline_method_parse(const char *s) {
   return -1;
 }
 
-static int mpi_many(void) { return ep_mpi_active() && ep_size > 1; }
+static int mpi_many(void) {
+  return ep_mpi_active() && ep_size > 1;
+}
 
 /* Rows [first, first + n) of d as a dataset of their own (no copy). */
 static ep_dataset rows_view(const ep_dataset *d, int64_t first, int64_t n) {
@@ -113,7 +115,8 @@ double baseline_loss(ep_baseline_data *bd, const double *z, double *dz) {
         acc[1 + e] += part[e] * (double)rows;
   }
   if (mpi_many())
-    EP_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, acc, (int)((dz ? E : 0) + 1), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+    EP_CHECK_MPI(
+        MPI_Allreduce(MPI_IN_PLACE, acc, (int)((dz ? E : 0) + 1), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
   const double n = (double)bd->d->n;
   if (dz)
     for (int64_t e = 0; e < E; e++)

@@ -18,53 +18,52 @@ static int run(int argc, char **argv);
 const ep_command ep_cmd_baseline = {
     .name = "baseline",
     .summary = "find a circuit with EAP, EAP-IG or ACDC on the same graph, data and loss",
-    .help =
-        "usage: edgeprune baseline DECK.yml --method eap|eap-ig|acdc [--steps M] [--tau T]\n"
-        "                          [--edge-sparsity S] [--examples N] [--out CIRCUIT.h5]\n"
-        "                          [-P section.key=value ...]\n"
-        "\n"
-        "Reads the same deck as 'edgeprune prune' (model.path, data.path, data.train_split,\n"
-        "prune.ablation, prune.loss, prune.embedding_nodes, prune.batch_size, run.*) and scores\n"
-        "the edges of the model's graph on the training split with the deck's loss L(z) (KL to\n"
-        "the full model by default) and ablation. Edges only: node masks play no part.\n"
-        "\n"
-        "methods:\n"
-        "  eap     score_e = dL/dz_e at z = 1 (all edges kept), averaged over the examples:\n"
-        "          one forward/backward per batch. Removing e changes L by about -score_e.\n"
-        "          Every deck loss is minimal (0) at z = 1, so these scores are ~0 up to\n"
-        "          rounding; see docs/baselines.md.\n"
-        "  eap-ig  the same gradient averaged over z = k/M, k = 1..M, on the straight path from\n"
-        "          0 to 1 (all edges together): M forward/backward passes per batch. The\n"
-        "          scores add up to about L(1) - L(0) (printed).\n"
-        "  acdc    greedy: readers from resid_post back to the first layer, each reader's\n"
-        "          writers from last to first; an edge is removed (z_e = 0) when L rises by at\n"
-        "          most T over the current circuit's L. One forward pass over the data per edge.\n"
-        "\n"
-        "options:\n"
-        "  --method NAME       eap, eap-ig or acdc (required)\n"
-        "  --steps M           eap-ig path steps, M >= 1 (default 5; M = 1 is eap)\n"
-        "  --tau T             acdc threshold, T >= 0 (default 0)\n"
-        "  --edge-sparsity S   eap / eap-ig: keep the round((1 - S) * E) edges of largest |score|,\n"
-        "                      S in [0, 1] (default prune.target_edge_sparsity when it is <= 1)\n"
-        "  --examples N        use the first N examples of the training split (default 0: all)\n"
-        "  --out FILE          circuit file (default run.out_dir/circuit-METHOD.h5)\n"
-        "  -P section.key=v    override a deck key (run.log_every: an acdc progress line every\n"
-        "                      N readers; prune.batch_size: examples per backend call)\n"
-        "\n"
-        "Cost: acdc evaluates L once per edge; a rank holding more than one batch prepares\n"
-        "each batch again for every evaluation (clean and corrupted runs), so give it one:\n"
-        "-P prune.batch_size=N with N >= examples / ranks when memory allows.\n"
-        "\n"
-        "The circuit file has the layout of those 'edgeprune prune' writes, with the\n"
-        "attribute method = eap|eap-ig|acdc; edges/log_alpha holds the signed score\n"
-        "(acdc: the 0/1 kept flag) and edges/value its absolute value; every node is kept.\n"
-        "It carries the metrics of the circuit on data.val_split (when present);\n"
-        "'edgeprune circuit' and 'edgeprune eval --circuit' read it like any circuit\n"
-        "('edgeprune circuit --edge-sparsity' refuses it: rerun with --edge-sparsity).\n"
-        "Under mpirun the batches are dealt to the ranks and the results summed.\n"
-        "\n"
-        "Exit status 0 on success; 2 on usage errors; 1 on an error in the deck, model or data\n"
-        "(one-line reason on stderr).\n",
+    .help = "usage: edgeprune baseline DECK.yml --method eap|eap-ig|acdc [--steps M] [--tau T]\n"
+            "                          [--edge-sparsity S] [--examples N] [--out CIRCUIT.h5]\n"
+            "                          [-P section.key=value ...]\n"
+            "\n"
+            "Reads the same deck as 'edgeprune prune' (model.path, data.path, data.train_split,\n"
+            "prune.ablation, prune.loss, prune.embedding_nodes, prune.batch_size, run.*) and scores\n"
+            "the edges of the model's graph on the training split with the deck's loss L(z) (KL to\n"
+            "the full model by default) and ablation. Edges only: node masks play no part.\n"
+            "\n"
+            "methods:\n"
+            "  eap     score_e = dL/dz_e at z = 1 (all edges kept), averaged over the examples:\n"
+            "          one forward/backward per batch. Removing e changes L by about -score_e.\n"
+            "          Every deck loss is minimal (0) at z = 1, so these scores are ~0 up to\n"
+            "          rounding; see docs/baselines.md.\n"
+            "  eap-ig  the same gradient averaged over z = k/M, k = 1..M, on the straight path from\n"
+            "          0 to 1 (all edges together): M forward/backward passes per batch. The\n"
+            "          scores add up to about L(1) - L(0) (printed).\n"
+            "  acdc    greedy: readers from resid_post back to the first layer, each reader's\n"
+            "          writers from last to first; an edge is removed (z_e = 0) when L rises by at\n"
+            "          most T over the current circuit's L. One forward pass over the data per edge.\n"
+            "\n"
+            "options:\n"
+            "  --method NAME       eap, eap-ig or acdc (required)\n"
+            "  --steps M           eap-ig path steps, M >= 1 (default 5; M = 1 is eap)\n"
+            "  --tau T             acdc threshold, T >= 0 (default 0)\n"
+            "  --edge-sparsity S   eap / eap-ig: keep the round((1 - S) * E) edges of largest |score|,\n"
+            "                      S in [0, 1] (default prune.target_edge_sparsity when it is <= 1)\n"
+            "  --examples N        use the first N examples of the training split (default 0: all)\n"
+            "  --out FILE          circuit file (default run.out_dir/circuit-METHOD.h5)\n"
+            "  -P section.key=v    override a deck key (run.log_every: an acdc progress line every\n"
+            "                      N readers; prune.batch_size: examples per backend call)\n"
+            "\n"
+            "Cost: acdc evaluates L once per edge; a rank holding more than one batch prepares\n"
+            "each batch again for every evaluation (clean and corrupted runs), so give it one:\n"
+            "-P prune.batch_size=N with N >= examples / ranks when memory allows.\n"
+            "\n"
+            "The circuit file has the layout of those 'edgeprune prune' writes, with the\n"
+            "attribute method = eap|eap-ig|acdc; edges/log_alpha holds the signed score\n"
+            "(acdc: the 0/1 kept flag) and edges/value its absolute value; every node is kept.\n"
+            "It carries the metrics of the circuit on data.val_split (when present);\n"
+            "'edgeprune circuit' and 'edgeprune eval --circuit' read it like any circuit\n"
+            "('edgeprune circuit --edge-sparsity' refuses it: rerun with --edge-sparsity).\n"
+            "Under mpirun the batches are dealt to the ranks and the results summed.\n"
+            "\n"
+            "Exit status 0 on success; 2 on usage errors; 1 on an error in the deck, model or data\n"
+            "(one-line reason on stderr).\n",
     .order = 12,
     .run = run,
 };
@@ -87,8 +86,8 @@ static void make_dir(const char *dir) {
 }
 
 static int run(int argc, char **argv) {
-  static const char *const flags[] = {"--method", "--steps", "--tau", "--edge-sparsity", "--examples", "--out",
-                                      NULL};
+  static const char *const flags[] = {"--method",   "--steps", "--tau", "--edge-sparsity",
+                                      "--examples", "--out",   NULL};
   const char *val[6];
   ep_session s;
   int st = session_parse(&ep_cmd_baseline, argc, argv, flags, val, &s);
@@ -100,7 +99,8 @@ static int run(int argc, char **argv) {
   const ep_baseline_method method = (ep_baseline_method)mi;
   double steps = 5, tau = 0, sparsity = s.c.target_edge, examples = 0;
   if (val[1]) {
-    if (method != EP_BASELINE_EAP_IG) return cli_usage_error(&ep_cmd_baseline, "--steps applies to eap-ig only");
+    if (method != EP_BASELINE_EAP_IG)
+      return cli_usage_error(&ep_cmd_baseline, "--steps applies to eap-ig only");
     if (!parse_num("--steps", val[1], &steps)) return 2;
     if (!(steps >= 1 && steps <= 1e6 && steps == floor(steps)))
       return cli_usage_error(&ep_cmd_baseline, "--steps must be an integer M >= 1, got '%s'", val[1]);
@@ -118,9 +118,9 @@ static int run(int argc, char **argv) {
     if (!(sparsity >= 0 && sparsity <= 1))
       return cli_usage_error(&ep_cmd_baseline, "--edge-sparsity must be in [0, 1], got '%s'", val[3]);
   } else if (method != EP_BASELINE_ACDC && !(sparsity >= 0 && sparsity <= 1)) {
-    return cli_usage_error(&ep_cmd_baseline,
-                           "prune.target_edge_sparsity = %g is not a sparsity in [0, 1]: give --edge-sparsity",
-                           sparsity);
+    return cli_usage_error(
+        &ep_cmd_baseline, "prune.target_edge_sparsity = %g is not a sparsity in [0, 1]: give --edge-sparsity",
+        sparsity);
   }
   if (val[4]) {
     if (!parse_num("--examples", val[4], &examples)) return 2;
@@ -162,8 +162,7 @@ static int run(int argc, char **argv) {
       amax = fabs(scores[e]) > amax ? fabs(scores[e]) : amax;
     }
     ep_log("%s: %.1f s; sum of scores %.6g, L(1) - L(0) = %.6g - %.6g = %.6g; largest |score| %.6g",
-           baseline_method_name(method), ep_time_now() - t0, sum, ends[1],
-           ends[0], ends[1] - ends[0], amax);
+           baseline_method_name(method), ep_time_now() - t0, sum, ends[1], ends[0], ends[1] - ends[0], amax);
     baseline_circuit(&g, method, scores, NULL, sparsity, &circ);
     free(scores);
   }

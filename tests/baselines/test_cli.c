@@ -35,7 +35,8 @@ static int sh(const char *fmt, ...) {
   return t_run_capture(cmd, out, sizeof out);
 }
 
-static const char *mpi_env = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1";
+static const char *mpi_env =
+    "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1";
 
 static void make_data(const char *task) {
   int rc = sh("'%s' dataset --task %s --n 1000 --seed 1 --split train --out '%s/%s.h5' 2>&1 && "
@@ -56,10 +57,13 @@ static int acdc(const char *task, const char *tau, const char *name, int ranks, 
     fprintf(stderr, "%s\n", out);
     return rc;
   }
-  return sh("'%s' circuit '%s/%s.h5' --format json --out '%s/%s.json' 2>&1", bin, scratch, name, scratch, name);
+  return sh("'%s' circuit '%s/%s.h5' --format json --out '%s/%s.json' 2>&1", bin, scratch, name, scratch,
+            name);
 }
 
-static int same_file(const char *a, const char *b) { return sh("cmp -s '%s' '%s'", a, b) == 0; }
+static int same_file(const char *a, const char *b) {
+  return sh("cmp -s '%s' '%s'", a, b) == 0;
+}
 
 /* Edges listed in an edges.json (count of "],"-separated pairs). */
 static int json_pairs(const char *path) {
@@ -75,8 +79,8 @@ static int json_pairs(const char *path) {
 static void check_usage(const char *args, const char *want) {
   int rc = sh("'%s' baseline '%s/decks/tracr-reverse.yml' -P data.path='%s/reverse.h5' %s 2>&1", bin, inputs,
               scratch, args);
-  T_CHECK(rc == 2 && strstr(out, want), "`baseline %s`: status %d, expected 2 and '%s' in:\n%s", args, rc, want,
-          out);
+  T_CHECK(rc == 2 && strstr(out, want), "`baseline %s`: status %d, expected 2 and '%s' in:\n%s", args, rc,
+          want, out);
 }
 
 int main(int argc, char **argv) {
@@ -100,9 +104,11 @@ int main(int argc, char **argv) {
   T_CHECK(acdc("reverse", "1e-9", "rev-acdc", 1, "-P prune.batch_size=1000") == 0, "acdc reverse failed");
   snprintf(a, sizeof a, "%s/rev-acdc.json", scratch);
   T_CHECK(same_file(a, b), "acdc reverse tau 1e-9: %s differs from %s", a, b);
-  T_CHECK(acdc("reverse", "1e-9", "rev-acdc-np2", 2, "--examples 300") == 0, "acdc reverse on 2 ranks failed");
+  T_CHECK(acdc("reverse", "1e-9", "rev-acdc-np2", 2, "--examples 300") == 0,
+          "acdc reverse on 2 ranks failed");
   snprintf(a, sizeof a, "%s/rev-acdc-np2.json", scratch);
-  T_CHECK(same_file(a, b), "acdc reverse tau 1e-9, 2 ranks, 300 examples in batches of 16: %s differs from %s", a, b);
+  T_CHECK(same_file(a, b),
+          "acdc reverse tau 1e-9, 2 ranks, 300 examples in batches of 16: %s differs from %s", a, b);
 
   /* tau = 0: the ground truth and more (rounding-level KL changes decide the rest) */
   T_CHECK(acdc("reverse", "0", "rev-acdc0", 1, "-P prune.batch_size=1000") == 0, "acdc reverse tau 0 failed");
@@ -117,8 +123,8 @@ int main(int argc, char **argv) {
       missing += c1.edge_kept[e] && !c0.edge_kept[e];
       extra += c0.edge_kept[e] && !c1.edge_kept[e];
     }
-    printf("reverse: acdc tau 0 keeps %lld edges, the ground truth and %lld more\n", (long long)c0.n_kept_edges,
-           (long long)extra);
+    printf("reverse: acdc tau 0 keeps %lld edges, the ground truth and %lld more\n",
+           (long long)c0.n_kept_edges, (long long)extra);
     T_CHECK(missing == 0, "acdc tau 0 misses %lld ground-truth edges", (long long)missing);
     T_CHECK(!strcmp(c1.method, "acdc") && c1.n_kept_edges == 11, "acdc circuit: method '%s', %lld edges",
             c1.method, (long long)c1.n_kept_edges);
@@ -127,15 +133,16 @@ int main(int argc, char **argv) {
   }
 
   /* eval reads the baseline circuit */
-  int rc = sh("'%s' eval '%s/decks/tracr-reverse.yml' -P data.path='%s/reverse.h5' --circuit '%s/rev-acdc.h5' "
-              "2>&1",
-              bin, inputs, scratch, scratch);
+  int rc =
+      sh("'%s' eval '%s/decks/tracr-reverse.yml' -P data.path='%s/reverse.h5' --circuit '%s/rev-acdc.h5' "
+         "2>&1",
+         bin, inputs, scratch, scratch);
   {
     const char *p = strstr(out, "\nkl_sum");
     double full = NAN, circ = NAN;
     if (p) sscanf(p, " kl_sum %lf %lf", &full, &circ);
-    T_CHECK(rc == 0 && full == 0 && circ >= 0 && circ < 1e-6, "eval --circuit acdc: status %d, kl_sum %g:\n%s",
-            rc, circ, out);
+    T_CHECK(rc == 0 && full == 0 && circ >= 0 && circ < 1e-6,
+            "eval --circuit acdc: status %d, kl_sum %g:\n%s", rc, circ, out);
   }
 
   /* EAP-IG circuit file */
@@ -151,8 +158,10 @@ int main(int argc, char **argv) {
           (long long)ig.n_kept_edges, ig.n_metrics);
   float kmin = INFINITY, dmax = 0;
   for (int64_t e = 0; e < ig.n_edges; e++) {
-    if (ig.edge_kept[e]) kmin = fminf(kmin, ig.edge_value[e]);
-    else dmax = fmaxf(dmax, ig.edge_value[e]);
+    if (ig.edge_kept[e])
+      kmin = fminf(kmin, ig.edge_value[e]);
+    else
+      dmax = fmaxf(dmax, ig.edge_value[e]);
     T_CHECK(ig.edge_value[e] == fabsf(ig.edge_log_alpha[e]), "eap-ig: value is not |score| at edge %lld",
             (long long)e);
   }
@@ -188,7 +197,8 @@ int main(int argc, char **argv) {
       worst = fmax(worst, fabs((double)c1.edge_log_alpha[e] - c2.edge_log_alpha[e]));
       big = fmax(big, fabs((double)c1.edge_log_alpha[e]));
     }
-    T_CHECK(big > 0 && worst <= 1e-4 * big, "eap-ig 1 vs 2 ranks: scores differ by %g (largest %g)", worst, big);
+    T_CHECK(big > 0 && worst <= 1e-4 * big, "eap-ig 1 vs 2 ranks: scores differ by %g (largest %g)", worst,
+            big);
     circuit_free(&c1);
     circuit_free(&c2);
   }

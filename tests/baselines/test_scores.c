@@ -127,20 +127,21 @@ static void check_eap(const char *label, ep_model *m, ep_ablation abl, ep_loss_k
     checked++;
   }
   T_CHECK(gmax > 1e-3, "%s: EAP-IG (m = 2) scores are all ~0 (largest %g)", label, gmax);
-  T_CHECK(fd_worst <= 1e-6 * gmax + 1e-9, "%s: EAP-IG m = 2 vs finite differences: worst %g (largest score %g)",
-          label, fd_worst, gmax);
-  printf("%s: %d edges checked against finite differences, worst %.2e of %.3g\n", label, checked, fd_worst, gmax);
+  T_CHECK(fd_worst <= 1e-6 * gmax + 1e-9,
+          "%s: EAP-IG m = 2 vs finite differences: worst %g (largest score %g)", label, fd_worst, gmax);
+  printf("%s: %d edges checked against finite differences, worst %.2e of %.3g\n", label, checked, fd_worst,
+         gmax);
 
   /* completeness improves with m */
   int ms[4] = {1, 4, 16, 64};
   double err[4], gap = 0;
   for (int i = 0; i < 4; i++)
     err[i] = completeness_error(&bd, ms[i], s2, &gap);
-  printf("%s: L(1) - L(0) = %.6g; |sum - gap| for m = 1, 4, 16, 64: %.3g %.3g %.3g %.3g\n", label, gap, err[0],
-         err[1], err[2], err[3]);
+  printf("%s: L(1) - L(0) = %.6g; |sum - gap| for m = 1, 4, 16, 64: %.3g %.3g %.3g %.3g\n", label, gap,
+         err[0], err[1], err[2], err[3]);
   T_CHECK(fabs(gap) > 1e-3, "%s: L(0) and L(1) should differ (gap %g)", label, gap);
-  T_CHECK(err[1] < err[0] && err[2] < err[1] && err[3] < err[2], "%s: completeness error does not shrink with m",
-          label);
+  T_CHECK(err[1] < err[0] && err[2] < err[1] && err[3] < err[2],
+          "%s: completeness error does not shrink with m", label);
   T_CHECK(err[3] < 0.05 * fabs(gap), "%s: completeness error at m = 64 is %g of gap %g", label, err[3], gap);
 
   free(s1);
@@ -258,7 +259,8 @@ static void check_acdc(ep_model *m) {
 }
 
 int main(void) {
-  T_CHECK(baseline_method_parse("eap") == EP_BASELINE_EAP && baseline_method_parse("eap-ig") == EP_BASELINE_EAP_IG &&
+  T_CHECK(baseline_method_parse("eap") == EP_BASELINE_EAP &&
+              baseline_method_parse("eap-ig") == EP_BASELINE_EAP_IG &&
               baseline_method_parse("acdc") == EP_BASELINE_ACDC && baseline_method_parse("eapig") == -1,
           "method names");
   ep_model m;
