@@ -3,8 +3,8 @@
  * The data are 7 examples in batches of 3 (3 + 3 + 1), so the per-batch weighting of
  * losses and gradients is exercised.
  *  - EAP scores are the mean of the backend's dz at z = 1 over the examples; with the
- *    faithfulness losses (minimal at z = 1) they vanish, as does their central
- *    difference; EAP-IG with m = 1 is EAP bit for bit.
+ *    faithfulness losses (minimal at z = 1) they vanish, as does the central difference
+ *    of L in z_e there; EAP-IG with m = 1 is EAP bit for bit.
  *  - EAP-IG with m = 2 equals the average of central finite differences of L(z) in z_e
  *    at z = 1/2 and z = 1 for sampled edges (the path gradient is what it claims).
  *  - Completeness: |sum_e score_e - (L(1) - L(0))| shrinks as m grows (1, 4, 16, 64)
@@ -98,6 +98,24 @@ static void check_eap(const char *label, ep_model *m, ep_ablation abl, ep_loss_k
   /* a faithfulness loss is minimal at z = 1: EAP's scores vanish (to rounding) */
   T_CHECK(big <= 1e-9, "%s: EAP scores should vanish at the loss minimum, largest %g", label, big);
 
+  /* ... as does the central difference of L in z_e at z = 1 */
+  /* tolerance: rounding and the h^2 term, both scaling with the size of L */
+  for (int64_t j = 0; j < E; j++)
+    z[j] = 0;
+  const double fd1_tol = 1e-9 * (1 + baseline_loss(&bd, z, NULL));
+  double fd1 = 0;
+  for (int64_t e = 0; e < E; e += E / 25 + 1) {
+    for (int64_t j = 0; j < E; j++)
+      z[j] = 1;
+    z[e] = 1 + 1e-6;
+    double lp = baseline_loss(&bd, z, NULL);
+    z[e] = 1 - 1e-6;
+    double lm = baseline_loss(&bd, z, NULL);
+    fd1 = fmax(fd1, fabs((lp - lm) / 2e-6 - s1[e]));
+  }
+  T_CHECK(fd1 <= fd1_tol, "%s: EAP vs central differences at z = 1: worst %g (tolerance %g)", label, fd1,
+          fd1_tol);
+
   /* EAP-IG m = 1 is EAP exactly */
   baseline_eap_scores(&bd, 1, s2, NULL);
   int same = 1;
@@ -129,8 +147,9 @@ static void check_eap(const char *label, ep_model *m, ep_ablation abl, ep_loss_k
   T_CHECK(gmax > 1e-3, "%s: EAP-IG (m = 2) scores are all ~0 (largest %g)", label, gmax);
   T_CHECK(fd_worst <= 1e-6 * gmax + 1e-9,
           "%s: EAP-IG m = 2 vs finite differences: worst %g (largest score %g)", label, fd_worst, gmax);
-  printf("%s: %d edges checked against finite differences, worst %.2e of %.3g\n", label, checked, fd_worst,
-         gmax);
+  printf("%s: EAP vs differences at z = 1: worst %.2e; EAP-IG m = 2 vs differences: %d edges, worst %.2e of "
+         "%.3g\n",
+         label, fd1, checked, fd_worst, gmax);
 
   /* completeness improves with m */
   int ms[4] = {1, 4, 16, 64};
