@@ -5,15 +5,16 @@
 #
 # TASK is reverse or xproportion. For every seed it runs `edgeprune prune DECK -P
 # prune.seed=S` (plus the -P overrides), exports the stored circuit with `edgeprune circuit
-# --format json` and compares it with tests/data/tracr/TASK-circuit.json. Prints one line
-# per seed (exact, or the edges missing / extra) and a summary line
-#   rate K/N exact (missing: seeds..., extra: seeds...) -P ...
+# --format json` and compares it, and the trained masks' circuit (mask values above 1/2, as
+# tests/tracr checks), with tests/data/tracr/TASK-circuit.json (tools/tracr_compare.py).
+# Prints one line per seed (exact, or the edges missing / extra) and a summary line
+#   rate K/N exact (missing: seeds..., extra: seeds..., stored only: seeds...) -P ...
 # Runs from the repository root. EDGEPRUNE (default build/edgeprune) is the binary, JOBS
 # (default 2) the runs at a time, WORK (default a temporary folder) the scratch folder;
 # the datasets are made once per WORK folder with the commands of the deck's header.
 set -euo pipefail
 if [ $# -lt 3 ]; then
-  sed -n '3,14p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '3,15p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 task=$1 deck=$2 seeds=$3
@@ -45,12 +46,13 @@ results=$(printf '%s\n' $seeds | xargs -P "$jobs" -I{} bash -c '
     echo "seed $s: prune failed ($dir.log)"; exit 0
   fi
   "$bin" circuit "$dir/circuit.h5" --format json --out "$dir/edges.json" >/dev/null 2>&1
-  python3 '"$(cd "$(dirname "$0")" && pwd)"'/tracr_compare.py "$truth" "$dir/edges.json" $s
+  python3 '"$(cd "$(dirname "$0")" && pwd)"'/tracr_compare.py "$truth" "$dir/circuit.h5" "$dir/edges.json" $s
   rm -rf "$dir" "$dir.log"')
 rm -f "$work/overrides.$$"
 echo "$results" | sort -t' ' -k2,2n
 n=$(echo "$results" | grep -c '^seed')
 k=$(echo "$results" | grep -c ': exact$' || true)
-miss=$(echo "$results" | awk '/: missing/{sub(":","",$2); printf "%s ", $2}')
-extra=$(echo "$results" | awk '/: extra/{sub(":","",$2); printf "%s ", $2}')
-echo "rate $k/$n exact (missing: ${miss:-none}, extra: ${extra:-none}) $*"
+miss=$(echo "$results" | awk '/: missing/{sub(":","",$2); printf "%s\n", $2}' | sort -n | tr '\n' ' ')
+extra=$(echo "$results" | awk '/: extra/{sub(":","",$2); printf "%s\n", $2}' | sort -n | tr '\n' ' ')
+stored=$(echo "$results" | awk '/: stored/{sub(":","",$2); printf "%s\n", $2}' | sort -n | tr '\n' ' ')
+echo "rate $k/$n exact (missing: ${miss:-none}, extra: ${extra:-none}, stored only: ${stored:-none}) $*"
