@@ -37,6 +37,11 @@ typedef struct {
 
 /* log_alpha ~ N(10, 0.01) from stream LOGALPHA keyed by (seed, index), lambdas 0. */
 void prune_params_init(ep_mask_params *p, int64_t n_edges, int n_nodes, uint64_t seed);
+/* log_alpha ~ N(mean, std) instead (prune.init_log_alpha_mean / _std). mean and std are
+ * float, as the reference's fp32 parameters: the defaults 10 and 0.01 then give exactly
+ * prune_params_init's values. */
+void prune_params_init_normal(ep_mask_params *p, int64_t n_edges, int n_nodes, uint64_t seed, float mean,
+                              float std);
 void prune_params_free(ep_mask_params *p);
 
 /* Hard-concrete sample for one mask: u in (eps, 1-eps); returns z and (optional) dz/dlog_alpha. */

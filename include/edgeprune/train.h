@@ -25,6 +25,7 @@ typedef struct {
   double lr[4]; /* edge log_alpha, node log_alpha, edge lambda, node lambda */
   double start_edge, target_edge, start_node, target_node;
   double max_grad_norm;
+  double init_mean, init_std; /* initial log_alpha ~ N(init_mean, init_std) */
   int node_loss, node_masks, embedding_nodes, log_schedule;
   ep_ablation ablation;
   ep_loss_kind loss;

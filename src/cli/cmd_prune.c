@@ -76,7 +76,8 @@ static int run(int argc, char **argv) {
   ep_graph g;
   graph_init(&g, &s.m.cfg, s.c.embedding_nodes);
   ep_mask_params p;
-  prune_params_init(&p, g.n_edges, s.c.node_masks ? g.n_writers : 0, (uint64_t)s.c.seed);
+  prune_params_init_normal(&p, g.n_edges, s.c.node_masks ? g.n_writers : 0, (uint64_t)s.c.seed,
+                           (float)s.c.init_mean, (float)s.c.init_std);
   ep_train_result res;
   st = prune_train_file(&s.c, &s.m, &g, train, have_val ? &val : NULL, &p, &res);
   dataset_file_close(train);

@@ -1,5 +1,6 @@
 /* cmd_step_dump.c — `edgeprune step-dump DECK.yml --out STEP.h5`: one training step,
  * fully dumped, for gradient parity against independent implementations. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +8,6 @@
 #include "edgeprune/cli.h"
 #include "edgeprune/core.h"
 #include "edgeprune/h5io.h"
-#include "edgeprune/rng.h"
 #include "prune/session.h"
 
 static int run(int argc, char **argv);
@@ -19,8 +19,9 @@ const ep_command ep_cmd_step_dump = {
             "                           [--init-mean M --init-std S] [-P section.key=value ...]\n"
             "\n"
             "Runs training step N (default 0) from the deck's state: log_alphas initialised from\n"
-            "prune.seed (N(10, 0.01), or N(M, S) with --init-mean/--init-std so that the masks are\n"
-            "not all saturated), lambdas 0, the batch of step N in the seeded data order of\n"
+            "prune.seed as N(prune.init_log_alpha_mean, prune.init_log_alpha_std) (default\n"
+            "N(10, 0.01)); --init-mean / --init-std override those keys (e.g. so that the masks are\n"
+            "not all saturated); lambdas 0, the batch of step N in the seeded data order of\n"
             "data.train_split. Writes (HDF5):\n"
             "  /edges/writer, /edges/reader   names (graph order)\n"
             "  /edges/log_alpha, u, z          the state, the uniform noise and the sampled mask\n"
@@ -84,14 +85,17 @@ static int run(int argc, char **argv) {
     else if (strcmp(val[2], "f32"))
       return cli_usage_error(&ep_cmd_step_dump, "--precision must be f32 or f64, got '%s'", val[2]);
   }
-  if (!val[3] != !val[4]) return cli_usage_error(&ep_cmd_step_dump, "--init-mean and --init-std go together");
-  double im = 0, is = 0;
+  /* the options override prune.init_log_alpha_mean / _std (same ranges as the keys) */
+  double im = s.c.init_mean, is = s.c.init_std;
   if (val[3]) {
     im = strtod(val[3], &end);
-    if (*end) return cli_usage_error(&ep_cmd_step_dump, "--init-mean must be a number, got '%s'", val[3]);
+    if (*end || val[3] == end || !(fabs(im) <= 1000))
+      return cli_usage_error(&ep_cmd_step_dump, "--init-mean must be a number in [-1000, 1000], got '%s'", val[3]);
+  }
+  if (val[4]) {
     is = strtod(val[4], &end);
-    if (*end || is < 0)
-      return cli_usage_error(&ep_cmd_step_dump, "--init-std must be a number >= 0, got '%s'", val[4]);
+    if (*end || val[4] == end || !(is >= 0 && is <= 1000))
+      return cli_usage_error(&ep_cmd_step_dump, "--init-std must be a number in [0, 1000], got '%s'", val[4]);
   }
   session_load_model(&s);
   const ep_prune_config *c = &s.c;
@@ -103,10 +107,8 @@ static int run(int argc, char **argv) {
   ep_graph g;
   graph_init(&g, &s.m.cfg, c->embedding_nodes);
   ep_mask_params p;
-  prune_params_init(&p, g.n_edges, c->node_masks ? g.n_writers : 0, (uint64_t)c->seed);
-  if (val[3])
-    for (int64_t i = 0; i < g.n_edges + p.n_nodes; i++)
-      p.theta[i] = im + is * ep_rng_normal((uint64_t)c->seed, EP_RNG_STREAM_LOGALPHA, (uint64_t)i, 0);
+  prune_params_init_normal(&p, g.n_edges, c->node_masks ? g.n_writers : 0, (uint64_t)c->seed, (float)im,
+                           (float)is);
   /* the batch of this step in the training order */
   const int64_t per_epoch = train.n / c->batch_size;
   int64_t *perm = ep_malloc((size_t)train.n * sizeof *perm);

@@ -42,6 +42,10 @@ const ep_deck_key prune_deck_keys[] = {
     {"prune.schedule", EP_DECK_CHOICE, "linear", NO_RANGE, "linear|log",
      "sparsity target ramp: linear, or log-linear in (1 - t)"},
     {"prune.max_grad_norm", EP_DECK_FLOAT, "1.0", 0, BIG, NULL, "global gradient-norm clip (0: off)"},
+    {"prune.init_log_alpha_mean", EP_DECK_FLOAT, "10", -1000, 1000, NULL,
+     "mean of the initial mask log_alphas (10: masks start almost surely 1, as in the reference)"},
+    {"prune.init_log_alpha_std", EP_DECK_FLOAT, "0.01", 0, 1000, NULL,
+     "standard deviation of the initial mask log_alphas"},
     {"prune.seed", EP_DECK_INT, "0", 0, 9.007199254740992e15, NULL,
      "seed of the mask noise, log_alpha init and data order"},
     {"run.out_dir", EP_DECK_STRING, "out", NO_RANGE, NULL, "output folder (circuit.h5)"},
@@ -111,6 +115,8 @@ static void fill(ep_prune_config *c, const ep_deck *d) {
                                         : EP_LOSS_KL;
   c->log_schedule = !strcmp(deck_string(d, "prune.schedule"), "log");
   c->max_grad_norm = deck_float(d, "prune.max_grad_norm");
+  c->init_mean = deck_float(d, "prune.init_log_alpha_mean");
+  c->init_std = deck_float(d, "prune.init_log_alpha_std");
   c->seed = deck_int(d, "prune.seed");
   c->log_every = deck_int(d, "run.log_every");
   c->val_every = deck_int(d, "run.val_every");
@@ -173,6 +179,8 @@ void prune_config_defaults(ep_prune_config *c) {
   c->ablation = EP_ABLATE_INTERCHANGE;
   c->loss = EP_LOSS_KL;
   c->max_grad_norm = 1.0;
+  c->init_mean = EP_HC_INIT_MEAN;
+  c->init_std = EP_HC_INIT_STD;
   c->log_every = 10;
   c->val_every = 500;
   c->val_examples = 256;

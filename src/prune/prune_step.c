@@ -8,6 +8,11 @@
 #include "edgeprune/rng.h"
 
 void prune_params_init(ep_mask_params *p, int64_t n_edges, int n_nodes, uint64_t seed) {
+  prune_params_init_normal(p, n_edges, n_nodes, seed, EP_HC_INIT_MEAN, EP_HC_INIT_STD);
+}
+
+void prune_params_init_normal(ep_mask_params *p, int64_t n_edges, int n_nodes, uint64_t seed, float mean,
+                              float std) {
   memset(p, 0, sizeof *p);
   p->n_edges = n_edges;
   p->n_nodes = n_nodes;
@@ -19,8 +24,7 @@ void prune_params_init(ep_mask_params *p, int64_t n_edges, int n_nodes, uint64_t
   p->lam_node = p->lam_edge + 2;
   /* edges use counters [0, E), nodes [E, E+Nn) so the two never share a draw */
   for (int64_t i = 0; i < n_edges + n_nodes; i++)
-    p->theta[i] = (double)EP_HC_INIT_MEAN +
-                  (double)EP_HC_INIT_STD * ep_rng_normal(seed, EP_RNG_STREAM_LOGALPHA, (uint64_t)i, 0);
+    p->theta[i] = (double)mean + (double)std * ep_rng_normal(seed, EP_RNG_STREAM_LOGALPHA, (uint64_t)i, 0);
 }
 
 void prune_params_free(ep_mask_params *p) {

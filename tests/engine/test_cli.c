@@ -5,6 +5,7 @@
  * than the model's context, a NaN loss (injected by deck key, and from a model with a
  * NaN weight) — which must leave the previous circuit file untouched. */
 #define _POSIX_C_SOURCE 200809L
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #include "edgeprune/core.h"
 #include "edgeprune/dataset.h"
+#include "edgeprune/h5io.h"
 #ifdef EP_HAVE_CUDA
 #include "edgeprune/backend_cuda.h"
 #endif
@@ -151,6 +153,38 @@ int main(int argc, char **argv) {
   T_CHECK(st == 0, "step-dump (status %d):\n%s", st, out);
   char *sp = path_in("step.h5");
   T_CHECK(access(sp, R_OK) == 0, "step-dump wrote step.h5");
+  /* --init-mean / --init-std override the deck keys: the keys alone, and the keys overridden
+   * by the options, give the same log_alphas as the options alone */
+  st = run("step-dump ok.yml --out step_k.h5 -P prune.init_log_alpha_mean=1 -P prune.init_log_alpha_std=1", out,
+           sizeof out);
+  T_CHECK(st == 0, "step-dump with the init keys (status %d):\n%s", st, out);
+  st = run("step-dump ok.yml --out step_o.h5 --init-mean 1 -P prune.init_log_alpha_mean=7 "
+           "-P prune.init_log_alpha_std=1",
+           out, sizeof out);
+  T_CHECK(st == 0, "step-dump with a key overridden (status %d):\n%s", st, out);
+  {
+    char *kp = path_in("step_k.h5"), *op = path_in("step_o.h5");
+    hid_t f0 = h5io_open_read(sp), f1 = h5io_open_read(kp), f2 = h5io_open_read(op);
+    int64_t n0, n1, n2;
+    double *a0 = h5io_read(f0, "edges/log_alpha", H5T_NATIVE_DOUBLE, 1, NULL, &n0, sp);
+    double *a1 = h5io_read(f1, "edges/log_alpha", H5T_NATIVE_DOUBLE, 1, NULL, &n1, kp);
+    double *a2 = h5io_read(f2, "edges/log_alpha", H5T_NATIVE_DOUBLE, 1, NULL, &n2, op);
+    int same = n0 == n1 && n0 == n2 && n0 > 0, spread = 0;
+    for (int64_t i = 0; same && i < n0; i++) {
+      same &= a0[i] == a1[i] && a0[i] == a2[i];
+      spread |= fabs(a0[i] - 1) > 0.05;
+    }
+    T_CHECK(same && spread, "--init-mean/--init-std and the prune.init_log_alpha_* keys agree (%lld values)",
+            (long long)n0);
+    free(a0);
+    free(a1);
+    free(a2);
+    h5io_close(f0);
+    h5io_close(f1);
+    h5io_close(f2);
+    free(kp);
+    free(op);
+  }
   free(sp);
 
   /* backend selection: cpu always works; cuda works with a device and is a clear error
@@ -180,6 +214,9 @@ int main(int argc, char **argv) {
   expect_fail("wrong type", "prune ok.yml -P prune.steps=abc", "prune.steps", "integer");
   expect_fail("negative learning rate", "prune ok.yml -P prune.edge_lr=-0.5", "prune.edge_lr",
               "out of range");
+  expect_fail("negative init std", "prune ok.yml -P prune.init_log_alpha_std=-0.1", "prune.init_log_alpha_std",
+              "out of range");
+  expect_fail("bad --init-std", "step-dump ok.yml --out s.h5 --init-std -1", "--init-std", NULL);
   expect_fail("batch 0", "prune ok.yml -P prune.batch_size=0", "prune.batch_size", "out of range");
   expect_fail("bad choice", "prune ok.yml -P prune.ablation=resample", "prune.ablation", "interchange");
   expect_fail("target below start", "prune ok.yml -P prune.start_edge_sparsity=0.6",

@@ -2,12 +2,15 @@
  * sparsity target ramps (linear and log-linear in 1 - t), the learning-rate schedule
  * (Hugging Face linear warmup/decay), AdamW with decoupled weight decay (torch.optim.AdamW
  * semantics), lambda ascent, global gradient clipping (torch clip_grad_norm_), the
- * hard-concrete sample, the log_alpha initialisation and the per-epoch data order. */
+ * hard-concrete sample, the log_alpha initialisation (default and from the deck keys
+ * prune.init_log_alpha_mean / _std) and the per-epoch data order. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "edgeprune/deck.h"
 #include "edgeprune/prune.h"
+#include "edgeprune/rng.h"
 #include "edgeprune/train.h"
 #include "test_util.h"
 
@@ -61,6 +64,36 @@ int main(void) {
   T_CLOSE(p.la_edge[0], -0.4 * ge / (ge + 1e-8), 1e-12, 0, "half learning rate");
   prune_adamw_free(&o);
   prune_params_free(&p);
+
+  /* log_alpha init from the deck keys: the defaults give prune_params_init's values bit for
+   * bit (goldens and restarts depend on it); other values are N(mean, std) on the same draws */
+  {
+    char *ov[] = {"model.path=m.h5", "data.path=d.h5"};
+    ep_deck *dk = deck_load(NULL, prune_deck_keys, 2, ov);
+    ep_prune_config cd, cf;
+    prune_config_from_deck(&cd, dk, NULL);
+    prune_config_defaults(&cf);
+    ep_mask_params p0, p1, p2, p3;
+    prune_params_init(&p0, 40, 7, 5);
+    prune_params_init_normal(&p1, 40, 7, 5, (float)cd.init_mean, (float)cd.init_std);
+    prune_params_init_normal(&p2, 40, 7, 5, (float)cf.init_mean, (float)cf.init_std);
+    prune_params_init_normal(&p3, 40, 7, 5, 3.0f, 1.5f);
+    int same = 1, normal = 1;
+    for (int64_t i = 0; i < p0.n; i++) {
+      same &= p0.theta[i] == p1.theta[i] && p0.theta[i] == p2.theta[i];
+      double want = i < 47 ? 3.0 + 1.5 * ep_rng_normal(5, EP_RNG_STREAM_LOGALPHA, (uint64_t)i, 0) : 0.0;
+      normal &= p3.theta[i] == want;
+    }
+    T_CHECK(cd.init_mean == 10 && cd.init_std == 0.01, "deck defaults 10 / 0.01: %g %g", cd.init_mean,
+            cd.init_std);
+    T_CHECK(same, "default deck keys and config defaults reproduce prune_params_init exactly");
+    T_CHECK(normal, "init N(3, 1.5) on the LOGALPHA draws, lambdas 0");
+    prune_params_free(&p0);
+    prune_params_free(&p1);
+    prune_params_free(&p2);
+    prune_params_free(&p3);
+    deck_free(dk);
+  }
 
   /* hard concrete: u = 0.5 gives s = sigmoid(la / beta) */
   double d;
