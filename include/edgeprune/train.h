@@ -9,6 +9,7 @@
 
 #include "edgeprune/backend.h"
 #include "edgeprune/backend_select.h"
+#include "edgeprune/circuit.h"
 #include "edgeprune/dataset.h"
 #include "edgeprune/deck.h"
 #include "edgeprune/graph.h"
@@ -128,3 +129,8 @@ typedef struct {
 } ep_eval_report;
 void prune_evaluate(const ep_prune_config *c, const ep_model *m, const ep_graph *g, const ep_dataset *d,
                     const double *z_edge, const double *z_node, ep_eval_report *r);
+/* Metrics of a binary circuit (its kept edges and nodes as masks 0/1) next to the full
+ * model on d: evaluated with prune_evaluate, stored in the circuit with
+ * circuit_set_metrics and logged one line per metric. */
+void prune_evaluate_circuit(const ep_prune_config *c, const ep_model *m, const ep_graph *g, const ep_dataset *d,
+                            ep_circuit *circ);

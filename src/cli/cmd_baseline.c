@@ -173,20 +173,8 @@ static int run(int argc, char **argv) {
   circuit_set_text(&circ, summary, yaml);
   free(yaml);
   if (have_val) {
-    double *ze = ep_malloc((size_t)g.n_edges * sizeof *ze), *zn = ep_malloc((size_t)g.n_writers * sizeof *zn);
-    for (int64_t e = 0; e < g.n_edges; e++)
-      ze[e] = circ.edge_kept[e];
-    for (int w = 0; w < g.n_writers; w++)
-      zn[w] = 1;
-    ep_prune_config ce = s.c;
-    ce.node_masks = 1;
-    ep_eval_report r;
-    prune_evaluate(&ce, &s.m, &g, &vsplit, ze, zn, &r);
-    circuit_set_metrics(&circ, r.n, r.names, r.full, r.circuit);
-    for (int k = 0; k < r.n; k++)
-      ep_log("circuit %-20s full %10.5f  circuit %10.5f", r.names[k], r.full[k], r.circuit[k]);
-    free(ze);
-    free(zn);
+    /* metrics of the binary circuit on the validation split */
+    prune_evaluate_circuit(&s.c, &s.m, &g, &vsplit, &circ);
   }
   if (ep_rank == 0) {
     char *path = NULL;

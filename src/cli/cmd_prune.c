@@ -97,21 +97,7 @@ static int run(int argc, char **argv) {
     free(yaml);
     if (have_val) {
       /* metrics of the binary circuit on the validation split */
-      double *ze = ep_malloc((size_t)g.n_edges * sizeof *ze),
-             *zn = ep_malloc((size_t)g.n_writers * sizeof *zn);
-      for (int64_t e = 0; e < g.n_edges; e++)
-        ze[e] = circ.edge_kept[e];
-      for (int w = 0; w < g.n_writers; w++)
-        zn[w] = circ.node_kept[w];
-      ep_prune_config ce = s.c;
-      ce.node_masks = 1;
-      ep_eval_report r;
-      prune_evaluate(&ce, &s.m, &g, &val, ze, zn, &r);
-      circuit_set_metrics(&circ, r.n, r.names, r.full, r.circuit);
-      for (int k = 0; k < r.n; k++)
-        ep_log("circuit %-20s full %10.5f  circuit %10.5f", r.names[k], r.full[k], r.circuit[k]);
-      free(ze);
-      free(zn);
+      prune_evaluate_circuit(&s.c, &s.m, &g, &val, &circ);
     }
     if (ep_rank == 0) {
       make_dir(s.c.out_dir);

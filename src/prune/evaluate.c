@@ -86,3 +86,21 @@ void prune_evaluate(const ep_prune_config *c, const ep_model *m, const ep_graph 
   free(om);
   free(of);
 }
+
+void prune_evaluate_circuit(const ep_prune_config *c, const ep_model *m, const ep_graph *g, const ep_dataset *d,
+                            ep_circuit *circ) {
+  double *ze = ep_malloc((size_t)g->n_edges * sizeof *ze), *zn = ep_malloc((size_t)g->n_writers * sizeof *zn);
+  for (int64_t e = 0; e < g->n_edges; e++)
+    ze[e] = circ->edge_kept[e];
+  for (int w = 0; w < g->n_writers; w++)
+    zn[w] = circ->node_kept[w];
+  ep_prune_config ce = *c;
+  ce.node_masks = 1; /* the circuit's node set applies whether or not nodes were trained */
+  ep_eval_report r;
+  prune_evaluate(&ce, m, g, d, ze, zn, &r);
+  circuit_set_metrics(circ, r.n, r.names, r.full, r.circuit);
+  for (int k = 0; k < r.n; k++)
+    ep_log("circuit %-20s full %10.5f  circuit %10.5f", r.names[k], r.full[k], r.circuit[k]);
+  free(ze);
+  free(zn);
+}
