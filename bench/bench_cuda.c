@@ -81,12 +81,10 @@ static timing run_steps(const ep_backend_ops *be, void *ws, const ep_graph *g, c
     const double c = ep_time_now();
     if (comm != MPI_COMM_NULL) {
       /* the training loop's data-parallel reduction: loss and gradients weighted by share */
-      o.faith *= share;
-      for (int64_t i = 0; i < p.n_edges; i++) o.dz_edge[i] *= share;
-      for (int i = 0; i < p.n_nodes; i++) o.dz_node[i] *= share;
-      EP_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &o.faith, 1, MPI_DOUBLE, MPI_SUM, comm));
-      EP_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, o.dz_edge, (int)p.n_edges, MPI_DOUBLE, MPI_SUM, comm));
-      EP_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, o.dz_node, p.n_nodes, MPI_DOUBLE, MPI_SUM, comm));
+      o.reduce[0] = o.faith;
+      for (size_t i = 0; i < o.n_reduce; i++) o.reduce[i] *= share;
+      EP_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, o.reduce, (int)o.n_reduce, MPI_DOUBLE, MPI_SUM, comm));
+      o.faith = o.reduce[0];
     }
     prune_step_finish(&p, &tg, &o);
     prune_adamw_step(&opt, &p, o.grad, 1.0, prune_lr_factor(s, 200, 3000));

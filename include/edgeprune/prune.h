@@ -62,6 +62,9 @@ typedef struct {
   double *u_node, *z_node, *dz_node; /* [Nn] or NULL */
   double *grad;                      /* [n] d(total)/d(theta), lambdas included (not negated) */
   double *dzdla_edge, *dzdla_node;   /* [E], [Nn] dz/dlog_alpha of the sample */
+  double *reduce;                    /* [1 + E + Nn]: a slot for faith, then dz_edge and dz_node
+                                        (they point into it): what data parallelism sums */
+  size_t n_reduce;
 } ep_step_out;
 
 void prune_step_out_init(ep_step_out *o, const ep_mask_params *p);

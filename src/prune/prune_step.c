@@ -53,13 +53,16 @@ void prune_step_out_init(ep_step_out *o, const ep_mask_params *p) {
   size_t E = (size_t)p->n_edges, Nn = (size_t)p->n_nodes;
   o->u_edge = ep_calloc(E, sizeof(double));
   o->z_edge = ep_calloc(E, sizeof(double));
-  o->dz_edge = ep_calloc(E, sizeof(double));
+  /* [faith slot, dz_edge, dz_node] in one block: one all-reduce per data-parallel step */
+  o->reduce = ep_calloc(1 + E + Nn, sizeof(double));
+  o->n_reduce = 1 + E + Nn;
+  o->dz_edge = o->reduce + 1;
   o->dzdla_edge = ep_calloc(E, sizeof(double));
   if (Nn) {
     o->dzdla_node = ep_calloc(Nn, sizeof(double));
     o->u_node = ep_calloc(Nn, sizeof(double));
     o->z_node = ep_calloc(Nn, sizeof(double));
-    o->dz_node = ep_calloc(Nn, sizeof(double));
+    o->dz_node = o->reduce + 1 + E;
   }
   o->grad = ep_calloc((size_t)p->n, sizeof(double));
 }
@@ -67,10 +70,9 @@ void prune_step_out_init(ep_step_out *o, const ep_mask_params *p) {
 void prune_step_out_free(ep_step_out *o) {
   free(o->u_edge);
   free(o->z_edge);
-  free(o->dz_edge);
+  free(o->reduce);
   free(o->u_node);
   free(o->z_node);
-  free(o->dz_node);
   free(o->grad);
   free(o->dzdla_edge);
   free(o->dzdla_node);

@@ -373,14 +373,11 @@ static int train_loop(const ep_prune_config *c, const ep_model *m, const ep_grap
     if (use_grid) {
       /* the loss is a mean over examples: weight each replica by its share */
       const double w = (double)count / (double)c->batch_size;
-      o.faith *= w;
-      for (int64_t i = 0; i < p->n_edges; i++)
-        o.dz_edge[i] *= w;
-      for (int i = 0; i < p->n_nodes; i++)
-        o.dz_node[i] *= w;
-      grid_allreduce_dp_f64(&grid, &o.faith, 1);
-      grid_allreduce_dp_f64(&grid, o.dz_edge, (size_t)p->n_edges);
-      if (p->n_nodes) grid_allreduce_dp_f64(&grid, o.dz_node, (size_t)p->n_nodes);
+      o.reduce[0] = o.faith;
+      for (size_t i = 0; i < o.n_reduce; i++)
+        o.reduce[i] *= w;
+      grid_allreduce_dp_f64(&grid, o.reduce, o.n_reduce); /* faith, dz_edge, dz_node at once */
+      o.faith = o.reduce[0];
     }
     prune_step_finish(p, &tg, &o);
     if (!isfinite(o.total)) {

@@ -132,6 +132,11 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   const char *mixnorm = getenv("EP_CUDA_MIXNORM"), *split = getenv("EP_CUDA_MIXNORM_SPLIT");
   ws->mixnorm = mixnorm ? atoi(mixnorm) : 1;
   ws->mixnorm_split = split && atoi(split) != 0;
+  /* EP_CUDA_MERGE=0: each reader group its own edge-gradient / ddelta pass (for comparison);
+   * EP_CUDA_EDGE_ROWS=c: c token rows per edge-gradient chunk (c must divide B T) */
+  const char *merge = getenv("EP_CUDA_MERGE"), *erows = getenv("EP_CUDA_EDGE_ROWS");
+  ws->merge = !merge || atoi(merge) != 0;
+  ws->edge_rows = erows ? atoi(erows) : 0;
   const char *graphs = getenv("EP_CUDA_GRAPH");
   ws->graphs = !graphs || atoi(graphs) != 0;
   if (ws->prof)
@@ -198,7 +203,7 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   DALLOC(delta, float, W * N * D);
   DALLOC(ddelta, float, W * N * D);
   DALLOC(Y, float, 3 * H * N * D);
-  DALLOC(Xn, float, 3 * H * N * D);
+  DALLOC(Xn, float, (3 * H + 1) * N * D); /* + the MLP reader's gradient (merged backward) */
   DALLOC(mu, float, 3 * H * N);
   DALLOC(rs, float, 3 * H * N);
   DALLOC(q, float, H * N * dh);
@@ -222,7 +227,7 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   DALLOC(mrs, float, N);
   DALLOC(hpre, float, N * F);
   DALLOC(hact, float, N * F);
-  DALLOC(gchunk, float, N * 3 * H * W);
+  DALLOC(gchunk, float, N * (3 * H + 1) * W);
   DALLOC(yf, float, N * D);
   DALLOC(xf, float, N * D);
   DALLOC(fmu, float, N);
@@ -232,7 +237,7 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   DALLOC(meanc, float, W * (size_t)Tmax * D);
   DALLOC(dzd, double, E + W);
   DALLOC(part, double, W * CU_RED_BLOCKS);
-  DALLOC(part2, double, CU_CHUNK_SLICES * 3 * H * W);
+  DALLOC(part2, double, CU_CHUNK_SLICES * (3 * H + 1) * W);
   if (cu_device_kl(ws)) {
     DALLOC(tgt_d, float, N * Vo);
     DALLOC(lse_d, double, N);
@@ -240,8 +245,8 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
     DALLOC(klrow_d, double, N);
   }
 #undef DALLOC
-  ws->shared = (cu_lstate){ws->Y,  ws->mu,  ws->rs,  ws->q,    ws->k,  ws->v, ws->ob,
-                           ws->att, ws->ym, ws->mmu, ws->mrs, ws->hpre, ws->xo};
+  ws->shared = (cu_lstate){ws->Y,   ws->mu, ws->rs,  ws->q,   ws->k,    ws->v, ws->ob,
+                           ws->att, ws->hx, ws->ym, ws->mmu, ws->mrs, ws->hpre, ws->xo};
   /* cu_dalloc zeroes on the legacy default stream, which a non-blocking stream does not
    * wait for */
   EP_CHECK_CUDA(cudaDeviceSynchronize());
@@ -494,6 +499,7 @@ static void cu_use_layer(cu_ws *ws, int l) {
   ws->v = s->v;
   ws->ob = s->ob;
   ws->att = s->att;
+  ws->hx = s->hx;
   ws->ym = s->ym;
   ws->mmu = s->mmu;
   ws->mrs = s->mrs;
@@ -501,11 +507,11 @@ static void cu_use_layer(cu_ws *ws, int l) {
   ws->xo = s->xo;
 }
 
-/* Sizes (floats) of a layer's kept attention state [8] and MLP state [5]. */
-static void cu_keep_sizes(const cu_ws *ws, size_t attn[8], size_t mlp[5]) {
+/* Sizes (floats) of a layer's kept attention state [9] and MLP state [5]. */
+static void cu_keep_sizes(const cu_ws *ws, size_t attn[9], size_t mlp[5]) {
   const size_t N = (size_t)ws->Bmax * ws->Tmax, D = (size_t)ws->D, H = (size_t)ws->H, dh = (size_t)ws->dh;
-  const size_t a[8] = {3 * H * N * D, 3 * H * N, 3 * H * N, H * N * dh, H * N * dh, H * N * dh, H * N * dh,
-                       H * N * (size_t)ws->Tmax};
+  const size_t a[9] = {3 * H * N * D, 3 * H * N, 3 * H * N, H * N * dh, H * N * dh, H * N * dh, H * N * dh,
+                       H * N * (size_t)ws->Tmax, H * N * D};
   const size_t b[5] = {N * D, N, N, N * (size_t)ws->F, N * D};
   memcpy(attn, a, sizeof a);
   memcpy(mlp, b, sizeof b);
@@ -513,11 +519,11 @@ static void cu_keep_sizes(const cu_ws *ws, size_t attn[8], size_t mlp[5]) {
 
 /* Floats of every layer's kept state (64-float aligned pieces). */
 static size_t cu_keep_floats(const cu_ws *ws) {
-  size_t attn[8], mlp[5], total = 0;
+  size_t attn[9], mlp[5], total = 0;
   cu_keep_sizes(ws, attn, mlp);
   for (int l = 0; l < ws->L; l++) {
     if (ws->m->cfg.has_attn[l])
-      for (int i = 0; i < 8; i++) total += (attn[i] + 63) / 64 * 64;
+      for (int i = 0; i < 9; i++) total += (attn[i] + 63) / 64 * 64;
     if (ws->m->cfg.has_mlp[l])
       for (int i = 0; i < 5; i++) total += (mlp[i] + 63) / 64 * 64;
   }
@@ -528,7 +534,7 @@ extern "C" void backend_cuda_set_keep_activations(void *p, int on) {
   cu_ws *ws = (cu_ws *)p;
   if (on && !ws->kept) {
     /* one allocation carved into every layer's buffers (256-byte aligned pieces) */
-    size_t attn[8], mlp[5];
+    size_t attn[9], mlp[5];
     cu_keep_sizes(ws, attn, mlp);
     const size_t total = cu_keep_floats(ws);
     float *cur = (float *)cu_dalloc(ws, total, sizeof(float));
@@ -537,8 +543,8 @@ extern "C" void backend_cuda_set_keep_activations(void *p, int on) {
       cu_lstate *s = &ws->kept[l];
       *s = ws->shared; /* parts a layer lacks (Tracr) keep valid scratch pointers, never used */
       if (ws->m->cfg.has_attn[l]) {
-        float **f[8] = {&s->Y, &s->mu, &s->rs, &s->q, &s->k, &s->v, &s->ob, &s->att};
-        for (int i = 0; i < 8; i++) {
+        float **f[9] = {&s->Y, &s->mu, &s->rs, &s->q, &s->k, &s->v, &s->ob, &s->att, &s->hx};
+        for (int i = 0; i < 9; i++) {
           *f[i] = cur;
           cur += (attn[i] + 63) / 64 * 64;
         }
@@ -587,13 +593,27 @@ static void cu_attn_layer_fwd(cu_ws *ws, int l, int store) {
   cu_mark(ws, CU_PH_ATTN);
 }
 
-/* Backward through layer l's attention (after cu_attn_layer_fwd(store=0) recomputed it). */
+/* Does layer l's backward merge its q/k/v and MLP reader groups? Then the MLP reader's
+ * gradient goes to Xn's slot 3H, its edges to the layer's own heads are done on their
+ * own, and one pass over the n writers before the layer gives the edge gradients and the
+ * ddelta update of all 3H + 1 readers: the masks of the MLP reader's first n inputs
+ * follow the 3H q/k/v rows with the same leading dimension n (graph.c's edge order). */
+static int cu_merged(const cu_ws *ws, int l) {
+  const ep_graph *g = ws->g;
+  if (!ws->merge || !ws->m->cfg.has_attn[l] || !ws->m->cfg.has_mlp[l]) return 0;
+  const ep_reader *q = &g->readers[g->layer_q_reader[l]], *m = &g->readers[g->layer_mlp_reader[l]];
+  return g->layer_head_writer[l] == q->n_in && m->n_in == q->n_in + ws->H &&
+         m->edge_offset == q->edge_offset + (int64_t)3 * ws->H * q->n_in;
+}
+
+/* Backward through layer l's attention (after cu_attn_layer_fwd(store=0) recomputed it,
+ * or with its kept activations). */
 static void cu_attn_layer_bwd(cu_ws *ws, int l, int node_masks) {
   const ep_graph *g = ws->g;
   const cu_lw *w = &ws->lw[l];
   const int r0 = g->layer_q_reader[l], n = g->readers[r0].n_in, R3 = 3 * ws->H, hw = g->layer_head_writer[l];
   const size_t ND = ws->N * (size_t)ws->D;
-  cu_head_out(ws, l);
+  if (!ws->keep_acts) cu_head_out(ws, l); /* else hx holds the forward's head outputs */
   /* node gradients of the heads; hx becomes d x_i = z_i ddelta_i */
   cu_node_grad(ws, ws->hx, ws->c + (size_t)hw * ND, ws->ddelta + (size_t)hw * ND, ws->zd + ws->E + hw,
                node_masks ? ws->dzd + ws->E + hw : NULL, ws->hx, ws->H);
@@ -604,7 +624,9 @@ static void cu_attn_layer_bwd(cu_ws *ws, int l, int node_masks) {
   cu_mark(ws, CU_PH_ATTN_B);
   cu_norm_bwd(ws, ws->Y, ws->mu, ws->rs, w->ln1_w, ws->Xn, ws->Xn, (size_t)R3 * ws->N);
   cu_mark(ws, CU_PH_NORM);
-  cu_edge_grad(ws, ws->Xn, R3, n, ws->zd + g->readers[r0].edge_offset, ws->dzd + g->readers[r0].edge_offset);
+  /* merged: Xn's slot R3 holds the MLP reader's gradient (cu_mlp_layer_bwd) */
+  cu_edge_grad(ws, ws->Xn, cu_merged(ws, l) ? R3 + 1 : R3, 0, n, ws->zd + g->readers[r0].edge_offset,
+               ws->dzd + g->readers[r0].edge_offset);
 }
 
 /* MLP reader input of layer l (ws->ym = base + z delta), then the MLP into x. */
@@ -645,13 +667,22 @@ static void cu_mlp_layer_bwd(cu_ws *ws, int l, int node_masks) {
   cu_node_grad(ws, ws->xo, ws->c + (size_t)wi * ND, ws->ddelta + (size_t)wi * ND, ws->zd + ws->E + wi,
                node_masks ? ws->dzd + ws->E + wi : NULL, ws->xo, 1);
   cu_mark(ws, CU_PH_NODE);
+  /* the reader gradient: in Xn's slot 3H when the attention backward takes it along */
+  const int merged = cu_merged(ws, l);
+  float *dm = merged ? ws->Xn + (size_t)3 * ws->H * ND : ws->mn;
   /* dhact = dx W_proj^T; dhpre = dhact act'(hpre); dmn = dhpre W_fc^T; then the norm */
   cu_gemm(ws, 0, 1, N, F, D, 1.0f, ws->xo, D, w->w_proj, D, 0.0f, ws->hact, F);
   cu_act_bwd(ws, ws->hpre, ws->hact, ws->N * (size_t)F);
-  cu_gemm(ws, 0, 1, N, D, F, 1.0f, ws->hact, F, w->w_fc, F, 0.0f, ws->mn, D);
-  cu_norm_bwd(ws, ws->ym, ws->mmu, ws->mrs, w->ln2_w, ws->mn, ws->mn, ws->N);
+  cu_gemm(ws, 0, 1, N, D, F, 1.0f, ws->hact, F, w->w_fc, F, 0.0f, dm, D);
+  cu_norm_bwd(ws, ws->ym, ws->mmu, ws->mrs, w->ln2_w, dm, dm, ws->N);
   cu_mark(ws, CU_PH_MLP_B);
-  cu_edge_grad(ws, ws->mn, 1, n, ws->zd + g->readers[r].edge_offset, ws->dzd + g->readers[r].edge_offset);
+  const int64_t off = g->readers[r].edge_offset;
+  if (merged) { /* here only the edges from this layer's heads, writers [n - H, n) */
+    const int hw = g->layer_head_writer[l];
+    cu_edge_grad(ws, dm, 1, hw, n - hw, ws->zd + off + hw, ws->dzd + off + hw);
+  } else {
+    cu_edge_grad(ws, dm, 1, 0, n, ws->zd + off, ws->dzd + off);
+  }
 }
 
 /* Device KL losses: wait for the stream, then the loss from the per-position KLs and the
@@ -815,7 +846,7 @@ extern "C" void backend_cuda_set_precision(void *p, int compute) {
   if (compute == 2 && !ws->delta_bf) {
     const size_t ND = (size_t)ws->Bmax * ws->Tmax * ws->D;
     ws->delta_bf = (__nv_bfloat16 *)cu_dalloc(ws, (size_t)ws->W * ND, sizeof(__nv_bfloat16));
-    ws->dy_bf = (__nv_bfloat16 *)cu_dalloc(ws, 3 * (size_t)ws->H * ND, sizeof(__nv_bfloat16));
+    ws->dy_bf = (__nv_bfloat16 *)cu_dalloc(ws, (3 * (size_t)ws->H + 1) * ND, sizeof(__nv_bfloat16));
     ws->z_bf = (__nv_bfloat16 *)cu_dalloc(ws, (size_t)ws->E, sizeof(__nv_bfloat16));
     EP_CHECK_CUDA(cudaDeviceSynchronize()); /* zeroing ran on the legacy stream */
   }

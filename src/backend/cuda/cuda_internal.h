@@ -53,6 +53,7 @@ typedef struct {
  * keep_acts, at per-layer storage filled by the forward (no recomputation). */
 typedef struct {
   float *Y, *mu, *rs, *q, *k, *v, *ob, *att; /* attention readers and core */
+  float *hx;                                 /* head outputs [H, N, D] (node gradients) */
   float *ym, *mmu, *mrs, *hpre, *xo;         /* MLP reader and core */
 } cu_lstate;
 
@@ -97,13 +98,13 @@ typedef struct {
   float *hx;              /* [H, N, D] head writer outputs (later their gradients) */
   float *tmp, *tmp2, *res; /* [N, D] */
   float *ym, *mn, *mmu, *mrs, *hpre, *hact;
-  float *gchunk; /* [Bmax*Tmax, 3H, W] per-token-row edge gradient partials */
+  float *gchunk; /* [Bmax*Tmax, 3H + 1, W] edge-gradient partials per chunk of token rows */
   float *yf, *xf, *fmu, *frs, *logits;
   float *zd;     /* [E + W] z_edge, z_node */
   float *meanc;  /* [W, Tmax, D] */
   double *dzd;   /* [E + W] dz_edge, dz_node */
   double *part;  /* [W, CU_RED_BLOCKS] reduction partials */
-  double *part2; /* [CU_CHUNK_SLICES, 3H, W] edge-gradient slice sums */
+  double *part2; /* [CU_CHUNK_SLICES, 3H + 1, W] edge-gradient slice sums */
   float *xo;     /* [N, D] MLP writer output */
   int keep_acts;       /* 1: per-layer forward state kept for the backward */
   cu_lstate shared;    /* the scratch versions of the working pointers */
@@ -120,11 +121,14 @@ typedef struct {
    * edge-gradient and ddelta GEMMs, fp32 accumulation; TF32 elsewhere */
   int compute;
   __nv_bfloat16 *delta_bf; /* [W, N, D] (allocated when bf16 is first chosen) */
-  __nv_bfloat16 *dy_bf;    /* [3H, N, D] */
+  __nv_bfloat16 *dy_bf;    /* [3H + 1, N, D] */
   __nv_bfloat16 *z_bf;     /* [E] edge masks */
   int mixnorm;              /* reader mixing fused with the reader norms (mixnorm.cu): 0 never,
                                1 in fp32 and bf16 (TF32 mixes through cuBLAS), 2 in every precision */
   int mixnorm_split;        /* 1: the q/k/v readers in groups of 12 (see cu_mix_norm) */
+  int merge;                /* 1: a layer's q/k/v and MLP readers share one edge-gradient and
+                               ddelta pass over the writers before the layer (EP_CUDA_MERGE=0: off) */
+  int edge_rows;            /* token rows per edge-gradient chunk (EP_CUDA_EDGE_ROWS; 0: automatic) */
   int graphs;               /* 1: the device-KL step replayed as a CUDA graph (EP_CUDA_GRAPH=0: off) */
   cudaGraphExec_t gexec;    /* the captured step, or NULL */
   int gkey[10];             /* what it was captured for (cu_faith_graph) */
@@ -145,6 +149,8 @@ typedef struct {
 
 /* Slices of the two-level edge-gradient row sums (fixed: deterministic sums). */
 #define CU_CHUNK_SLICES 32
+/* Fewest token-row chunks of the edge-gradient GEMM (cu_edge_grad). */
+#define CU_EDGE_CHUNKS 128
 /* Blocks per writer in the node-gradient reductions (fixed: deterministic sums). */
 #define CU_RED_BLOCKS 64
 
@@ -185,9 +191,10 @@ extern "C" void cu_delta_write(cu_ws *ws, const float *x, const float *c, const 
  * dx_w = zn[w] * dd_w (when dx != NULL; may alias x). */
 extern "C" void cu_node_grad(cu_ws *ws, const float *x, const float *c, const float *dd, const float *zn,
                              double *dz, float *dx, int nw);
-/* Reader group backward: dY [R, N, D], Z [R, n] (ld n): dz[j*n + w] = <dY_j, delta_w>
- * (fp32 per token row, summed over rows in double) and ddelta[:n] += Z^T dY. */
-extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int n, const float *Z, double *dz);
+/* Reader group backward over writers [w0, w0 + n): dY [R, N, D], Z [R, n] (ld n):
+ * dz[j*n + w] = <dY_j, delta_{w0+w}> (fp32 over chunks of token rows, the chunks summed in
+ * double) and ddelta[w0 : w0 + n] += Z^T dY. */
+extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int w0, int n, const float *Z, double *dz);
 /* resid_post at the loss positions: yf[p] = base[prow[p]] + sum_{w<n} z[w] delta_w[prow[p]]. */
 extern "C" void cu_resid_fwd(cu_ws *ws, const float *base, const float *z, int n, float *yf);
 /* Its backward: dz[w] = sum_p <dy[p], delta_w[prow[p]]>, ddelta_w[prow[p]] += z[w] dy[p]. */

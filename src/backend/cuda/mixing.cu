@@ -151,30 +151,47 @@ static __global__ void k_sum_chunks_2(const double *part2, int ns, int cnt, doub
   out[j] = acc;
 }
 
-extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int n, const float *Z, double *dz) {
+/* Token rows per edge-gradient chunk: the largest divisor c of N that still leaves at
+ * least CU_EDGE_CHUNKS chunks (independent GEMMs to fill the device; K = c D each), or
+ * ws->edge_rows when set (EP_CUDA_EDGE_ROWS, for measurements; must divide N). */
+static int cu_edge_rows(const cu_ws *ws) {
+  const size_t N = ws->N;
+  if (ws->edge_rows > 0 && N % (size_t)ws->edge_rows == 0) return ws->edge_rows;
+  int best = 1;
+  for (size_t c = 1; c <= N / CU_EDGE_CHUNKS; c++)
+    if (N % c == 0) best = (int)c;
+  return best;
+}
+
+extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int w0, int n, const float *Z, double *dz) {
   if (n == 0) return;
-  const int D = ws->D, ND = (int)(ws->N * (size_t)D), rows = (int)ws->N;
+  const int D = ws->D, ND = (int)(ws->N * (size_t)D);
   const int bf = ws->compute == 2;
+  const int crow = cu_edge_rows(ws), nb = (int)(ws->N / (size_t)crow), K = crow * D;
+  const size_t off = (size_t)w0 * ND; /* first writer's row of delta / ddelta */
+  EP_CHECK(R <= 3 * ws->H + 1 && w0 + n <= ws->W, "edge gradient of %d readers x writers [%d, %d)", R, w0, w0 + n);
   if (bf) cu_to_bf16(ws, dY, ws->dy_bf, (size_t)R * ND);
-  /* gchunk[row] [R, n] = dY_row [R, D] x delta_row^T [D, n] for every token row: one
-   * strided-batched GEMM with enough independent blocks to fill the device (one GEMM
-   * per example would give a long K and few blocks), then the rows summed in double. */
+  /* gchunk[b] [R, n] = dY[:, chunk b] [R, K] x delta[:, chunk b]^T [K, n] for the nb chunks
+   * of crow token rows: one strided-batched GEMM with enough independent blocks to fill
+   * the device (one GEMM over all rows would give a long K and few blocks), then the
+   * chunks summed in double. */
   if (bf)
-    cu_gemm_batched_bf16(ws, 0, 1, R, n, D, ws->dy_bf, ND, D, ws->delta_bf, ND, D, ws->gchunk, n, (long long)R * n,
-                         rows);
+    cu_gemm_batched_bf16(ws, 0, 1, R, n, K, ws->dy_bf, ND, K, ws->delta_bf + off, ND, K, ws->gchunk, n,
+                         (long long)R * n, nb);
   else
-    cu_gemm_batched(ws, 0, 1, R, n, D, 1.0f, dY, ND, D, ws->delta, ND, D, 0.0f, ws->gchunk, n, (long long)R * n,
-                    rows);
-  const int cnt = R * n, ns = rows < CU_CHUNK_SLICES ? rows : CU_CHUNK_SLICES;
-  k_sum_chunks_1<<<dim3((unsigned)(cnt + 127) / 128, (unsigned)ns), 128, 0, ws->st>>>(ws->gchunk, rows, cnt,
+    cu_gemm_batched(ws, 0, 1, R, n, K, 1.0f, dY, ND, K, ws->delta + off, ND, K, 0.0f, ws->gchunk, n,
+                    (long long)R * n, nb);
+  const int cnt = R * n, ns = nb < CU_CHUNK_SLICES ? nb : CU_CHUNK_SLICES;
+  k_sum_chunks_1<<<dim3((unsigned)(cnt + 127) / 128, (unsigned)ns), 128, 0, ws->st>>>(ws->gchunk, nb, cnt,
                                                                                      ws->part2);
   EP_CHECK_LAUNCH();
   k_sum_chunks_2<<<(cnt + 127) / 128, 128, 0, ws->st>>>(ws->part2, ns, cnt, dz);
   EP_CHECK_LAUNCH();
   cu_mark(ws, CU_PH_EDGE);
-  /* ddelta[:n] += Z^T dY (fp32 accumulation into fp32 ddelta in every mode) */
-  if (bf) cu_gemm_bf16(ws, 1, 0, n, ND, R, 1.0f, ws->z_bf + (Z - ws->zd), n, ws->dy_bf, ND, 1.0f, ws->ddelta, ND);
-  else cu_gemm(ws, 1, 0, n, ND, R, 1.0f, Z, n, dY, ND, 1.0f, ws->ddelta, ND);
+  /* ddelta[w0 : w0 + n] += Z^T dY (fp32 accumulation into fp32 ddelta in every mode) */
+  if (bf)
+    cu_gemm_bf16(ws, 1, 0, n, ND, R, 1.0f, ws->z_bf + (Z - ws->zd), n, ws->dy_bf, ND, 1.0f, ws->ddelta + off, ND);
+  else cu_gemm(ws, 1, 0, n, ND, R, 1.0f, Z, n, dY, ND, 1.0f, ws->ddelta + off, ND);
   cu_mark(ws, CU_PH_DDELTA);
 }
 
