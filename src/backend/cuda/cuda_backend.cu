@@ -127,16 +127,25 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   const char *prof = getenv("EP_CUDA_PROFILE");
   ws->prof = prof && atoi(prof) > 0;
   /* EP_CUDA_MIXNORM: 0 reader mixing as GEMMs and a separate norm (for comparison), 2 the
-   * fused kernel in TF32 too (default 1: fp32 and bf16 only; see docs/cuda-backend.md);
+   * exact-fp32 fused kernel in TF32 too (default 1: the fp32 kernel in fp32 and bf16, the
+   * tensor-core kernel for TF32's q/k/v readers; see docs/cuda-backend.md);
    * EP_CUDA_MIXNORM_SPLIT=1: the q/k/v readers in groups of 12 (measured no faster) */
   const char *mixnorm = getenv("EP_CUDA_MIXNORM"), *split = getenv("EP_CUDA_MIXNORM_SPLIT");
   ws->mixnorm = mixnorm ? atoi(mixnorm) : 1;
   ws->mixnorm_split = split && atoi(split) != 0;
   /* EP_CUDA_MERGE=0: each reader group its own edge-gradient / ddelta pass (for comparison);
+   * EP_CUDA_DDELTA=0: the ddelta update as a cuBLAS GEMM (for comparison);
    * EP_CUDA_EDGE_ROWS=c: c token rows per edge-gradient chunk (c must divide B T) */
   const char *merge = getenv("EP_CUDA_MERGE"), *erows = getenv("EP_CUDA_EDGE_ROWS");
   ws->merge = !merge || atoi(merge) != 0;
   ws->edge_rows = erows ? atoi(erows) : 0;
+  const char *ddk = getenv("EP_CUDA_DDELTA"); /* 0: the ddelta update as a cuBLAS GEMM */
+  ws->ddelta_kernel = !ddk || atoi(ddk) != 0;
+  {
+    int dev = 0;
+    EP_CHECK_CUDA(cudaGetDevice(&dev));
+    EP_CHECK_CUDA(cudaDeviceGetAttribute(&ws->sm_count, cudaDevAttrMultiProcessorCount, dev));
+  }
   const char *graphs = getenv("EP_CUDA_GRAPH");
   ws->graphs = !graphs || atoi(graphs) != 0;
   if (ws->prof)
@@ -487,6 +496,8 @@ static void cu_full_outputs(void *p, float *out) {
  * default: the fused kernel mixes in exact fp32, which moves the TF32 step's error
  * pattern (measured 1.23e-2 of the gradients' scale on the test models, over its 1e-2 check). */
 static int cu_mixnorm_on(const cu_ws *ws) { return ws->mixnorm == 2 || (ws->mixnorm == 1 && ws->compute != 1); }
+/* TF32: the q/k/v readers' mixing + norm on tensor cores (mixnorm_tc.cu), by default. */
+static int cu_mixnorm_tc_on(const cu_ws *ws) { return ws->mixnorm == 1 && ws->compute == 1; }
 
 /* Point the working buffers at layer l's kept state, or at the shared scratch. */
 static void cu_use_layer(cu_ws *ws, int l) {
@@ -571,7 +582,11 @@ static void cu_attn_layer_fwd(cu_ws *ws, int l, int store) {
   const int r0 = g->layer_q_reader[l], n = g->readers[r0].n_in, R3 = 3 * ws->H, hw = g->layer_head_writer[l];
   const size_t ND = ws->N * (size_t)ws->D;
   const float *Z = ws->zd + g->readers[r0].edge_offset, *base = ws->base + (size_t)(2 * l) * ND;
-  if (cu_mixnorm_on(ws) && cu_mix_norm(ws, Z, R3, n, base, ws->Y, ws->Xn, ws->mu, ws->rs, w->ln1_w, w->ln1_b)) {
+  if (cu_mixnorm_tc_on(ws) &&
+      cu_mix_norm_tc(ws, Z, R3, n, base, ws->Y, ws->Xn, ws->mu, ws->rs, w->ln1_w, w->ln1_b)) {
+    cu_mark(ws, CU_PH_MIX); /* TF32: mixing on tensor cores and the per-reader LN in one kernel */
+  } else if (cu_mixnorm_on(ws) &&
+             cu_mix_norm(ws, Z, R3, n, base, ws->Y, ws->Xn, ws->mu, ws->rs, w->ln1_w, w->ln1_b)) {
     cu_mark(ws, CU_PH_MIX); /* mixing and the per-reader LN in one kernel */
   } else {
     if (n > 0 && ws->compute == 2)

@@ -128,6 +128,8 @@ typedef struct {
   int mixnorm_split;        /* 1: the q/k/v readers in groups of 12 (see cu_mix_norm) */
   int merge;                /* 1: a layer's q/k/v and MLP readers share one edge-gradient and
                                ddelta pass over the writers before the layer (EP_CUDA_MERGE=0: off) */
+  int ddelta_kernel;        /* 1: ddelta += Z^T dY in k_ddelta (EP_CUDA_DDELTA=0: cuBLAS GEMM) */
+  int sm_count;             /* multiprocessors of the device */
   int edge_rows;            /* token rows per edge-gradient chunk (EP_CUDA_EDGE_ROWS; 0: automatic) */
   int graphs;               /* 1: the device-KL step replayed as a CUDA graph (EP_CUDA_GRAPH=0: off) */
   cudaGraphExec_t gexec;    /* the captured step, or NULL */
@@ -202,6 +204,12 @@ extern "C" void cu_resid_bwd(cu_ws *ws, const float *dy, const float *z, int n, 
 /* yf[p] = x[prow[p]]. */
 extern "C" void cu_gather_rows(cu_ws *ws, const float *x, float *yf);
 /* Masks double -> float into the device array happen on the host; nothing here. */
+
+/* ---- mixnorm_tc.cu ---- */
+/* As cu_mix_norm, on TF32 tensor cores (masks and delta rounded to TF32, fp32
+ * accumulation). Returns 0 (nothing launched) for shapes it does not cover. */
+extern "C" int cu_mix_norm_tc(cu_ws *ws, const float *Z, int R, int n, const float *base, float *Y, float *Xn,
+                              float *mu, float *rs, const float *lw, const float *lb);
 
 /* ---- mixnorm.cu ---- */
 /* R readers with the same n inputs, masks Z [R, n] (ld n): Y [R, N, D] = base + Z delta

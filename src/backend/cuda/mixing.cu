@@ -151,6 +151,103 @@ static __global__ void k_sum_chunks_2(const double *part2, int ns, int cnt, doub
   out[j] = acc;
 }
 
+/* ddelta[w, j] += sum_{r < R} Z[r, w] dY[r, j] for writers w < n and columns j of the
+ * N*D token-row space: the reader-gradient columns j, j + 1 of a thread stay in registers
+ * (2 MR floats, MR >= R, zero above R), Z^T in shared memory ([n][MR], broadcast reads),
+ * and each writer's ddelta pair is read and written once: the update is bound by the
+ * ddelta traffic, which this keeps at one read and one write per writer and column
+ * (cuBLAS's GEMM with K = R, beta = 1 moved it at about 40 % of the bandwidth). Exact
+ * fp32 products in every precision, summed over r in order, then added to ddelta.
+ * Grid-stride over column pairs; ND even. */
+template <int MR>
+static __global__ void __launch_bounds__(256) k_ddelta(const float *__restrict__ Z, int R, int n,
+                                                       const float *__restrict__ dY, size_t ND,
+                                                       float *__restrict__ dd) {
+  extern __shared__ __align__(16) float zt[]; /* [n][MR] */
+  for (int i = threadIdx.x; i < n * MR; i += blockDim.x) {
+    const int w = i / MR, r = i % MR;
+    zt[i] = r < R ? Z[(size_t)r * n + w] : 0.0f;
+  }
+  __syncthreads();
+  const size_t npair = ND / 2;
+  for (size_t p = (size_t)blockIdx.x * blockDim.x + threadIdx.x; p < npair; p += (size_t)gridDim.x * blockDim.x) {
+    const size_t j = 2 * p;
+    float y0[MR], y1[MR];
+#pragma unroll
+    for (int r = 0; r < MR; r++) {
+      float2 v = make_float2(0.0f, 0.0f);
+      if (r < R) v = __ldg(reinterpret_cast<const float2 *>(dY + (size_t)r * ND + j));
+      y0[r] = v.x;
+      y1[r] = v.y;
+    }
+    int w = 0;
+    for (; w + 4 <= n; w += 4) { /* four writers' ddelta loads in flight */
+      float2 d[4];
+#pragma unroll
+      for (int k = 0; k < 4; k++) d[k] = *reinterpret_cast<const float2 *>(dd + (size_t)(w + k) * ND + j);
+#pragma unroll
+      for (int k = 0; k < 4; k++) {
+        const float *zr = zt + (w + k) * MR;
+        float a0 = 0.0f, a1 = 0.0f;
+#pragma unroll
+        for (int r = 0; r < MR; r += 4) {
+          const float4 z = *reinterpret_cast<const float4 *>(zr + r);
+          a0 = fmaf(z.x, y0[r], a0);
+          a1 = fmaf(z.x, y1[r], a1);
+          a0 = fmaf(z.y, y0[r + 1], a0);
+          a1 = fmaf(z.y, y1[r + 1], a1);
+          a0 = fmaf(z.z, y0[r + 2], a0);
+          a1 = fmaf(z.z, y1[r + 2], a1);
+          a0 = fmaf(z.w, y0[r + 3], a0);
+          a1 = fmaf(z.w, y1[r + 3], a1);
+        }
+        d[k].x += a0;
+        d[k].y += a1;
+      }
+#pragma unroll
+      for (int k = 0; k < 4; k++) *reinterpret_cast<float2 *>(dd + (size_t)(w + k) * ND + j) = d[k];
+    }
+    for (; w < n; w++) {
+      const float *zr = zt + w * MR;
+      float a0 = 0.0f, a1 = 0.0f;
+#pragma unroll
+      for (int r = 0; r < MR; r++) {
+        a0 = fmaf(zr[r], y0[r], a0);
+        a1 = fmaf(zr[r], y1[r], a1);
+      }
+      float2 *q = reinterpret_cast<float2 *>(dd + (size_t)w * ND + j);
+      float2 v = *q;
+      v.x += a0;
+      v.y += a1;
+      *q = v;
+    }
+  }
+}
+
+template <int MR>
+static void cu_ddelta_launch(cu_ws *ws, const float *Z, int R, int n, const float *dY, float *dd) {
+  const size_t ND = ws->N * (size_t)ws->D, smem = (size_t)n * MR * sizeof(float);
+  unsigned blocks = cu_blocks(ND / 2, 256);
+  const unsigned cap = (unsigned)ws->sm_count * 4u; /* Z^T is loaded once per block */
+  if (blocks > cap) blocks = cap;
+  k_ddelta<MR><<<blocks, 256, smem, ws->st>>>(Z, R, n, dY, ND, dd);
+  EP_CHECK_LAUNCH();
+}
+
+/* ddelta[:n] (at dd) += Z^T dY through k_ddelta; 0 when the shape is not covered (more
+ * than 48 readers, odd N*D, Z^T over 48 KiB of shared memory). */
+static int cu_ddelta(cu_ws *ws, const float *Z, int R, int n, const float *dY, float *dd) {
+  const size_t ND = ws->N * (size_t)ws->D;
+  if (!ws->ddelta_kernel || R > 48 || ND % 2 || (size_t)n * 48 * sizeof(float) > 48 * 1024) return 0;
+  if (R <= 4) cu_ddelta_launch<4>(ws, Z, R, n, dY, dd);
+  else if (R <= 8) cu_ddelta_launch<8>(ws, Z, R, n, dY, dd);
+  else if (R <= 16) cu_ddelta_launch<16>(ws, Z, R, n, dY, dd);
+  else if (R <= 24) cu_ddelta_launch<24>(ws, Z, R, n, dY, dd);
+  else if (R <= 40) cu_ddelta_launch<40>(ws, Z, R, n, dY, dd);
+  else cu_ddelta_launch<48>(ws, Z, R, n, dY, dd);
+  return 1;
+}
+
 /* Token rows per edge-gradient chunk: the largest divisor c of N that still leaves at
  * least CU_EDGE_CHUNKS chunks (independent GEMMs to fill the device; K = c D each), or
  * ws->edge_rows when set (EP_CUDA_EDGE_ROWS, for measurements; must divide N). */
@@ -189,9 +286,12 @@ extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int w0, int n, c
   EP_CHECK_LAUNCH();
   cu_mark(ws, CU_PH_EDGE);
   /* ddelta[w0 : w0 + n] += Z^T dY (fp32 accumulation into fp32 ddelta in every mode) */
-  if (bf)
-    cu_gemm_bf16(ws, 1, 0, n, ND, R, 1.0f, ws->z_bf + (Z - ws->zd), n, ws->dy_bf, ND, 1.0f, ws->ddelta + off, ND);
-  else cu_gemm(ws, 1, 0, n, ND, R, 1.0f, Z, n, dY, ND, 1.0f, ws->ddelta + off, ND);
+  if (!cu_ddelta(ws, Z, R, n, dY, ws->ddelta + off)) { /* else exact fp32 in k_ddelta */
+    if (bf)
+      cu_gemm_bf16(ws, 1, 0, n, ND, R, 1.0f, ws->z_bf + (Z - ws->zd), n, ws->dy_bf, ND, 1.0f, ws->ddelta + off,
+                   ND);
+    else cu_gemm(ws, 1, 0, n, ND, R, 1.0f, Z, n, dY, ND, 1.0f, ws->ddelta + off, ND);
+  }
   cu_mark(ws, CU_PH_DDELTA);
 }
 

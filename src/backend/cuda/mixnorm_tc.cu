@@ -1,0 +1,186 @@
+/* mixnorm_tc.cu — the q/k/v reader mixing fused with the per-reader norm on TF32 tensor
+ * cores (the TF32 precision's path; mixnorm.cu is the exact-fp32 one).
+ *
+ * Y[r, row] = base[row] + sum_{w < n} Z[r, w] delta_w[row] for the R <= 48 readers of a
+ * group, then their LayerNorm / RMSNorm, as one kernel: one block per token row computes
+ * the [R, D] block of Y as a GEMM Z [R, n] x delta[:, row] [n, D] with WMMA m16n16k8 TF32
+ * fragments (masks and delta rounded to TF32 like cuBLAS's TF32 GEMMs, fp32
+ * accumulation). The writers' rows of delta stream through shared memory in stages of 8
+ * writers (cp.async, CU_TC_STAGES deep, zero-filled past n); the masks sit in shared
+ * memory for the whole block. The accumulators then go to shared memory and each warp
+ * norms whole readers: x = acc + base (float add), statistics in double as k_norm_fwd,
+ * writing Y (read by the norm backward), the normed rows Xn, mu and rs.
+ *
+ * Shapes: D a multiple of 16 with D / 16 n-tiles spread over at most 16 warps (D <= 1024),
+ * at most 48 readers (3 m-tiles of 16). Others use the GEMM path. */
+#include <mma.h>
+
+#include "cuda_internal.h"
+#include "cuda_util.cuh"
+
+using namespace nvcuda;
+
+#define CU_TC_STAGES 4 /* delta stages in flight: 3 loading while one is multiplied */
+#define CU_TC_MAX_WARPS 16
+
+/* Shared-memory leading dimensions (floats): multiples of 4 (WMMA's ldm), 4 more than a
+ * multiple of 8 against bank conflicts; every fragment's first row stays 32-byte aligned
+ * (fragments start at multiples of 8 rows or 8 columns). */
+static __host__ __device__ inline int tc_ldz(int n) { return (n + 7) / 8 * 8 + 4; }
+static __host__ __device__ inline int tc_ldd(int D) { return D + 4; }
+
+static __device__ __forceinline__ void tc_cp16(float *dst, const float *src, int bytes) {
+  const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(bytes));
+}
+static __device__ __forceinline__ void tc_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int K>
+static __device__ __forceinline__ void tc_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(K));
+}
+
+/* Stage s: delta rows of writers [8 s, 8 s + 8) at token row `row` into buf [8][ldd]. */
+static __device__ __forceinline__ void tc_load_stage(float *buf, int ldd, const float *delta, size_t ND,
+                                                     size_t row, int D, int n, int s) {
+  const int per_row = D / 4, total = 8 * per_row;
+  for (int i = threadIdx.x; i < total; i += blockDim.x) {
+    const int k = i / per_row, c = (i % per_row) * 4, w = 8 * s + k;
+    const bool ok = w < n;
+    const float *src = delta + (ok ? (size_t)w * ND : 0) + row * D + c;
+    tc_cp16(buf + k * ldd + c, src, ok ? 16 : 0); /* 0 bytes read: zero fill */
+  }
+}
+
+template <int MT, int TPW>
+static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, 1)
+    k_mix_norm_tc(const float *__restrict__ Z, int R, int n, const float *__restrict__ delta, size_t ND,
+                  const float *__restrict__ base, float *__restrict__ Y, float *__restrict__ Xn, float *mu,
+                  float *rs, const float *__restrict__ lw, const float *__restrict__ lb, int D, size_t N, int kind,
+                  double eps) {
+  extern __shared__ __align__(128) float sm[];
+  const int ldz = tc_ldz(n), ldd = tc_ldd(D), nk = (n + 7) / 8;
+  float *zs = sm;                         /* [16 MT][ldz], TF32-rounded masks */
+  float *bufs = sm + 16 * MT * ldz;       /* CU_TC_STAGES x [8][ldd] */
+  float *ys = sm;                         /* [16 MT][ldd] after the GEMM (aliases both) */
+  const size_t row = blockIdx.x;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarp = blockDim.x >> 5;
+
+  for (int s = 0; s < CU_TC_STAGES - 1; s++) {
+    if (s < nk) tc_load_stage(bufs + s * 8 * ldd, ldd, delta, ND, row, D, n, s);
+    tc_commit();
+  }
+  for (int i = threadIdx.x; i < 16 * MT * ldz; i += blockDim.x) {
+    const int r = i / ldz, w = i % ldz;
+    zs[i] = (r < R && w < n) ? wmma::__float_to_tf32(Z[(size_t)r * n + w]) : 0.0f;
+  }
+
+  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[MT][TPW];
+#pragma unroll
+  for (int m = 0; m < MT; m++)
+#pragma unroll
+    for (int t = 0; t < TPW; t++) wmma::fill_fragment(acc[m][t], 0.0f);
+
+  for (int s = 0; s < nk; s++) {
+    tc_wait<CU_TC_STAGES - 2>(); /* this thread's copies of stage s have landed */
+    __syncthreads();             /* everyone's; and stage s - 1's buffer is free again */
+    if (s + CU_TC_STAGES - 1 < nk)
+      tc_load_stage(bufs + ((s + CU_TC_STAGES - 1) % CU_TC_STAGES) * 8 * ldd, ldd, delta, ND, row, D, n,
+                    s + CU_TC_STAGES - 1);
+    tc_commit();
+    const float *buf = bufs + (s % CU_TC_STAGES) * 8 * ldd;
+    wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> a[MT];
+#pragma unroll
+    for (int m = 0; m < MT; m++) wmma::load_matrix_sync(a[m], zs + m * 16 * ldz + s * 8, ldz);
+#pragma unroll
+    for (int t = 0; t < TPW; t++) {
+      wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> b;
+      wmma::load_matrix_sync(b, buf + (warp * TPW + t) * 16, ldd);
+#pragma unroll
+      for (int e = 0; e < b.num_elements; e++) b.x[e] = wmma::__float_to_tf32(b.x[e]);
+#pragma unroll
+      for (int m = 0; m < MT; m++) wmma::mma_sync(acc[m][t], a[m], b, acc[m][t]);
+    }
+  }
+  tc_wait<0>();
+  __syncthreads(); /* the masks and stages are dead: ys takes their place */
+#pragma unroll
+  for (int m = 0; m < MT; m++)
+#pragma unroll
+    for (int t = 0; t < TPW; t++)
+      wmma::store_matrix_sync(ys + m * 16 * ldd + (warp * TPW + t) * 16, acc[m][t], ldd, wmma::mem_row_major);
+  __syncthreads();
+
+  /* the norm: warp `warp` takes readers warp, warp + nwarp, ... */
+  const float *brow = base + row * D;
+  for (int r = warp; r < R; r += nwarp) {
+    float *yr = ys + r * ldd;
+    double s1 = 0;
+    for (int d = lane; d < D; d += 32) {
+      const float x = yr[d] + brow[d];
+      yr[d] = x;
+      Y[((size_t)r * N + row) * D + d] = x;
+      s1 += x;
+    }
+    double m = 0, rr = 1;
+    if (kind == EP_NORM_LAYERNORM) m = cu_warp_sum(s1) / D;
+    if (kind != EP_NORM_NONE) {
+      double s2 = 0;
+      for (int d = lane; d < D; d += 32) {
+        const double e = (double)yr[d] - m;
+        s2 += e * e;
+      }
+      rr = 1.0 / sqrt(cu_warp_sum(s2) / D + eps);
+    }
+    float *xr = Xn + ((size_t)r * N + row) * D;
+    for (int d = lane; d < D; d += 32) {
+      if (kind == EP_NORM_NONE) xr[d] = yr[d];
+      else xr[d] = (float)(((double)yr[d] - m) * rr * lw[d] + (lb ? lb[d] : 0.0f));
+    }
+    if (lane == 0) {
+      mu[(size_t)r * N + row] = (float)m;
+      rs[(size_t)r * N + row] = (float)rr;
+    }
+  }
+}
+
+template <int MT, int TPW>
+static void cu_mix_norm_tc_launch(cu_ws *ws, const float *Z, int R, int n, const float *base, float *Y, float *Xn,
+                                  float *mu, float *rs, const float *lw, const float *lb, size_t smem) {
+  const int D = ws->D, warps = D / 16 / TPW;
+  static bool attr_set = false; /* per instantiation: the dynamic shared-memory ceiling */
+  if (!attr_set) {
+    EP_CHECK_CUDA(cudaFuncSetAttribute(k_mix_norm_tc<MT, TPW>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       228 * 1024 - 1024));
+    attr_set = true;
+  }
+  k_mix_norm_tc<MT, TPW><<<(unsigned)ws->N, warps * 32, smem, ws->st>>>(
+      Z, R, n, ws->delta, ws->N * (size_t)D, base, Y, Xn, mu, rs, lw, lb, D, ws->N, (int)ws->m->cfg.norm,
+      (double)ws->m->cfg.norm_eps);
+  EP_CHECK_LAUNCH();
+}
+
+extern "C" int cu_mix_norm_tc(cu_ws *ws, const float *Z, int R, int n, const float *base, float *Y, float *Xn,
+                              float *mu, float *rs, const float *lw, const float *lb) {
+  const int D = ws->D;
+  if (R < 1 || R > 48 || n < 1 || D % 16 || ws->N == 0 || ws->N > 0x7fffffffu) return 0;
+  const int tiles = D / 16;
+  int tpw = 0; /* fewest n-tiles a warp (most warps) that divide the tiles over <= 16 warps */
+  for (int t = 1; t <= 4 && !tpw; t++)
+    if (tiles % t == 0 && tiles / t <= CU_TC_MAX_WARPS) tpw = t;
+  if (!tpw) return 0;
+  const int MT = (R + 15) / 16;
+  const size_t gemm = ((size_t)16 * MT * tc_ldz(n) + (size_t)CU_TC_STAGES * 8 * tc_ldd(D)) * sizeof(float);
+  const size_t norm = (size_t)16 * MT * tc_ldd(D) * sizeof(float);
+  const size_t smem = gemm > norm ? gemm : norm;
+  if (smem > 227 * 1024) return 0;
+#define TC_CASE(mt, t)                                                                                          \
+  if (MT == mt && tpw == t) {                                                                                   \
+    cu_mix_norm_tc_launch<mt, t>(ws, Z, R, n, base, Y, Xn, mu, rs, lw, lb, smem);                               \
+    return 1;                                                                                                   \
+  }
+  TC_CASE(1, 1) TC_CASE(1, 2) TC_CASE(1, 3) TC_CASE(1, 4)
+  TC_CASE(2, 1) TC_CASE(2, 2) TC_CASE(2, 3) TC_CASE(2, 4)
+  TC_CASE(3, 1) TC_CASE(3, 2) TC_CASE(3, 3) TC_CASE(3, 4)
+#undef TC_CASE
+  return 0;
+}
