@@ -60,10 +60,11 @@ static void cu_prof_end(cu_ws *ws) {
 
 static void cu_prof_report(cu_ws *ws) {
   if (!ws->prof) return;
-  static const char *names[CU_PH_N] = {"plain forward", "ablation/base/lse", "reader mixing GEMMs", "reader LN",
-                                       "q/k/v, attention, W_O", "MLP", "resid_post, head, loss",
-                                       "node gradients", "attention backward", "MLP backward", "edge gradients",
-                                       "ddelta += Z^T dY"};
+  static const char *names[CU_PH_N] = {"plain forward",      "ablation/base/lse",   "reader mixing (+ norm)",
+                                       "reader LN",          "attention core",      "MLP",
+                                       "resid_post, loss",   "node gradients",      "attention core bwd",
+                                       "MLP backward",       "edge gradients",      "ddelta += Z^T dY",
+                                       "q/k/v proj fwd+bwd", "W_O, head delta, bwd", "final LN, unembed, bwd"};
   static const char *kinds[3] = {"prepare", "faith (forward)", "faith (fwd+bwd)"};
   ep_log("CUDA backend phase times (device ms per call; EP_CUDA_PROFILE)");
   ep_log("  %-24s %12s %16s %16s", "phase", kinds[0], kinds[1], kinds[2]);
@@ -138,6 +139,7 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
    * EP_CUDA_EDGE_ROWS=c: c token rows per edge-gradient chunk (c must divide B T) */
   const char *merge = getenv("EP_CUDA_MERGE"), *erows = getenv("EP_CUDA_EDGE_ROWS");
   ws->merge = !merge || atoi(merge) != 0;
+  ws->mpart_layer = -1;
   ws->edge_rows = erows ? atoi(erows) : 0;
   const char *ddk = getenv("EP_CUDA_DDELTA"); /* 0: the ddelta update as a cuBLAS GEMM */
   ws->ddelta_kernel = !ddk || atoi(ddk) != 0;
@@ -232,6 +234,7 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   DALLOC(xo, float, N * D);
   DALLOC(ym, float, N * D);
   DALLOC(mn, float, N * D);
+  DALLOC(mpart, float, N * D);
   DALLOC(mmu, float, N);
   DALLOC(mrs, float, N);
   DALLOC(hpre, float, N * F);
@@ -574,6 +577,21 @@ extern "C" void backend_cuda_set_keep_activations(void *p, int on) {
   cu_use_layer(ws, 0);
 }
 
+/* Does layer l merge its q/k/v and MLP reader groups? The masks of the MLP reader's first
+ * n inputs (the writers before the layer) follow the 3H q/k/v rows with the same leading
+ * dimension n (graph.c's edge order), so one pass over those n writers serves all 3H + 1
+ * readers: in the forward (TF32 kernel, kept activations) the MLP reader's part of the
+ * mixing; in the backward the edge gradients and the ddelta update, with the MLP
+ * reader's gradient in Xn's slot 3H. The edges from the layer's own heads into its MLP
+ * reader are done on their own. */
+static int cu_merged(const cu_ws *ws, int l) {
+  const ep_graph *g = ws->g;
+  if (!ws->merge || !ws->m->cfg.has_attn[l] || !ws->m->cfg.has_mlp[l]) return 0;
+  const ep_reader *q = &g->readers[g->layer_q_reader[l]], *m = &g->readers[g->layer_mlp_reader[l]];
+  return g->layer_head_writer[l] == q->n_in && m->n_in == q->n_in + ws->H &&
+         m->edge_offset == q->edge_offset + (int64_t)3 * ws->H * q->n_in;
+}
+
 /* Attention readers of layer l: Y = base + Z_l delta (one GEMM for all 3H readers),
  * per-reader LN into Xn, q/k/v and attention of every head. With store, the heads' delta. */
 static void cu_attn_layer_fwd(cu_ws *ws, int l, int store) {
@@ -582,11 +600,16 @@ static void cu_attn_layer_fwd(cu_ws *ws, int l, int store) {
   const int r0 = g->layer_q_reader[l], n = g->readers[r0].n_in, R3 = 3 * ws->H, hw = g->layer_head_writer[l];
   const size_t ND = ws->N * (size_t)ws->D;
   const float *Z = ws->zd + g->readers[r0].edge_offset, *base = ws->base + (size_t)(2 * l) * ND;
-  if (cu_mixnorm_tc_on(ws) &&
-      cu_mix_norm_tc(ws, Z, R3, n, base, ws->Y, ws->Xn, ws->mu, ws->rs, w->ln1_w, w->ln1_b)) {
+  /* merged (forward with kept activations): the MLP reader's part over these n writers
+   * comes along as reader R3, into ws->mpart (cu_mlp_layer_fwd adds the layer's heads) */
+  const int mg = store && ws->keep_acts && cu_merged(ws, l);
+  ws->mpart_layer = -1;
+  if (cu_mixnorm_tc_on(ws) && cu_mix_norm_tc(ws, Z, mg ? R3 + 1 : R3, R3, n, base, ws->Y, ws->Xn, ws->mu, ws->rs,
+                                             w->ln1_w, w->ln1_b, base + ND, ws->mpart)) {
+    if (mg) ws->mpart_layer = l;
     cu_mark(ws, CU_PH_MIX); /* TF32: mixing on tensor cores and the per-reader LN in one kernel */
   } else if (cu_mixnorm_on(ws) &&
-             cu_mix_norm(ws, Z, R3, n, base, ws->Y, ws->Xn, ws->mu, ws->rs, w->ln1_w, w->ln1_b)) {
+             cu_mix_norm(ws, Z, R3, 0, n, base, ws->Y, ws->Xn, ws->mu, ws->rs, w->ln1_w, w->ln1_b)) {
     cu_mark(ws, CU_PH_MIX); /* mixing and the per-reader LN in one kernel */
   } else {
     if (n > 0 && ws->compute == 2)
@@ -600,25 +623,14 @@ static void cu_attn_layer_fwd(cu_ws *ws, int l, int store) {
     cu_mark(ws, CU_PH_NORM);
   }
   cu_qkv(ws, l, ws->Xn, 3 * (long long)ND, (long long)ND);
+  cu_mark(ws, CU_PH_QKV);
   cu_attn_fwd(ws, ws->q, ws->k, ws->v, ws->att, ws->ob);
+  cu_mark(ws, CU_PH_ATTN);
   if (store) {
     cu_head_out(ws, l);
     cu_delta_write(ws, ws->hx, ws->c + (size_t)hw * ND, ws->zd + ws->E + hw, ws->delta + (size_t)hw * ND, ws->H);
+    cu_mark(ws, CU_PH_HOUT);
   }
-  cu_mark(ws, CU_PH_ATTN);
-}
-
-/* Does layer l's backward merge its q/k/v and MLP reader groups? Then the MLP reader's
- * gradient goes to Xn's slot 3H, its edges to the layer's own heads are done on their
- * own, and one pass over the n writers before the layer gives the edge gradients and the
- * ddelta update of all 3H + 1 readers: the masks of the MLP reader's first n inputs
- * follow the 3H q/k/v rows with the same leading dimension n (graph.c's edge order). */
-static int cu_merged(const cu_ws *ws, int l) {
-  const ep_graph *g = ws->g;
-  if (!ws->merge || !ws->m->cfg.has_attn[l] || !ws->m->cfg.has_mlp[l]) return 0;
-  const ep_reader *q = &g->readers[g->layer_q_reader[l]], *m = &g->readers[g->layer_mlp_reader[l]];
-  return g->layer_head_writer[l] == q->n_in && m->n_in == q->n_in + ws->H &&
-         m->edge_offset == q->edge_offset + (int64_t)3 * ws->H * q->n_in;
 }
 
 /* Backward through layer l's attention (after cu_attn_layer_fwd(store=0) recomputed it,
@@ -634,9 +646,11 @@ static void cu_attn_layer_bwd(cu_ws *ws, int l, int node_masks) {
                node_masks ? ws->dzd + ws->E + hw : NULL, ws->hx, ws->H);
   cu_mark(ws, CU_PH_NODE);
   cu_head_out_bwd(ws, l);
+  cu_mark(ws, CU_PH_HOUT);
   cu_attn_bwd(ws, ws->q, ws->k, ws->v, ws->att, ws->dob, ws->dsc, ws->dq, ws->dk, ws->dv);
-  cu_qkv_bwd(ws, l);
   cu_mark(ws, CU_PH_ATTN_B);
+  cu_qkv_bwd(ws, l);
+  cu_mark(ws, CU_PH_QKV);
   cu_norm_bwd(ws, ws->Y, ws->mu, ws->rs, w->ln1_w, ws->Xn, ws->Xn, (size_t)R3 * ws->N);
   cu_mark(ws, CU_PH_NORM);
   /* merged: Xn's slot R3 holds the MLP reader's gradient (cu_mlp_layer_bwd) */
@@ -651,9 +665,25 @@ static void cu_mlp_layer_fwd(cu_ws *ws, int l, float *x) {
   const size_t ND = ws->N * (size_t)ws->D;
   const cu_lw *w = &ws->lw[l];
   const float *base = ws->base + (size_t)(2 * l + 1) * ND;
+  if (ws->mpart_layer == l) {
+    /* mpart = base + the inputs before the layer (cu_attn_layer_fwd): add the heads' */
+    const int hw = g->layer_head_writer[l];
+    const float *Zh = ws->zd + g->readers[r].edge_offset + hw;
+    ws->mpart_layer = -1;
+    if (cu_mix_norm(ws, Zh, 1, hw, n - hw, ws->mpart, ws->ym, ws->mn, ws->mmu, ws->mrs, w->ln2_w, w->ln2_b)) {
+      cu_mark(ws, CU_PH_MIX);
+      cu_mlp_core(ws, l, NULL, NULL, x);
+    } else {
+      cu_gemm(ws, 0, 0, 1, (int)ND, n - hw, 1.0f, Zh, n - hw, ws->delta + (size_t)hw * ND, (int)ND, 0.0f, ws->ym,
+              (int)ND);
+      cu_mark(ws, CU_PH_MIX);
+      cu_mlp_core(ws, l, ws->ym, ws->mpart, x);
+    }
+    return;
+  }
   if (cu_mixnorm_on(ws) &&
-      cu_mix_norm(ws, ws->zd + g->readers[r].edge_offset, 1, n, base, ws->ym, ws->mn, ws->mmu, ws->mrs, w->ln2_w,
-                  w->ln2_b)) {
+      cu_mix_norm(ws, ws->zd + g->readers[r].edge_offset, 1, 0, n, base, ws->ym, ws->mn, ws->mmu, ws->mrs,
+                  w->ln2_w, w->ln2_b)) {
     cu_mark(ws, CU_PH_MIX);
     cu_mlp_core(ws, l, NULL, NULL, x);
     return;
@@ -740,7 +770,9 @@ static void cu_faith_fwd_dev(cu_ws *ws) {
 /* Device KL losses after the forward: outputs (when want_out) and per-position KLs into
  * the pinned staging; with grad, ws->logits becomes d loss / d logits. */
 static void cu_faith_kl_dev(cu_ws *ws, int want_out, int grad) {
+  cu_mark(ws, CU_PH_HEAD); /* resid_post */
   cu_head_logits(ws);
+  cu_mark(ws, CU_PH_LOGITS);
   if (want_out)
     EP_CHECK_CUDA(cudaMemcpyAsync(ws->h_logits, ws->logits, (size_t)ws->P * ws->Vo * sizeof(float),
                                   cudaMemcpyDeviceToHost, ws->st));
@@ -760,7 +792,9 @@ static void cu_faith_bwd_dev(cu_ws *ws, int nm) {
   const ep_reader *rf = &g->readers[g->resid_reader];
   EP_CHECK_CUDA(cudaMemsetAsync(ws->ddelta, 0, W * ND * sizeof(float), ws->st));
   EP_CHECK_CUDA(cudaMemsetAsync(ws->dzd, 0, (E + W) * sizeof(double), ws->st));
+  cu_mark(ws, CU_PH_HEAD);
   cu_head_logits_bwd(ws);
+  cu_mark(ws, CU_PH_LOGITS);
   cu_resid_bwd(ws, ws->xf, ws->zd + rf->edge_offset, rf->n_in, ws->dzd + rf->edge_offset);
   cu_mark(ws, CU_PH_HEAD);
   for (int l = ws->L - 1; l >= 0; l--) {

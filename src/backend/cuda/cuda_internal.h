@@ -27,14 +27,17 @@ typedef enum {
   CU_PH_PREP,    /* ablation values, base points, clean log-sum-exp */
   CU_PH_MIX,     /* reader-mixing GEMMs Z x delta */
   CU_PH_NORM,    /* per-reader LN forward / backward */
-  CU_PH_ATTN,    /* q/k/v projections, attention, head outputs, delta */
+  CU_PH_ATTN,    /* attention core (scores, softmax, values) */
   CU_PH_MLP,     /* MLP forward, delta */
-  CU_PH_HEAD,    /* resid_post, final norm, logits, loss, and their backward */
+  CU_PH_HEAD,    /* resid_post, loss, and their backward */
   CU_PH_NODE,    /* head outputs again and node gradients in the backward */
-  CU_PH_ATTN_B,  /* attention backward: W_O, core, q/k/v projections */
+  CU_PH_ATTN_B,  /* attention core backward */
   CU_PH_MLP_B,   /* MLP backward GEMMs and activation */
   CU_PH_EDGE,    /* edge gradients <dY, delta> */
   CU_PH_DDELTA,  /* ddelta += Z^T dY */
+  CU_PH_QKV,     /* per-head q/k/v projections */
+  CU_PH_HOUT,    /* head outputs (W_O) and their delta */
+  CU_PH_LOGITS,  /* final norm and unembedding at the loss positions, and their backward */
   CU_PH_N
 } cu_phase;
 #define CU_PROF_MAX 2048
@@ -98,6 +101,8 @@ typedef struct {
   float *hx;              /* [H, N, D] head writer outputs (later their gradients) */
   float *tmp, *tmp2, *res; /* [N, D] */
   float *ym, *mn, *mmu, *mrs, *hpre, *hact;
+  float *mpart;    /* [N, D] the MLP reader's input over the writers before its layer */
+  int mpart_layer; /* the layer whose mpart the forward just computed, or -1 */
   float *gchunk; /* [Bmax*Tmax, 3H + 1, W] edge-gradient partials per chunk of token rows */
   float *yf, *xf, *fmu, *frs, *logits;
   float *zd;     /* [E + W] z_edge, z_node */
@@ -207,16 +212,19 @@ extern "C" void cu_gather_rows(cu_ws *ws, const float *x, float *yf);
 
 /* ---- mixnorm_tc.cu ---- */
 /* As cu_mix_norm, on TF32 tensor cores (masks and delta rounded to TF32, fp32
- * accumulation). Returns 0 (nothing launched) for shapes it does not cover. */
-extern "C" int cu_mix_norm_tc(cu_ws *ws, const float *Z, int R, int n, const float *base, float *Y, float *Xn,
-                              float *mu, float *rs, const float *lw, const float *lb);
+ * accumulation), for readers [0, Rn); readers [Rn, R) (same n inputs, their masks the
+ * next rows of Z) are only mixed: Y2 [R - Rn, N, D] = base2 + Z delta. Returns 0
+ * (nothing launched) for shapes it does not cover. */
+extern "C" int cu_mix_norm_tc(cu_ws *ws, const float *Z, int R, int Rn, int n, const float *base, float *Y,
+                              float *Xn, float *mu, float *rs, const float *lw, const float *lb,
+                              const float *base2, float *Y2);
 
 /* ---- mixnorm.cu ---- */
-/* R readers with the same n inputs, masks Z [R, n] (ld n): Y [R, N, D] = base + Z delta
- * (fp32, from ws->delta), Xn = norm(Y) with weight lw / bias lb, mu / rs [R, N] as
- * cu_norm_fwd. Returns 0 (nothing done) for shapes it does not cover (R > 48,
+/* R readers with the same n inputs, writers [w0, w0 + n), masks Z [R, n] (ld n):
+ * Y [R, N, D] = base + Z delta[w0 : w0 + n] (fp32, from ws->delta), Xn = norm(Y) with
+ * weight lw / bias lb, mu / rs [R, N] as cu_norm_fwd. Returns 0 (nothing done) for shapes it does not cover (R > 48,
  * D > 1024): the caller then uses the GEMM and cu_norm_fwd. */
-extern "C" int cu_mix_norm(cu_ws *ws, const float *Z, int R, int n, const float *base, float *Y, float *Xn,
+extern "C" int cu_mix_norm(cu_ws *ws, const float *Z, int R, int w0, int n, const float *base, float *Y, float *Xn,
                            float *mu, float *rs, const float *lw, const float *lb);
 
 /* ---- attention.cu ---- */
