@@ -140,6 +140,11 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   const char *merge = getenv("EP_CUDA_MERGE"), *erows = getenv("EP_CUDA_EDGE_ROWS");
   ws->merge = !merge || atoi(merge) != 0;
   ws->mpart_layer = -1;
+  /* EP_CUDA_TC_SPLIT=0: the TF32 mixing kernel one block a row; EP_CUDA_MERGE_FWD=0: the
+   * MLP reader mixed on its own in the forward (both for comparison) */
+  const char *tcs = getenv("EP_CUDA_TC_SPLIT"), *mfw = getenv("EP_CUDA_MERGE_FWD");
+  ws->tc_split = !tcs || atoi(tcs) != 0;
+  ws->merge_fwd = !mfw || atoi(mfw) != 0;
   ws->edge_rows = erows ? atoi(erows) : 0;
   const char *ddk = getenv("EP_CUDA_DDELTA"); /* 0: the ddelta update as a cuBLAS GEMM */
   ws->ddelta_kernel = !ddk || atoi(ddk) != 0;
@@ -602,7 +607,7 @@ static void cu_attn_layer_fwd(cu_ws *ws, int l, int store) {
   const float *Z = ws->zd + g->readers[r0].edge_offset, *base = ws->base + (size_t)(2 * l) * ND;
   /* merged (forward with kept activations): the MLP reader's part over these n writers
    * comes along as reader R3, into ws->mpart (cu_mlp_layer_fwd adds the layer's heads) */
-  const int mg = store && ws->keep_acts && cu_merged(ws, l);
+  const int mg = store && ws->keep_acts && ws->merge_fwd && cu_merged(ws, l);
   ws->mpart_layer = -1;
   if (cu_mixnorm_tc_on(ws) && cu_mix_norm_tc(ws, Z, mg ? R3 + 1 : R3, R3, n, base, ws->Y, ws->Xn, ws->mu, ws->rs,
                                              w->ln1_w, w->ln1_b, base + ND, ws->mpart)) {

@@ -131,6 +131,9 @@ typedef struct {
   int mixnorm;              /* reader mixing fused with the reader norms (mixnorm.cu): 0 never,
                                1 in fp32 and bf16 (TF32 mixes through cuBLAS), 2 in every precision */
   int mixnorm_split;        /* 1: the q/k/v readers in groups of 12 (see cu_mix_norm) */
+  int tc_split;             /* 1: the TF32 mixing kernel in blocks of <= 16 readers (cu_mix_norm_tc) */
+  int merge_fwd;            /* 1: the MLP reader's mixing over the writers before its layer in
+                               the q/k/v readers' pass (TF32 kernel, kept activations) */
   int merge;                /* 1: a layer's q/k/v and MLP readers share one edge-gradient and
                                ddelta pass over the writers before the layer (EP_CUDA_MERGE=0: off) */
   int ddelta_kernel;        /* 1: ddelta += Z^T dY in k_ddelta (EP_CUDA_DDELTA=0: cuBLAS GEMM) */

@@ -3,9 +3,10 @@
  *
  * Y[r, row] = base[row] + sum_{w < n} Z[r, w] delta_w[row] for the R <= 48 readers of a
  * group, then their LayerNorm / RMSNorm, as one kernel: a block takes one token row and
- * a slice of at most 16 readers (G = ceil(R / 16) blocks per row, side by side, so the
- * row's delta comes from DRAM once and from L2 for the others) and computes its [16, D]
- * block of Y as a GEMM Z [16, n] x delta[:, row] [n, D] with WMMA m16n16k8 TF32 fragments
+ * either all R readers (MT m-tiles of 16) or, split, a slice of at most 16 (G =
+ * ceil(R / 16) blocks per row, side by side, so the row's delta comes from DRAM once and
+ * from L2 for the others; two blocks per SM), and computes its [16 MT, D] block of Y as
+ * a GEMM Z [16 MT, n] x delta[:, row] [n, D] with WMMA m16n16k8 TF32 fragments
  * (masks and delta rounded to TF32 like cuBLAS's TF32 GEMMs, fp32 accumulation). The
  * writers' rows of delta stream through shared memory in stages of 8 writers (cp.async,
  * CU_TC_STAGES deep, zero-filled past n); the masks sit in shared memory for the whole
@@ -57,17 +58,17 @@ static __device__ __forceinline__ void tc_load_stage(float *buf, int ldd, const 
   }
 }
 
-template <int TPW>
-static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, 2)
+template <int MT, int TPW>
+static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, MT == 1 ? 2 : 1)
     k_mix_norm_tc(const float *__restrict__ Z, int R, int Rn, int G, int n, const float *__restrict__ delta,
                   size_t ND, const float *__restrict__ base, float *__restrict__ Y, float *__restrict__ Xn,
                   float *mu, float *rs, const float *__restrict__ lw, const float *__restrict__ lb,
                   const float *__restrict__ base2, float *__restrict__ Y2, int D, size_t N, int kind, double eps) {
   extern __shared__ __align__(128) float sm[];
   const int ldz = tc_ldz(n), ldd = tc_ldd(D), nk = (n + 7) / 8;
-  float *zs = sm;                   /* [16][ldz], TF32-rounded masks of this block's readers */
-  float *bufs = sm + 16 * ldz;      /* CU_TC_STAGES x [8][ldd] */
-  float *ys = sm;                   /* [16][ldd] after the GEMM (aliases both) */
+  float *zs = sm;                   /* [16 MT][ldz], TF32-rounded masks of this block's readers */
+  float *bufs = sm + 16 * MT * ldz; /* CU_TC_STAGES x [8][ldd] */
+  float *ys = sm;                   /* [16 MT][ldd] after the GEMM (aliases both) */
   const size_t row = blockIdx.x / G;
   const int RB = (R + G - 1) / G, r0 = (int)(blockIdx.x % G) * RB; /* readers [r0, r0 + Rb) */
   const int Rb = R - r0 < RB ? R - r0 : RB;
@@ -77,14 +78,16 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, 2)
     if (s < nk) tc_load_stage(bufs + s * 8 * ldd, ldd, delta, ND, row, D, n, s);
     tc_commit();
   }
-  for (int i = threadIdx.x; i < 16 * ldz; i += blockDim.x) {
+  for (int i = threadIdx.x; i < 16 * MT * ldz; i += blockDim.x) {
     const int r = i / ldz, w = i % ldz;
     zs[i] = (r < Rb && w < n) ? wmma::__float_to_tf32(Z[(size_t)(r0 + r) * n + w]) : 0.0f;
   }
 
-  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[TPW];
+  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[MT][TPW];
 #pragma unroll
-  for (int t = 0; t < TPW; t++) wmma::fill_fragment(acc[t], 0.0f);
+  for (int m = 0; m < MT; m++)
+#pragma unroll
+    for (int t = 0; t < TPW; t++) wmma::fill_fragment(acc[m][t], 0.0f);
 
   for (int s = 0; s < nk; s++) {
     tc_wait<CU_TC_STAGES - 2>(); /* this thread's copies of stage s have landed */
@@ -94,22 +97,26 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, 2)
                     s + CU_TC_STAGES - 1);
     tc_commit();
     const float *buf = bufs + (s % CU_TC_STAGES) * 8 * ldd;
-    wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> a;
-    wmma::load_matrix_sync(a, zs + s * 8, ldz);
+    wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> a[MT];
+#pragma unroll
+    for (int m = 0; m < MT; m++) wmma::load_matrix_sync(a[m], zs + m * 16 * ldz + s * 8, ldz);
 #pragma unroll
     for (int t = 0; t < TPW; t++) {
       wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> b;
       wmma::load_matrix_sync(b, buf + (warp * TPW + t) * 16, ldd);
 #pragma unroll
       for (int e = 0; e < b.num_elements; e++) b.x[e] = wmma::__float_to_tf32(b.x[e]);
-      wmma::mma_sync(acc[t], a, b, acc[t]);
+#pragma unroll
+      for (int m = 0; m < MT; m++) wmma::mma_sync(acc[m][t], a[m], b, acc[m][t]);
     }
   }
   tc_wait<0>();
   __syncthreads(); /* the masks and stages are dead: ys takes their place */
 #pragma unroll
-  for (int t = 0; t < TPW; t++)
-    wmma::store_matrix_sync(ys + (warp * TPW + t) * 16, acc[t], ldd, wmma::mem_row_major);
+  for (int m = 0; m < MT; m++)
+#pragma unroll
+    for (int t = 0; t < TPW; t++)
+      wmma::store_matrix_sync(ys + m * 16 * ldd + (warp * TPW + t) * 16, acc[m][t], ldd, wmma::mem_row_major);
   __syncthreads();
 
   /* warp `warp` takes this block's readers warp, warp + nwarp, ... */
@@ -152,18 +159,18 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, 2)
   }
 }
 
-template <int TPW>
+template <int MT, int TPW>
 static void cu_mix_norm_tc_launch(cu_ws *ws, const float *Z, int R, int Rn, int G, int n, const float *base,
                                   float *Y, float *Xn, float *mu, float *rs, const float *lw, const float *lb,
                                   const float *base2, float *Y2, size_t smem) {
   const int D = ws->D, warps = D / 16 / TPW;
   static bool attr_set = false; /* per instantiation: the dynamic shared-memory ceiling */
   if (!attr_set) {
-    EP_CHECK_CUDA(cudaFuncSetAttribute(k_mix_norm_tc<TPW>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    EP_CHECK_CUDA(cudaFuncSetAttribute(k_mix_norm_tc<MT, TPW>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        227 * 1024));
     attr_set = true;
   }
-  k_mix_norm_tc<TPW><<<(unsigned)(ws->N * G), warps * 32, smem, ws->st>>>(
+  k_mix_norm_tc<MT, TPW><<<(unsigned)(ws->N * G), warps * 32, smem, ws->st>>>(
       Z, R, Rn, G, n, ws->delta, ws->N * (size_t)D, base, Y, Xn, mu, rs, lw, lb, base2, Y2, D, ws->N,
       (int)ws->m->cfg.norm, (double)ws->m->cfg.norm_eps);
   EP_CHECK_LAUNCH();
@@ -174,21 +181,26 @@ extern "C" int cu_mix_norm_tc(cu_ws *ws, const float *Z, int R, int Rn, int n, c
                               const float *base2, float *Y2) {
   const int D = ws->D;
   if (R < 1 || R > 48 || Rn > R || (Rn < R && !(base2 && Y2)) || n < 1 || D % 16 || ws->N == 0) return 0;
-  const int tiles = D / 16, G = (R + 15) / 16;
+  /* ws->tc_split: blocks of <= 16 readers (G a row, two blocks per SM); else one block a
+   * row with all R readers (MT m-tiles, one block per SM) */
+  const int tiles = D / 16, G = ws->tc_split ? (R + 15) / 16 : 1, MT = ws->tc_split ? 1 : (R + 15) / 16;
   if (ws->N * (size_t)G > 0x7fffffffu) return 0;
   int tpw = 0; /* fewest n-tiles a warp (most warps) that divide the tiles over <= 16 warps */
   for (int t = 1; t <= 4 && !tpw; t++)
     if (tiles % t == 0 && tiles / t <= CU_TC_MAX_WARPS) tpw = t;
   if (!tpw) return 0;
-  const size_t gemm = ((size_t)16 * tc_ldz(n) + (size_t)CU_TC_STAGES * 8 * tc_ldd(D)) * sizeof(float);
-  const size_t norm = (size_t)16 * tc_ldd(D) * sizeof(float);
+  const size_t gemm = ((size_t)16 * MT * tc_ldz(n) + (size_t)CU_TC_STAGES * 8 * tc_ldd(D)) * sizeof(float);
+  const size_t norm = (size_t)16 * MT * tc_ldd(D) * sizeof(float);
   const size_t smem = gemm > norm ? gemm : norm;
   if (smem > 227 * 1024) return 0;
-  switch (tpw) {
-  case 1: cu_mix_norm_tc_launch<1>(ws, Z, R, Rn, G, n, base, Y, Xn, mu, rs, lw, lb, base2, Y2, smem); break;
-  case 2: cu_mix_norm_tc_launch<2>(ws, Z, R, Rn, G, n, base, Y, Xn, mu, rs, lw, lb, base2, Y2, smem); break;
-  case 3: cu_mix_norm_tc_launch<3>(ws, Z, R, Rn, G, n, base, Y, Xn, mu, rs, lw, lb, base2, Y2, smem); break;
-  default: cu_mix_norm_tc_launch<4>(ws, Z, R, Rn, G, n, base, Y, Xn, mu, rs, lw, lb, base2, Y2, smem); break;
+#define TC_CASE(mt, t)                                                                                          \
+  if (MT == mt && tpw == t) {                                                                                   \
+    cu_mix_norm_tc_launch<mt, t>(ws, Z, R, Rn, G, n, base, Y, Xn, mu, rs, lw, lb, base2, Y2, smem);             \
+    return 1;                                                                                                   \
   }
-  return 1;
+  TC_CASE(1, 1) TC_CASE(1, 2) TC_CASE(1, 3) TC_CASE(1, 4)
+  TC_CASE(2, 1) TC_CASE(2, 2) TC_CASE(2, 3) TC_CASE(2, 4)
+  TC_CASE(3, 1) TC_CASE(3, 2) TC_CASE(3, 3) TC_CASE(3, 4)
+#undef TC_CASE
+  return 0;
 }
