@@ -1,6 +1,6 @@
 /* bench_cuda.c — time full Edge Pruning training steps of the CUDA backend on a
  * GPT-2-small-shaped random model (12 layers, 12 heads, D 768, V 50257, embedding and
- * node masks on), IOI-length rows of T = 20 tokens, interchange ablation, KL loss.
+ * node masks on), IOI-length rows of T tokens (default 20), interchange ablation, KL loss.
  *
  * A step is what training does per batch: prepare (clean and corrupted plain runs, base
  * points) + prune_step (hard-concrete sample on the host, masked forward/backward on the
@@ -21,7 +21,9 @@
  * global_batch / K examples; rank 0 first times the whole global batch alone on its GPU,
  * then all ranks time the data-parallel step; scaling efficiency = t_1 / (K t_K).
  *
- * usage: bench_cuda [steps [fp32|tf32|bf16|all [global_batch]]]   (default 20 all 32)
+ * usage: bench_cuda [steps [fp32|tf32|bf16|all [global_batch [T]]]]   (default 20 all 32 20)
+ * T = 20 is a short IOI batch: batches of 32 from `edgeprune dataset --task ioi` are
+ * padded to their longest prompt: 20 to 24 GPT-2 tokens, 21.7 on average over 100 batches.
  * With EP_CUDA_PROFILE=1 the backend prints device time per phase at destroy (without the
  * CUDA graph); EP_CUDA_GRAPH=0, EP_CUDA_MIXNORM=0|2 and EP_CUDA_MIXNORM_SPLIT=1 select the
  * variants compared in docs/cuda-backend.md. */
@@ -39,14 +41,14 @@
 #include "edgeprune/rng.h"
 
 #define REF_MS_PER_STEP 575.0
-#define T_LEN 20
+static int t_len = 20; /* tokens per row (argument 4) */
 
 typedef struct {
   double prep, faith, host, step; /* ms per step */
 } timing;
 
 static double dense_flops(const ep_model_config *c, double N) {
-  const double D = c->d_model, F = c->d_mlp, T = T_LEN;
+  const double D = c->d_model, F = c->d_mlp, T = t_len;
   return c->n_layer * (8 * N * D * D + 4 * N * T * D + 4 * N * D * F);
 }
 
@@ -56,8 +58,8 @@ static timing run_steps(const ep_backend_ops *be, void *ws, const ep_graph *g, c
                         int count, int steps, MPI_Comm comm, double share) {
   ep_batch bt = *all;
   bt.B = count;
-  bt.clean += (size_t)first * T_LEN;
-  bt.corrupted += (size_t)first * T_LEN;
+  bt.clean += (size_t)first * t_len;
+  bt.corrupted += (size_t)first * t_len;
   bt.length += first;
   bt.loss_start += first;
   bt.loss_end += first;
@@ -121,6 +123,8 @@ int main(int argc, char **argv) {
   const int steps = argc > 1 ? atoi(argv[1]) : 20;
   const char *mode = argc > 2 ? argv[2] : "all";
   const int GB = argc > 3 ? atoi(argv[3]) : 32;
+  t_len = argc > 4 ? atoi(argv[4]) : 20;
+  EP_CHECK(t_len >= 2 && t_len <= 128, "tokens per row %d: 2 to 128", t_len);
   static const char *modes[3] = {"fp32", "tf32", "bf16"};
   EP_CHECK(steps >= 1, "steps must be at least 1");
   EP_CHECK(GB >= ep_size && GB % ep_size == 0, "global batch %d must be a multiple of the %d ranks", GB, ep_size);
@@ -154,27 +158,27 @@ int main(int argc, char **argv) {
   graph_init(&g, &cfg, 1);
 
   /* one IOI-shaped global batch: full-length rows, loss at the last token */
-  int32_t *clean = malloc((size_t)GB * T_LEN * sizeof *clean), *corr = malloc((size_t)GB * T_LEN * sizeof *corr);
+  int32_t *clean = malloc((size_t)GB * t_len * sizeof *clean), *corr = malloc((size_t)GB * t_len * sizeof *corr);
   int32_t *len = malloc((size_t)GB * sizeof *len), *ls = malloc((size_t)GB * sizeof *ls),
           *le = malloc((size_t)GB * sizeof *le);
   for (int b = 0; b < GB; b++) {
-    len[b] = T_LEN;
-    ls[b] = T_LEN - 1;
-    le[b] = T_LEN;
-    for (int t = 0; t < T_LEN; t++) {
+    len[b] = t_len;
+    ls[b] = t_len - 1;
+    le[b] = t_len;
+    for (int t = 0; t < t_len; t++) {
       uint32_t w[4];
       ep_rng_words(7, 99, (uint64_t)b * 1000 + t, 0, w);
-      clean[b * T_LEN + t] = (int32_t)(w[0] % (uint32_t)cfg.vocab);
-      corr[b * T_LEN + t] = (int32_t)(w[1] % (uint32_t)cfg.vocab);
+      clean[b * t_len + t] = (int32_t)(w[0] % (uint32_t)cfg.vocab);
+      corr[b * t_len + t] = (int32_t)(w[1] % (uint32_t)cfg.vocab);
     }
   }
-  ep_batch all = {GB, T_LEN, clean, corr, len, ls, le};
-  const double mix = 6.0 * T_LEN * cfg.d_model * (double)g.n_edges;
+  ep_batch all = {GB, t_len, clean, corr, len, ls, le};
+  const double mix = 6.0 * t_len * cfg.d_model * (double)g.n_edges;
   const double PDV = (double)cfg.d_model * cfg.vocab_out; /* per loss position */
   if (ep_rank == 0)
     printf("GPT-2 small shape: %d writers, %d readers, %lld edges; global batch %d x %d over %d rank(s), %d timed "
            "steps\n",
-           g.n_writers, g.n_readers, (long long)g.n_edges, GB, T_LEN, K, steps);
+           g.n_writers, g.n_readers, (long long)g.n_edges, GB, t_len, K, steps);
 
   ep_engine_opts eo = {EP_LOSS_KL, EP_ABLATE_INTERCHANGE, 1, EP_PREC_F32};
   for (int pi = 0; pi < 3; pi++) {
@@ -182,7 +186,7 @@ int main(int argc, char **argv) {
     timing t1 = {0, 0, 0, 0};
     if (K > 1 && ep_rank == 0) {
       /* the single-GPU reference for the scaling figure: the global batch on one GPU */
-      void *w1 = be->create(&m, &g, &eo, GB, T_LEN);
+      void *w1 = be->create(&m, &g, &eo, GB, t_len);
       backend_cuda_set_precision(w1, pi);
       backend_cuda_set_keep_activations(w1, 1);
       backend_cuda_set_prepare_cache(w1, (size_t)8 << 30);
@@ -192,7 +196,7 @@ int main(int argc, char **argv) {
     size_t free0, total, free1;
     EP_CHECK_MPI(MPI_Barrier(MPI_COMM_WORLD));
     backend_cuda_mem_info(&free0, &total);
-    void *ws = be->create(&m, &g, &eo, B, T_LEN);
+    void *ws = be->create(&m, &g, &eo, B, t_len);
     backend_cuda_set_precision(ws, pi);
     backend_cuda_set_keep_activations(ws, 1);
     const MPI_Comm comm = K > 1 ? MPI_COMM_WORLD : MPI_COMM_NULL;
@@ -206,7 +210,7 @@ int main(int argc, char **argv) {
       EP_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &used, 1, MPI_DOUBLE, MPI_MAX, comm));
       EP_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &wsb, 1, MPI_DOUBLE, MPI_MAX, comm));
     }
-    const double Ng = (double)GB * T_LEN;
+    const double Ng = (double)GB * t_len;
     const double f_cold = 4 * dense_flops(&cfg, Ng) + 6 * GB * PDV + mix * GB;
     const double f_hot = 2 * dense_flops(&cfg, Ng) + 4 * GB * PDV + mix * GB;
     if (ep_rank == 0) {
@@ -215,7 +219,7 @@ int main(int argc, char **argv) {
              : pi == 1 ? "TF32 tensor-core GEMMs, fp32 storage"
                        : "bf16 delta stack / reader gradients in the edge-gradient and ddelta GEMMs, "
                          "fp32 mixing, TF32 elsewhere",
-             B, T_LEN);
+             B, t_len);
       print_timing("cold", &cold, f_cold / 1e9);
       print_timing("cached", &hot, f_hot / 1e9);
       printf("  device memory: %.2f GiB in use at the end (peak: nothing is freed during steps; max over ranks), "

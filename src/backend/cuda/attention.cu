@@ -16,7 +16,12 @@
 
 /* ---- projections ---------------------------------------------------------------------- */
 
-static __global__ void k_add_head_bias(float *y, const float *b, size_t Ndh, int dh, int H) {
+/* q, k, v [H, N, dh] += their biases (grid y: 0 q, 1 k, 2 v; a NULL bias is skipped). */
+static __global__ void k_add_qkv_bias(float *q, float *k, float *v, const float *bq, const float *bk,
+                                      const float *bv, size_t Ndh, int dh, int H) {
+  float *y = blockIdx.y == 0 ? q : blockIdx.y == 1 ? k : v;
+  const float *b = blockIdx.y == 0 ? bq : blockIdx.y == 1 ? bk : bv;
+  if (!b) return;
   const size_t n = Ndh * (size_t)H;
   for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
     y[i] += b[(i / Ndh) * dh + i % dh];
@@ -28,13 +33,13 @@ extern "C" void cu_qkv(cu_ws *ws, int l, const float *X, long long sX, long long
   const long long Ndh = (long long)N * dh;
   const float *Wm[3] = {w->w_q, w->w_k, w->w_v}, *bm[3] = {w->b_q, w->b_k, w->b_v};
   float *out[3] = {ws->q, ws->k, ws->v};
-  for (int c = 0; c < 3; c++) {
+  for (int c = 0; c < 3; c++)
     cu_gemm_batched(ws, 0, 0, N, dh, D, 1.0f, X + c * offX, D, sX, Wm[c], Q, dh, 0.0f, out[c], dh, Ndh, H);
-    if (bm[c]) {
-      const size_t n = (size_t)H * Ndh;
-      k_add_head_bias<<<cu_blocks(n, 256), 256, 0, ws->st>>>(out[c], bm[c], (size_t)Ndh, dh, H);
-      EP_CHECK_LAUNCH();
-    }
+  if (bm[0] || bm[1] || bm[2]) {
+    const size_t n = (size_t)H * Ndh;
+    k_add_qkv_bias<<<dim3(cu_blocks(n, 256), 3), 256, 0, ws->st>>>(out[0], out[1], out[2], bm[0], bm[1], bm[2],
+                                                                    (size_t)Ndh, dh, H);
+    EP_CHECK_LAUNCH();
   }
 }
 

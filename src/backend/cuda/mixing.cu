@@ -143,6 +143,16 @@ static __global__ void k_sum_chunks_1(const float *part, int nb, int cnt, double
   part2[(size_t)s * cnt + j] = acc;
 }
 
+/* out[j] = sum_b part[b * cnt + j] in chunk order, in double (few chunks: one pass). */
+static __global__ void k_sum_chunks_2f(const float *part, int nb, int cnt, double *out) {
+  const int j = blockIdx.x * blockDim.x + threadIdx.x;
+  if (j >= cnt) return;
+  double acc = 0;
+#pragma unroll 8
+  for (int b = 0; b < nb; b++) acc += part[(size_t)b * cnt + j];
+  out[j] = acc;
+}
+
 static __global__ void k_sum_chunks_2(const double *part2, int ns, int cnt, double *out) {
   const int j = blockIdx.x * blockDim.x + threadIdx.x;
   if (j >= cnt) return;
@@ -275,15 +285,21 @@ extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int w0, int n, c
   if (bf)
     cu_gemm_batched_bf16(ws, 0, 1, R, n, K, ws->dy_bf, ND, K, ws->delta_bf + off, ND, K, ws->gchunk, n,
                          (long long)R * n, nb);
-  else
+  else if (!(ws->compute == 1 && ws->edge_tc && cu_edge_grad_tc(ws, dY, R, w0, n, crow, ws->gchunk)))
     cu_gemm_batched(ws, 0, 1, R, n, K, 1.0f, dY, ND, K, ws->delta + off, ND, K, 0.0f, ws->gchunk, n,
                     (long long)R * n, nb);
-  const int cnt = R * n, ns = nb < CU_CHUNK_SLICES ? nb : CU_CHUNK_SLICES;
-  k_sum_chunks_1<<<dim3((unsigned)(cnt + 127) / 128, (unsigned)ns), 128, 0, ws->st>>>(ws->gchunk, nb, cnt,
-                                                                                     ws->part2);
-  EP_CHECK_LAUNCH();
-  k_sum_chunks_2<<<(cnt + 127) / 128, 128, 0, ws->st>>>(ws->part2, ns, cnt, dz);
-  EP_CHECK_LAUNCH();
+  const int cnt = R * n;
+  if (nb <= 2 * CU_EDGE_CHUNKS) { /* one pass: each output sums its nb chunks in order */
+    k_sum_chunks_2f<<<(cnt + 127) / 128, 128, 0, ws->st>>>(ws->gchunk, nb, cnt, dz);
+    EP_CHECK_LAUNCH();
+  } else {
+    const int ns = nb < CU_CHUNK_SLICES ? nb : CU_CHUNK_SLICES;
+    k_sum_chunks_1<<<dim3((unsigned)(cnt + 127) / 128, (unsigned)ns), 128, 0, ws->st>>>(ws->gchunk, nb, cnt,
+                                                                                       ws->part2);
+    EP_CHECK_LAUNCH();
+    k_sum_chunks_2<<<(cnt + 127) / 128, 128, 0, ws->st>>>(ws->part2, ns, cnt, dz);
+    EP_CHECK_LAUNCH();
+  }
   cu_mark(ws, CU_PH_EDGE);
   /* ddelta[w0 : w0 + n] += Z^T dY (fp32 accumulation into fp32 ddelta in every mode) */
   if (!cu_ddelta(ws, Z, R, n, dY, ws->ddelta + off)) { /* else exact fp32 in k_ddelta */
