@@ -149,8 +149,6 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   ws->edge_rows = erows ? atoi(erows) : 0;
   const char *ddk = getenv("EP_CUDA_DDELTA"); /* 0: the ddelta update as a cuBLAS GEMM */
   ws->ddelta_kernel = !ddk || atoi(ddk) != 0;
-  const char *etc = getenv("EP_CUDA_EDGE_TC"); /* 0: TF32 edge-gradient partials by cuBLAS */
-  ws->edge_tc = !etc || atoi(etc) != 0;
   {
     int dev = 0;
     EP_CHECK_CUDA(cudaGetDevice(&dev));

@@ -285,11 +285,11 @@ extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int w0, int n, c
   if (bf)
     cu_gemm_batched_bf16(ws, 0, 1, R, n, K, ws->dy_bf, ND, K, ws->delta_bf + off, ND, K, ws->gchunk, n,
                          (long long)R * n, nb);
-  else if (!(ws->compute == 1 && ws->edge_tc && cu_edge_grad_tc(ws, dY, R, w0, n, crow, ws->gchunk)))
+  else
     cu_gemm_batched(ws, 0, 1, R, n, K, 1.0f, dY, ND, K, ws->delta + off, ND, K, 0.0f, ws->gchunk, n,
                     (long long)R * n, nb);
   const int cnt = R * n;
-  if (nb <= 2 * CU_EDGE_CHUNKS) { /* one pass: each output sums its nb chunks in order */
+  if (nb <= CU_CHUNK_SLICES * 4) { /* few chunks: each output sums its nb chunks in order, in one pass */
     k_sum_chunks_2f<<<(cnt + 127) / 128, 128, 0, ws->st>>>(ws->gchunk, nb, cnt, dz);
     EP_CHECK_LAUNCH();
   } else {
