@@ -147,9 +147,9 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   ws->tc_split = tcs && atoi(tcs) != 0;
   ws->merge_fwd = !mfw || atoi(mfw) != 0;
   ws->edge_rows = erows ? atoi(erows) : 0;
-  /* EP_CUDA_DDELTA: 0 the ddelta update as a cuBLAS GEMM, 2 k_ddelta1 (one column a thread) */
+  /* EP_CUDA_DDELTA=0: the ddelta update as a cuBLAS GEMM (for comparison) */
   const char *ddk = getenv("EP_CUDA_DDELTA");
-  ws->ddelta_kernel = ddk ? atoi(ddk) : 1;
+  ws->ddelta_kernel = !ddk || atoi(ddk) != 0;
   {
     int dev = 0;
     EP_CHECK_CUDA(cudaGetDevice(&dev));

@@ -234,66 +234,13 @@ static __global__ void __launch_bounds__(256) k_ddelta(const float *__restrict__
   }
 }
 
-/* k_ddelta with one column a thread (MR registers of dY, more threads resident). */
-template <int MR>
-static __global__ void __launch_bounds__(256) k_ddelta1(const float *__restrict__ Z, int R, int n,
-                                                        const float *__restrict__ dY, size_t ND,
-                                                        float *__restrict__ dd) {
-  extern __shared__ __align__(16) float zt[]; /* [n][MR] */
-  for (int i = threadIdx.x; i < n * MR; i += blockDim.x) {
-    const int w = i / MR, r = i % MR;
-    zt[i] = r < R ? Z[(size_t)r * n + w] : 0.0f;
-  }
-  __syncthreads();
-  for (size_t j = (size_t)blockIdx.x * blockDim.x + threadIdx.x; j < ND; j += (size_t)gridDim.x * blockDim.x) {
-    float y[MR];
-#pragma unroll
-    for (int r = 0; r < MR; r++) y[r] = r < R ? __ldg(dY + (size_t)r * ND + j) : 0.0f;
-    int w = 0;
-    for (; w + 4 <= n; w += 4) {
-      float d[4];
-#pragma unroll
-      for (int k = 0; k < 4; k++) d[k] = dd[(size_t)(w + k) * ND + j];
-#pragma unroll
-      for (int k = 0; k < 4; k++) {
-        const float *zr = zt + (w + k) * MR;
-        float a = 0.0f;
-#pragma unroll
-        for (int r = 0; r < MR; r += 4) {
-          const float4 z = *reinterpret_cast<const float4 *>(zr + r);
-          a = fmaf(z.x, y[r], a);
-          a = fmaf(z.y, y[r + 1], a);
-          a = fmaf(z.z, y[r + 2], a);
-          a = fmaf(z.w, y[r + 3], a);
-        }
-        d[k] += a;
-      }
-#pragma unroll
-      for (int k = 0; k < 4; k++) dd[(size_t)(w + k) * ND + j] = d[k];
-    }
-    for (; w < n; w++) {
-      const float *zr = zt + w * MR;
-      float a = 0.0f;
-#pragma unroll
-      for (int r = 0; r < MR; r++) a = fmaf(zr[r], y[r], a);
-      dd[(size_t)w * ND + j] += a;
-    }
-  }
-}
-
 template <int MR>
 static void cu_ddelta_launch(cu_ws *ws, const float *Z, int R, int n, const float *dY, float *dd) {
   const size_t ND = ws->N * (size_t)ws->D, smem = (size_t)n * MR * sizeof(float);
   unsigned blocks = cu_blocks(ND / 2, 256);
   const unsigned cap = (unsigned)ws->sm_count * 4u; /* Z^T is loaded once per block */
   if (blocks > cap) blocks = cap;
-  if (ws->ddelta_kernel == 2) {
-    unsigned b1 = cu_blocks(ND, 256);
-    if (b1 > (unsigned)ws->sm_count * 8u) b1 = (unsigned)ws->sm_count * 8u;
-    k_ddelta1<MR><<<b1, 256, smem, ws->st>>>(Z, R, n, dY, ND, dd);
-  } else {
-    k_ddelta<MR><<<blocks, 256, smem, ws->st>>>(Z, R, n, dY, ND, dd);
-  }
+  k_ddelta<MR><<<blocks, 256, smem, ws->st>>>(Z, R, n, dY, ND, dd);
   EP_CHECK_LAUNCH();
 }
 
