@@ -27,17 +27,46 @@ static __global__ void k_add_qkv_bias(float *q, float *k, float *v, const float 
     y[i] += b[(i / Ndh) * dh + i % dh];
 }
 
+/* Pointer arrays of the 3H per-head projections, entry i = c H + h (c: 0 q, 1 k, 2 v):
+ * A[i] = a[c] + h sa, B[i] = w[c] + h dh, C[i] = o[c] + h so. Written on the device in
+ * stream order (and so inside a captured graph) right before the GEMM that reads them. */
+typedef struct {
+  const float *a[3], *w[3];
+  float *o[3];
+} qkv_ops;
+
+static __global__ void k_qkv_ptrs(qkv_ops p, long long sa, long long so, int dh, int H, const float **A,
+                                  const float **B, float **C) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= 3 * H) return;
+  const int c = i / H, h = i % H;
+  A[i] = p.a[c] + (size_t)h * sa;
+  B[i] = p.w[c] + (size_t)h * dh;
+  C[i] = p.o[c] + (size_t)h * so;
+}
+
+static void cu_qkv_gemm(cu_ws *ws, const qkv_ops *p, long long sa, long long so, int tb, int M, int N, int K,
+                        int lda, int ldb, int ldc) {
+  const int H = ws->H;
+  const float **A = ws->qkv_ptr, **B = A + 3 * H;
+  float **C = (float **)(B + 3 * H);
+  k_qkv_ptrs<<<(3 * H + 127) / 128, 128, 0, ws->st>>>(*p, sa, so, ws->dh, H, A, B, C);
+  EP_CHECK_LAUNCH();
+  cu_gemm_ptr_batched(ws, 0, tb, M, N, K, A, lda, B, ldb, C, ldc, 3 * H);
+}
+
+/* q, k, v [H, N, dh]: head h of q from reader input X + 0 offX + h sX (k: + offX, v:
+ * + 2 offX), one batched GEMM over the 3H (head, q/k/v) pairs, then the biases. */
 extern "C" void cu_qkv(cu_ws *ws, int l, const float *X, long long sX, long long offX) {
   const cu_lw *w = &ws->lw[l];
   const int N = (int)ws->N, D = ws->D, dh = ws->dh, H = ws->H, Q = H * dh;
   const long long Ndh = (long long)N * dh;
-  const float *Wm[3] = {w->w_q, w->w_k, w->w_v}, *bm[3] = {w->b_q, w->b_k, w->b_v};
-  float *out[3] = {ws->q, ws->k, ws->v};
-  for (int c = 0; c < 3; c++)
-    cu_gemm_batched(ws, 0, 0, N, dh, D, 1.0f, X + c * offX, D, sX, Wm[c], Q, dh, 0.0f, out[c], dh, Ndh, H);
+  const float *bm[3] = {w->b_q, w->b_k, w->b_v};
+  const qkv_ops p = {{X, X + offX, X + 2 * offX}, {w->w_q, w->w_k, w->w_v}, {ws->q, ws->k, ws->v}};
+  cu_qkv_gemm(ws, &p, sX, Ndh, 0, N, dh, D, D, Q, dh);
   if (bm[0] || bm[1] || bm[2]) {
     const size_t n = (size_t)H * Ndh;
-    k_add_qkv_bias<<<dim3(cu_blocks(n, 256), 3), 256, 0, ws->st>>>(out[0], out[1], out[2], bm[0], bm[1], bm[2],
+    k_add_qkv_bias<<<dim3(cu_blocks(n, 256), 3), 256, 0, ws->st>>>(ws->q, ws->k, ws->v, bm[0], bm[1], bm[2],
                                                                     (size_t)Ndh, dh, H);
     EP_CHECK_LAUNCH();
   }
@@ -59,13 +88,13 @@ extern "C" void cu_head_out_bwd(cu_ws *ws, int l) {
                   ws->dob, dh, (long long)N * dh, H);
 }
 
+/* Xn's reader 3h + c gets d(input) = dq/dk/dv[h] W_c[:, h]^T: one batched GEMM. */
 extern "C" void cu_qkv_bwd(cu_ws *ws, int l) {
   const cu_lw *w = &ws->lw[l];
   const int N = (int)ws->N, D = ws->D, dh = ws->dh, H = ws->H, Q = H * dh;
   const long long ND = (long long)N * D, Ndh = (long long)N * dh;
-  const float *Wm[3] = {w->w_q, w->w_k, w->w_v}, *g[3] = {ws->dq, ws->dk, ws->dv};
-  for (int c = 0; c < 3; c++)
-    cu_gemm_batched(ws, 0, 1, N, D, dh, 1.0f, g[c], dh, Ndh, Wm[c], Q, dh, 0.0f, ws->Xn + c * ND, D, 3 * ND, H);
+  const qkv_ops p = {{ws->dq, ws->dk, ws->dv}, {w->w_q, w->w_k, w->w_v}, {ws->Xn, ws->Xn + ND, ws->Xn + 2 * ND}};
+  cu_qkv_gemm(ws, &p, Ndh, 3 * ND, 1, N, D, dh, dh, Q, D);
 }
 
 /* ---- core ---------------------------------------------------------------------------- */

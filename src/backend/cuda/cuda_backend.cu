@@ -242,6 +242,7 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   DALLOC(ym, float, N * D);
   DALLOC(mn, float, N * D);
   DALLOC(mpart, float, N * D);
+  DALLOC(qkv_ptr, const float *, 9 * H);
   DALLOC(mmu, float, N);
   DALLOC(mrs, float, N);
   DALLOC(hpre, float, N * F);

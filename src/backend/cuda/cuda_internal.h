@@ -102,6 +102,7 @@ typedef struct {
   float *tmp, *tmp2, *res; /* [N, D] */
   float *ym, *mn, *mmu, *mrs, *hpre, *hact;
   float *mpart;    /* [N, D] the MLP reader's input over the writers before its layer */
+  const float **qkv_ptr; /* device [3][3H]: A, B, C pointers of the batched q/k/v projections */
   int mpart_layer; /* the layer whose mpart the forward just computed, or -1 */
   float *gchunk; /* [Bmax*Tmax, 3H + 1, W] edge-gradient partials per chunk of token rows */
   float *yf, *xf, *fmu, *frs, *logits;
@@ -192,6 +193,9 @@ extern "C" void cu_norm_bwd(cu_ws *ws, const float *x, const float *mu, const fl
 /* Row-major C[M, N] = alpha op(A) op(B) + beta C through cuBLAS (column-major). */
 extern "C" void cu_gemm(cu_ws *ws, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                         const float *B, int ldb, float beta, float *C, int ldc);
+/* Row-major C[i] = op(A[i]) op(B[i]) for i < batch, pointer arrays in device memory. */
+extern "C" void cu_gemm_ptr_batched(cu_ws *ws, int ta, int tb, int M, int N, int K, const float *const *A, int lda,
+                                    const float *const *B, int ldb, float *const *C, int ldc, int batch);
 extern "C" void cu_gemm_batched(cu_ws *ws, int ta, int tb, int M, int N, int K, float alpha, const float *A,
                                 int lda, long long sA, const float *B, int ldb, long long sB, float beta,
                                 float *C, int ldc, long long sC, int batch);

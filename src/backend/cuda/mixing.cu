@@ -29,6 +29,18 @@ extern "C" void cu_gemm_batched(cu_ws *ws, int ta, int tb, int M, int N, int K, 
                                              batch, ws->gemm_compute, CUBLAS_GEMM_DEFAULT));
 }
 
+/* Batched over pointer arrays in device memory (A[i], B[i], C[i], i < batch): for
+ * batches whose operands sit at no common stride (the 3H per-head q/k/v projections). */
+extern "C" void cu_gemm_ptr_batched(cu_ws *ws, int ta, int tb, int M, int N, int K, const float *const *A, int lda,
+                                    const float *const *B, int ldb, float *const *C, int ldc, int batch) {
+  if (M == 0 || N == 0 || batch == 0) return;
+  const float one = 1.0f, zero = 0.0f;
+  EP_CHECK_CUBLAS(cublasGemmBatchedEx(ws->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M,
+                                      K, &one, (const void *const *)B, ws->gemm_type, ldb, (const void *const *)A,
+                                      ws->gemm_type, lda, &zero, (void *const *)C, ws->gemm_type, ldc, batch,
+                                      ws->gemm_compute, CUBLAS_GEMM_DEFAULT));
+}
+
 /* bf16 operands (the difference stack, reader gradients, masks), fp32 output and
  * accumulation. */
 extern "C" void cu_gemm_bf16(cu_ws *ws, int ta, int tb, int M, int N, int K, float alpha, const __nv_bfloat16 *A,
