@@ -162,7 +162,7 @@ typedef struct {
 #define CU_CHUNK_SLICES 32
 /* Fewest token-row chunks of the edge-gradient GEMM (cu_edge_grad): 256 gives 320 chunks
  * of 2 rows at 32 x 20 tokens (measured on an H200: 13.9 ms a TF32 step against 14.1 with
- * 128 chunks of 5 rows, 16.2 with 640 of 1, 19.2 with 64 of 10). */
+ * 128 chunks of 5 rows). */
 #define CU_EDGE_CHUNKS 256
 /* Blocks per writer in the node-gradient reductions (fixed: deterministic sums). */
 #define CU_RED_BLOCKS 64
