@@ -1,7 +1,7 @@
 /* test_cuda_train.c — a 300-step Edge Pruning run on the CUDA backend (fp32) reaches the
  * same circuit as the same run on the CPU reference.
  *
- * A tiny random GPT-2-shaped model (3 layers, 4 heads, D 32: 175 edges, 14 writers),
+ * A tiny random GPT-2-shaped model (3 layers, 4 heads, D 32: 302 edges, 17 writers),
  * interchange ablation, KL loss, edge and node masks, the prepare cache on: the CUDA run
  * takes the device-KL path with its CUDA graph and the merged reader-group backward. Both
  * runs draw the same hard-concrete samples (host RNG), so they differ only by the
@@ -24,39 +24,6 @@
 #define T_LEN 8
 #define VOCAB 37
 
-/* n random prompts of T_LEN tokens; the corrupted prompt swaps the tokens at positions 1
- * and 3 for fresh ones, the loss is at the last position. */
-static void make_split(ep_dataset *d, int64_t n, uint64_t seed) {
-  memset(d, 0, sizeof *d);
-  strcpy(d->task, "random");
-  d->n = n;
-  d->max_len = T_LEN;
-  d->clean = calloc((size_t)n * T_LEN, sizeof(int32_t));
-  d->corrupted = calloc((size_t)n * T_LEN, sizeof(int32_t));
-  d->length = calloc((size_t)n, sizeof(int32_t));
-  d->loss_start = calloc((size_t)n, sizeof(int32_t));
-  d->loss_end = calloc((size_t)n, sizeof(int32_t));
-  for (int64_t i = 0; i < n; i++) {
-    d->length[i] = T_LEN;
-    d->loss_start[i] = T_LEN - 1;
-    d->loss_end[i] = T_LEN;
-    for (int t = 0; t < T_LEN; t++) {
-      uint32_t w[4];
-      ep_rng_words(seed, 60, (uint64_t)i, (uint32_t)t, w);
-      d->clean[i * T_LEN + t] = (int32_t)(w[0] % VOCAB);
-      d->corrupted[i * T_LEN + t] = (t == 1 || t == 3) ? (int32_t)(w[1] % VOCAB) : d->clean[i * T_LEN + t];
-    }
-  }
-}
-
-static void free_split(ep_dataset *d) {
-  free(d->clean);
-  free(d->corrupted);
-  free(d->length);
-  free(d->loss_start);
-  free(d->loss_end);
-}
-
 /* Train from the same initial masks on one backend; the circuit at the targets. */
 static void train_on(ep_backend_kind kind, const ep_model *m, const ep_graph *g, const ep_dataset *train,
                      const ep_dataset *val, ep_mask_params *p, ep_circuit *circ) {
@@ -68,7 +35,7 @@ static void train_on(ep_backend_kind kind, const ep_model *m, const ep_graph *g,
   c.sparsity_warmup = 150;
   c.target_edge = 0.8;
   c.target_node = 0.3;
-  c.lr[2] = c.lr[3] = 0.01; /* lambda LRs for 175 edges (see test_e2e.c) */
+  c.lr[2] = c.lr[3] = 0.01; /* lambda LRs for 302 edges (see test_e2e.c) */
   c.node_masks = 1;
   c.log_every = 100;
   c.val_every = 0;
@@ -104,8 +71,9 @@ int main(void) {
   ep_model m;
   fx_gpt2_tiny(&m, 3, 4, 32, VOCAB, 7);
   ep_dataset train, val;
-  make_split(&train, 96, 3);
-  make_split(&val, 32, 4);
+  /* the corrupted prompts swap the tokens at positions 1 and 3 for fresh ones */
+  fx_dataset_random(&train, 96, T_LEN, VOCAB, 3, 60, (1u << 1) | (1u << 3));
+  fx_dataset_random(&val, 32, T_LEN, VOCAB, 4, 60, (1u << 1) | (1u << 3));
   ep_graph g;
   graph_init(&g, &m.cfg, 1);
   prune_check_dataset(&train, &m.cfg, "(memory)", "train");
@@ -142,8 +110,8 @@ int main(void) {
   prune_params_free(&pc);
   prune_params_free(&pg);
   graph_free(&g);
-  free_split(&train);
-  free_split(&val);
+  fx_dataset_free(&train);
+  fx_dataset_free(&val);
   model_free(&m);
   return t_done();
 }

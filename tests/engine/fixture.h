@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "edgeprune/backend.h"
+#include "edgeprune/dataset.h"
 #include "edgeprune/graph.h"
 #include "edgeprune/model.h"
 #include "edgeprune/prune.h"
@@ -108,6 +109,41 @@ static inline void fx_batch_free(fx_batch *f) {
   free(f->len);
   free(f->ls);
   free(f->le);
+}
+
+/* A split of n random prompts of T tokens (ids below V), loss at the last position; the
+ * corrupted prompt has fresh tokens at the positions t with bit t of corrupt_mask set.
+ * Tokens from (seed, stream). */
+static inline void fx_dataset_random(ep_dataset *d, int64_t n, int T, int V, uint64_t seed, uint32_t stream,
+                                     uint32_t corrupt_mask) {
+  memset(d, 0, sizeof *d);
+  strcpy(d->task, "random");
+  d->n = n;
+  d->max_len = T;
+  d->clean = calloc((size_t)n * T, sizeof(int32_t));
+  d->corrupted = calloc((size_t)n * T, sizeof(int32_t));
+  d->length = calloc((size_t)n, sizeof(int32_t));
+  d->loss_start = calloc((size_t)n, sizeof(int32_t));
+  d->loss_end = calloc((size_t)n, sizeof(int32_t));
+  for (int64_t i = 0; i < n; i++) {
+    d->length[i] = T;
+    d->loss_start[i] = T - 1;
+    d->loss_end[i] = T;
+    for (int t = 0; t < T; t++) {
+      uint32_t w[4];
+      ep_rng_words(seed, stream, (uint64_t)i, (uint32_t)t, w);
+      d->clean[i * T + t] = (int32_t)(w[0] % (uint32_t)V);
+      d->corrupted[i * T + t] = ((corrupt_mask >> t) & 1u) ? (int32_t)(w[1] % (uint32_t)V) : d->clean[i * T + t];
+    }
+  }
+}
+
+static inline void fx_dataset_free(ep_dataset *d) {
+  free(d->clean);
+  free(d->corrupted);
+  free(d->length);
+  free(d->loss_start);
+  free(d->loss_end);
 }
 
 /* Per-position mean of the corrupted run's writer outputs over the batch rows that

@@ -16,44 +16,13 @@
 #include "fixture.h"
 #include "test_util.h"
 
-static void make_data(ep_dataset *d, int64_t n, int T, int V, uint64_t seed) {
-  memset(d, 0, sizeof *d);
-  strcpy(d->task, "random");
-  d->n = n;
-  d->max_len = T;
-  d->clean = calloc((size_t)n * T, sizeof(int32_t));
-  d->corrupted = calloc((size_t)n * T, sizeof(int32_t));
-  d->length = calloc((size_t)n, sizeof(int32_t));
-  d->loss_start = calloc((size_t)n, sizeof(int32_t));
-  d->loss_end = calloc((size_t)n, sizeof(int32_t));
-  for (int64_t i = 0; i < n; i++) {
-    d->length[i] = T;
-    d->loss_start[i] = T - 1;
-    d->loss_end[i] = T;
-    for (int t = 0; t < T; t++) {
-      uint32_t w[4];
-      ep_rng_words(seed, 50, (uint64_t)i, (uint32_t)t, w);
-      d->clean[i * T + t] = (int32_t)(w[0] % (uint32_t)V);
-      /* corrupted differs from clean at two positions only: a localised task */
-      d->corrupted[i * T + t] = (t == 2) ? (int32_t)(w[1] % (uint32_t)V) : d->clean[i * T + t];
-    }
-  }
-}
-
-static void free_data(ep_dataset *d) {
-  free(d->clean);
-  free(d->corrupted);
-  free(d->length);
-  free(d->loss_start);
-  free(d->loss_end);
-}
-
 int main(void) {
   ep_model m;
   fx_gpt2_tiny(&m, 2, 4, 32, 40, 21);
   ep_dataset train, val;
-  make_data(&train, 96, 8, 40, 1);
-  make_data(&val, 48, 8, 40, 2);
+  /* corrupted differs from clean at position 2 only: a localised task */
+  fx_dataset_random(&train, 96, 8, 40, 1, 50, 1u << 2);
+  fx_dataset_random(&val, 48, 8, 40, 2, 50, 1u << 2);
   ep_prune_config c;
   prune_config_defaults(&c);
   c.steps = 700; /* long enough that the result no longer depends on the seed */
@@ -139,8 +108,8 @@ int main(void) {
   circuit_free(&circ);
   prune_params_free(&p);
   graph_free(&g);
-  free_data(&train);
-  free_data(&val);
+  fx_dataset_free(&train);
+  fx_dataset_free(&val);
   model_free(&m);
   return t_done();
 }
