@@ -3,8 +3,9 @@
  * Reader r's input is base_r + sum_{w < n} z_rw delta_w. All q/k/v readers of a layer
  * share n, so their inputs are one GEMM Z_l [3H, n] x delta [n, N*D]; the MLP reader is
  * the same with one row, resid_post is needed at the loss positions only. The
- * backward gives d(loss)/dz_rw = <dY_r, delta_w> (per token row in fp32, the rows summed
- * in double; the CPU reference sums per example) and ddelta += Z^T dY. Node (writer) masks scale delta_w. */
+ * backward gives d(loss)/dz_rw = <dY_r, delta_w> (fp32 over chunks of token rows, the
+ * chunks summed in double; the CPU reference sums per example) and ddelta += Z^T dY
+ * (k_ddelta). Node (writer) masks scale delta_w. */
 #include "cuda_internal.h"
 #include "cuda_util.cuh"
 
@@ -144,7 +145,7 @@ extern "C" void cu_node_grad(cu_ws *ws, const float *x, const float *c, const fl
   }
 }
 
-/* Row sums of the per-token-row partials, deterministic and coalesced in two levels:
+/* Sums of the per-chunk partials, deterministic and coalesced in two levels:
  * block (x, s) sums rows s, s + S, s + 2S, ... of columns [128 x, 128 x + 128) into
  * part2[s] (double); then out[j] = sum_s part2[s * cnt + j]. */
 static __global__ void k_sum_chunks_1(const float *part, int nb, int cnt, double *part2) {
