@@ -89,6 +89,12 @@ static void cu_prof_report(cu_ws *ws) {
  * (Tracr's position_kl and mse, small Vo) in the shared host code backend_loss. */
 static int cu_device_kl(const cu_ws *ws) { return ws->o.loss == EP_LOSS_KL || ws->o.loss == EP_LOSS_KL_SUM; }
 
+/* An integer environment switch, or dflt when unset. */
+static int cu_env_int(const char *name, int dflt) {
+  const char *v = getenv(name);
+  return v ? atoi(v) : dflt;
+}
+
 static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opts *o, int Bmax, int Tmax) {
   const ep_model_config *c = &m->cfg;
   EP_CHECK(o->precision == EP_PREC_F32, "the CUDA backend computes in fp32 only");
@@ -125,38 +131,32 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   ws->gemm_type = CUDA_R_32F;
   ws->gemm_compute = CUBLAS_COMPUTE_32F;
   cu_attn_setup(ws);
-  const char *prof = getenv("EP_CUDA_PROFILE");
-  ws->prof = prof && atoi(prof) > 0;
-  /* EP_CUDA_MIXNORM: 0 reader mixing as GEMMs and a separate norm (for comparison), 2 the
-   * exact-fp32 fused kernel in TF32 too (default 1: the fp32 kernel in fp32 and bf16, the
-   * tensor-core kernel for TF32's q/k/v readers; see docs/cuda-backend.md);
-   * EP_CUDA_MIXNORM_SPLIT=1: the q/k/v readers in groups of 12 (measured no faster) */
-  const char *mixnorm = getenv("EP_CUDA_MIXNORM"), *split = getenv("EP_CUDA_MIXNORM_SPLIT");
-  ws->mixnorm = mixnorm ? atoi(mixnorm) : 1;
-  ws->mixnorm_split = split && atoi(split) != 0;
-  /* EP_CUDA_MERGE=0: each reader group its own edge-gradient / ddelta pass (for comparison);
-   * EP_CUDA_DDELTA=0: the ddelta update as a cuBLAS GEMM (for comparison);
-   * EP_CUDA_EDGE_ROWS=c: c token rows per edge-gradient chunk (c must divide B T) */
-  const char *merge = getenv("EP_CUDA_MERGE"), *erows = getenv("EP_CUDA_EDGE_ROWS");
-  ws->merge = !merge || atoi(merge) != 0;
+  /* Environment switches, for measurements (docs/cuda-backend.md):
+   * EP_CUDA_PROFILE=1 phase timing (no graph); EP_CUDA_GRAPH=0 no CUDA graph;
+   * EP_CUDA_MIXNORM: 0 reader mixing as GEMMs and a separate norm, 2 the exact-fp32 fused
+   * kernel in TF32 too (default 1: the fp32 kernel in fp32 and bf16, the tensor-core kernel
+   * for TF32's q/k/v readers); EP_CUDA_MIXNORM_SPLIT=1 the fp32 kernel's q/k/v readers in
+   * groups of 12 (measured no faster); EP_CUDA_TC_SPLIT=1 the TF32 kernel in blocks of
+   * <= 16 readers (measured slower on an H200: 13.6 against 12.6 ms a masked step);
+   * EP_CUDA_MERGE=0 each reader group its own edge-gradient / ddelta pass;
+   * EP_CUDA_MERGE_FWD=0 the MLP reader mixed on its own in the forward; EP_CUDA_DDELTA=0
+   * the ddelta update as a cuBLAS GEMM; EP_CUDA_EDGE_ROWS=c c token rows per
+   * edge-gradient chunk (c must divide B T). */
+  ws->prof = cu_env_int("EP_CUDA_PROFILE", 0) > 0;
+  ws->graphs = cu_env_int("EP_CUDA_GRAPH", 1) != 0;
+  ws->mixnorm = cu_env_int("EP_CUDA_MIXNORM", 1);
+  ws->mixnorm_split = cu_env_int("EP_CUDA_MIXNORM_SPLIT", 0) != 0;
+  ws->tc_split = cu_env_int("EP_CUDA_TC_SPLIT", 0) != 0;
+  ws->merge = cu_env_int("EP_CUDA_MERGE", 1) != 0;
+  ws->merge_fwd = cu_env_int("EP_CUDA_MERGE_FWD", 1) != 0;
+  ws->ddelta_kernel = cu_env_int("EP_CUDA_DDELTA", 1) != 0;
+  ws->edge_rows = cu_env_int("EP_CUDA_EDGE_ROWS", 0);
   ws->mpart_layer = -1;
-  /* EP_CUDA_TC_SPLIT=1: the TF32 mixing kernel in blocks of <= 16 readers (measured slower
-   * on an H200: 13.6 against 12.6 ms masked step); EP_CUDA_MERGE_FWD=0: the MLP reader
-   * mixed on its own in the forward (both for comparison) */
-  const char *tcs = getenv("EP_CUDA_TC_SPLIT"), *mfw = getenv("EP_CUDA_MERGE_FWD");
-  ws->tc_split = tcs && atoi(tcs) != 0;
-  ws->merge_fwd = !mfw || atoi(mfw) != 0;
-  ws->edge_rows = erows ? atoi(erows) : 0;
-  /* EP_CUDA_DDELTA=0: the ddelta update as a cuBLAS GEMM (for comparison) */
-  const char *ddk = getenv("EP_CUDA_DDELTA");
-  ws->ddelta_kernel = !ddk || atoi(ddk) != 0;
   {
     int dev = 0;
     EP_CHECK_CUDA(cudaGetDevice(&dev));
     EP_CHECK_CUDA(cudaDeviceGetAttribute(&ws->sm_count, cudaDevAttrMultiProcessorCount, dev));
   }
-  const char *graphs = getenv("EP_CUDA_GRAPH");
-  ws->graphs = !graphs || atoi(graphs) != 0;
   if (ws->prof)
     for (int i = 0; i < CU_PROF_MAX; i++) EP_CHECK_CUDA(cudaEventCreate(&ws->prof_ev[i]));
 

@@ -233,8 +233,8 @@ extern "C" int cu_mix_norm_tc(cu_ws *ws, const float *Z, int R, int Rn, int n, c
  * Y [R, N, D] = base + Z delta[w0 : w0 + n] (fp32, from ws->delta), Xn = norm(Y) with
  * weight lw / bias lb, mu / rs [R, N] as cu_norm_fwd. Returns 0 (nothing done) for shapes it does not cover (R > 48,
  * D > 1024): the caller then uses the GEMM and cu_norm_fwd. */
-extern "C" int cu_mix_norm(cu_ws *ws, const float *Z, int R, int w0, int n, const float *base, float *Y, float *Xn,
-                           float *mu, float *rs, const float *lw, const float *lb);
+extern "C" int cu_mix_norm(cu_ws *ws, const float *Z, int R, int w0, int n, const float *base, float *Y,
+                           float *Xn, float *mu, float *rs, const float *lw, const float *lb);
 
 /* ---- attention.cu ---- */
 /* Attention of all heads: q, k, v, o [H, N, dh], probabilities p [H, B, T, T]. */

@@ -156,21 +156,15 @@ static __global__ void k_sum_chunks_1(const float *part, int nb, int cnt, double
   part2[(size_t)s * cnt + j] = acc;
 }
 
-/* out[j] = sum_b part[b * cnt + j] in chunk order, in double (few chunks: one pass). */
-static __global__ void k_sum_chunks_2f(const float *part, int nb, int cnt, double *out) {
+/* out[j] = sum_s part[s * cnt + j] in order, in double: the chunk partials themselves
+ * (float, few chunks: one pass) or k_sum_chunks_1's slice sums (double). */
+template <typename T>
+static __global__ void k_sum_chunks_2(const T *part, int ns, int cnt, double *out) {
   const int j = blockIdx.x * blockDim.x + threadIdx.x;
   if (j >= cnt) return;
   double acc = 0;
 #pragma unroll 8
-  for (int b = 0; b < nb; b++) acc += part[(size_t)b * cnt + j];
-  out[j] = acc;
-}
-
-static __global__ void k_sum_chunks_2(const double *part2, int ns, int cnt, double *out) {
-  const int j = blockIdx.x * blockDim.x + threadIdx.x;
-  if (j >= cnt) return;
-  double acc = 0;
-  for (int s = 0; s < ns; s++) acc += part2[(size_t)s * cnt + j];
+  for (int s = 0; s < ns; s++) acc += part[(size_t)s * cnt + j];
   out[j] = acc;
 }
 
@@ -303,7 +297,7 @@ extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int w0, int n, c
                     (long long)R * n, nb);
   const int cnt = R * n;
   if (nb <= CU_CHUNK_SLICES * 4) { /* few chunks: each output sums its nb chunks in order, in one pass */
-    k_sum_chunks_2f<<<(cnt + 127) / 128, 128, 0, ws->st>>>(ws->gchunk, nb, cnt, dz);
+    k_sum_chunks_2<<<(cnt + 127) / 128, 128, 0, ws->st>>>(ws->gchunk, nb, cnt, dz);
     EP_CHECK_LAUNCH();
   } else {
     const int ns = nb < CU_CHUNK_SLICES ? nb : CU_CHUNK_SLICES;

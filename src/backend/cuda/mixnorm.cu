@@ -154,20 +154,20 @@ static __global__ void __launch_bounds__(MIXNORM_MAX_THREADS, MINB)
 }
 
 template <int MR, int MINB>
-static void cu_mix_norm_launch(cu_ws *ws, const float *Z, int R, int w0, int n, const float *base, float *Y, float *Xn,
-                               float *mu, float *rs, const float *lw, const float *lb, int threads) {
+static void cu_mix_norm_launch(cu_ws *ws, const float *Z, int R, int w0, int n, const float *base, float *Y,
+                               float *Xn, float *mu, float *rs, const float *lw, const float *lb, int threads) {
   const size_t ND = ws->N * (size_t)ws->D;
   const int G = (R + MR - 1) / MR;
   EP_CHECK(ws->N * (size_t)G <= 0x7fffffffu, "too many rows for the mixing kernel (%zu)", ws->N);
-  k_mix_norm<MR, MINB><<<(unsigned)(ws->N * G), threads, 0, ws->st>>>(Z, R, G, n, ws->delta + (size_t)w0 * ND, ND, base, Y, Xn, mu,
-                                                                       rs, lw, lb, ws->D, ws->N,
-                                                                       (int)ws->m->cfg.norm,
+  const float *delta = ws->delta + (size_t)w0 * ND; /* writer w0's row */
+  k_mix_norm<MR, MINB><<<(unsigned)(ws->N * G), threads, 0, ws->st>>>(Z, R, G, n, delta, ND, base, Y, Xn, mu, rs,
+                                                                       lw, lb, ws->D, ws->N, (int)ws->m->cfg.norm,
                                                                        (double)ws->m->cfg.norm_eps);
   EP_CHECK_LAUNCH();
 }
 
-extern "C" int cu_mix_norm(cu_ws *ws, const float *Z, int R, int w0, int n, const float *base, float *Y, float *Xn,
-                           float *mu, float *rs, const float *lw, const float *lb) {
+extern "C" int cu_mix_norm(cu_ws *ws, const float *Z, int R, int w0, int n, const float *base, float *Y,
+                           float *Xn, float *mu, float *rs, const float *lw, const float *lb) {
   const int D = ws->D;
   int threads = ((D + 1) / 2 + 31) / 32 * 32;
   if (threads < 32) threads = 32;
@@ -175,7 +175,8 @@ extern "C" int cu_mix_norm(cu_ws *ws, const float *Z, int R, int w0, int n, cons
   /* with EP_CUDA_MIXNORM_SPLIT=1, more than 12 readers go in groups of 12 (80 registers, two
    * blocks per SM; delta rows re-read from L2): on an H200 (GPT-2 small, 36 readers) no
    * faster than one block per row with all 36 accumulators (168 registers, small spills) */
-  if (R > 12 && ws->mixnorm_split) cu_mix_norm_launch<12, 2>(ws, Z, R, w0, n, base, Y, Xn, mu, rs, lw, lb, threads);
+  if (R > 12 && ws->mixnorm_split)
+    cu_mix_norm_launch<12, 2>(ws, Z, R, w0, n, base, Y, Xn, mu, rs, lw, lb, threads);
   else if (R == 1) cu_mix_norm_launch<1, 1>(ws, Z, R, w0, n, base, Y, Xn, mu, rs, lw, lb, threads);
   else if (R <= 4) cu_mix_norm_launch<4, 1>(ws, Z, R, w0, n, base, Y, Xn, mu, rs, lw, lb, threads);
   else if (R <= 12) cu_mix_norm_launch<12, 1>(ws, Z, R, w0, n, base, Y, Xn, mu, rs, lw, lb, threads);
