@@ -167,11 +167,7 @@ static int run(int argc, char **argv) {
     free(scores);
   }
   baseline_data_free(&bd);
-  char summary[256];
-  circuit_model_summary(&s.m.cfg, summary, sizeof summary);
-  char *yaml = deck_resolved_yaml(s.deck);
-  circuit_set_text(&circ, summary, yaml);
-  free(yaml);
+  session_describe_circuit(&s, &circ);
   if (have_val) {
     /* metrics of the binary circuit on the validation split */
     prune_evaluate_circuit(&s.c, &s.m, &g, &vsplit, &circ);

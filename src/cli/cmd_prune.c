@@ -90,11 +90,7 @@ static int run(int argc, char **argv) {
       la_n[w] = (float)p.la_node[w];
     ep_circuit circ;
     extract_circuit(&g, la_e, p.n_nodes ? la_n : NULL, NULL, &circ);
-    char summary[256];
-    circuit_model_summary(&s.m.cfg, summary, sizeof summary);
-    char *yaml = deck_resolved_yaml(s.deck);
-    circuit_set_text(&circ, summary, yaml);
-    free(yaml);
+    session_describe_circuit(&s, &circ);
     if (have_val) {
       /* metrics of the binary circuit on the validation split */
       prune_evaluate_circuit(&s.c, &s.m, &g, &val, &circ);

@@ -47,6 +47,14 @@ void session_load_model(ep_session *s) {
   model_load_bcast(&s->m, s->c.model_path, MPI_COMM_WORLD);
 }
 
+void session_describe_circuit(const ep_session *s, ep_circuit *circ) {
+  char summary[256];
+  circuit_model_summary(&s->m.cfg, summary, sizeof summary);
+  char *yaml = deck_resolved_yaml(s->deck);
+  circuit_set_text(circ, summary, yaml);
+  free(yaml);
+}
+
 int session_read_split(ep_session *s, const char *split, int optional, ep_dataset *d) {
   const char *path = s->c.data_path;
   if (optional) {

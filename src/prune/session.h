@@ -2,6 +2,7 @@
  * deck, the resolved configuration, the model and the dataset splits. */
 #pragma once
 
+#include "edgeprune/circuit.h"
 #include "edgeprune/cli.h"
 #include "edgeprune/dataset.h"
 #include "edgeprune/deck.h"
@@ -26,4 +27,6 @@ int session_parse(const ep_command *cmd, int argc, char **argv, const char *cons
 void session_load_model(ep_session *s);
 /* Read a split, checked against the model; returns 0 when optional and absent. */
 int session_read_split(ep_session *s, const char *split, int optional, ep_dataset *d);
+/* Record the run in a circuit: the model's one-line summary and the resolved deck text. */
+void session_describe_circuit(const ep_session *s, ep_circuit *circ);
 void session_free(ep_session *s);
