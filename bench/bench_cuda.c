@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_batch.h"
 #include "edgeprune/backend_cuda.h"
 #include "edgeprune/backend_select.h"
 #include "edgeprune/core.h"
@@ -158,21 +159,9 @@ int main(int argc, char **argv) {
   graph_init(&g, &cfg, 1);
 
   /* one IOI-shaped global batch: full-length rows, loss at the last token */
-  int32_t *clean = malloc((size_t)GB * t_len * sizeof *clean), *corr = malloc((size_t)GB * t_len * sizeof *corr);
-  int32_t *len = malloc((size_t)GB * sizeof *len), *ls = malloc((size_t)GB * sizeof *ls),
-          *le = malloc((size_t)GB * sizeof *le);
-  for (int b = 0; b < GB; b++) {
-    len[b] = t_len;
-    ls[b] = t_len - 1;
-    le[b] = t_len;
-    for (int t = 0; t < t_len; t++) {
-      uint32_t w[4];
-      ep_rng_words(7, 99, (uint64_t)b * 1000 + t, 0, w);
-      clean[b * t_len + t] = (int32_t)(w[0] % (uint32_t)cfg.vocab);
-      corr[b * t_len + t] = (int32_t)(w[1] % (uint32_t)cfg.vocab);
-    }
-  }
-  ep_batch all = {GB, t_len, clean, corr, len, ls, le};
+  bench_batch bb;
+  bench_batch_make(&bb, GB, t_len, cfg.vocab, 7);
+  const ep_batch all = bb.b;
   const double mix = 6.0 * t_len * cfg.d_model * (double)g.n_edges;
   const double PDV = (double)cfg.d_model * cfg.vocab_out; /* per loss position */
   if (ep_rank == 0)
@@ -237,11 +226,7 @@ int main(int argc, char **argv) {
   }
   graph_free(&g);
   model_free(&m);
-  free(clean);
-  free(corr);
-  free(len);
-  free(ls);
-  free(le);
+  bench_batch_free(&bb);
   ep_mpi_finalize();
   return 0;
 }

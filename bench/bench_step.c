@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "bench_batch.h"
 #include "edgeprune/backend.h"
 #include "edgeprune/core.h"
 #include "edgeprune/forward.h"
@@ -33,21 +34,9 @@ int main(int argc, char **argv) {
          "setup)\n",
          c.n_layer, c.d_model, c.vocab, m.n_floats, g.n_writers, g.n_readers, (long long)g.n_edges,
          ep_time_now() - t0);
-  int32_t *clean = malloc((size_t)B * T * sizeof *clean), *corr = malloc((size_t)B * T * sizeof *corr);
-  int32_t *len = malloc((size_t)B * sizeof *len), *ls = malloc((size_t)B * sizeof *ls),
-          *le = malloc((size_t)B * sizeof *le);
-  for (int b = 0; b < B; b++) {
-    len[b] = T;
-    ls[b] = T - 1;
-    le[b] = T;
-    for (int t = 0; t < T; t++) {
-      uint32_t w[4];
-      ep_rng_words(2, 50, (uint64_t)b, (uint32_t)t, w);
-      clean[b * T + t] = (int32_t)(w[0] % (uint32_t)c.vocab);
-      corr[b * T + t] = (int32_t)(w[1] % (uint32_t)c.vocab);
-    }
-  }
-  ep_batch batch = {B, T, clean, corr, len, ls, le};
+  bench_batch bb;
+  bench_batch_make(&bb, B, T, c.vocab, 2);
+  const ep_batch batch = bb.b;
   const ep_backend_ops *be = backend_cpu();
   ep_engine_opts eo = {EP_LOSS_KL, EP_ABLATE_INTERCHANGE, 1, EP_PREC_F32};
   void *ws = be->create(&m, &g, &eo, B, T);
@@ -62,9 +51,9 @@ int main(int argc, char **argv) {
   for (int b = 0; b < B; b++)
     pos[b] = T - 1;
   float *lg = malloc((size_t)B * c.vocab * sizeof *lg);
-  forward_logits(&m, clean, len, B, T, pos, 1, lg); /* warm-up */
+  forward_logits(&m, bb.clean, bb.len, B, T, pos, 1, lg); /* warm-up */
   double tf = ep_time_now();
-  forward_logits(&m, clean, len, B, T, pos, 1, lg);
+  forward_logits(&m, bb.clean, bb.len, B, T, pos, 1, lg);
   tf = ep_time_now() - tf;
   printf("plain forward (forward.h), B %d T %d: %.3f s\n", B, T, tf);
   double sum_prep = 0, sum_step = 0;
@@ -90,11 +79,7 @@ int main(int argc, char **argv) {
   be->destroy(ws);
   graph_free(&g);
   model_free(&m);
-  free(clean);
-  free(corr);
-  free(len);
-  free(ls);
-  free(le);
+  bench_batch_free(&bb);
   free(pos);
   free(lg);
   return 0;
