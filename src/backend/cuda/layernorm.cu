@@ -86,10 +86,88 @@ static __global__ void k_norm_bwd(const float *x, const float *mu, const float *
   }
 }
 
+/* The same, one warp per row for D a multiple of 4 up to 128 NV: the row's x and dy as
+ * NV float4 a lane, all loads issued before the sums (warp shuffles, no barriers), so a
+ * row's reads are in flight together; k_norm_bwd's block per row waits on its barriers
+ * with a few loads out. */
+template <int NV>
+static __global__ void k_norm_bwd_warp(const float *__restrict__ x, const float *__restrict__ mu,
+                                       const float *__restrict__ rs, const float *__restrict__ w,
+                                       const float *dy, float *dx, int D, size_t rows, int kind) {
+  const size_t row = (size_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31, D4 = D / 4;
+  if (row >= rows) return;
+  const float4 *xr = reinterpret_cast<const float4 *>(x + row * D);
+  const float4 *dyr = reinterpret_cast<const float4 *>(dy + row * D);
+  const float4 *w4 = reinterpret_cast<const float4 *>(w);
+  float4 *dxr = reinterpret_cast<float4 *>(dx + row * D);
+  float4 xv[NV], gv[NV];
+#pragma unroll
+  for (int i = 0; i < NV; i++) {
+    const int c = lane + 32 * i;
+    if (c < D4) {
+      xv[i] = xr[c];
+      gv[i] = dyr[c];
+    }
+  }
+  if (kind == EP_NORM_NONE) {
+#pragma unroll
+    for (int i = 0; i < NV; i++)
+      if (lane + 32 * i < D4) dxr[lane + 32 * i] = gv[i];
+    return;
+  }
+  const double m = mu[row], r = rs[row];
+  double s1 = 0, s2 = 0;
+#pragma unroll
+  for (int i = 0; i < NV; i++) {
+    const int c = lane + 32 * i;
+    if (c >= D4) continue;
+    const float4 wv = w4[c];
+    const float xs[4] = {xv[i].x, xv[i].y, xv[i].z, xv[i].w}, ys[4] = {gv[i].x, gv[i].y, gv[i].z, gv[i].w};
+    const float ws_[4] = {wv.x, wv.y, wv.z, wv.w};
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      const double g = (double)ys[e] * ws_[e], xh = ((double)xs[e] - m) * r;
+      s1 += g;
+      s2 += g * xh;
+    }
+  }
+  s1 = cu_warp_sum(s1) / D;
+  s2 = cu_warp_sum(s2) / D;
+  if (kind == EP_NORM_RMSNORM) s1 = 0;
+#pragma unroll
+  for (int i = 0; i < NV; i++) {
+    const int c = lane + 32 * i;
+    if (c >= D4) continue;
+    const float4 wv = w4[c];
+    const float xs[4] = {xv[i].x, xv[i].y, xv[i].z, xv[i].w}, ys[4] = {gv[i].x, gv[i].y, gv[i].z, gv[i].w};
+    const float ws_[4] = {wv.x, wv.y, wv.z, wv.w};
+    float o[4];
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      const double g = (double)ys[e] * ws_[e], xh = ((double)xs[e] - m) * r;
+      o[e] = (float)(r * (g - s1 - xh * s2));
+    }
+    dxr[c] = make_float4(o[0], o[1], o[2], o[3]);
+  }
+}
+
 extern "C" void cu_norm_bwd(cu_ws *ws, const float *x, const float *mu, const float *rs, const float *w,
                             const float *dy, float *dx, size_t rows) {
   if (rows == 0) return;
+  const int D = ws->D, kind = (int)ws->m->cfg.norm;
+  const unsigned wblocks = (unsigned)((rows + NORM_THREADS / 32 - 1) / (NORM_THREADS / 32));
+  const int aligned = !(((uintptr_t)x | (uintptr_t)dy | (uintptr_t)dx | (uintptr_t)w) & 15);
+  if (D % 4 == 0 && D <= 1024 && aligned && rows / (NORM_THREADS / 32) < 0x7fffffffu) {
+    const int nv = (D / 4 + 31) / 32;
+    if (nv <= 2) k_norm_bwd_warp<2><<<wblocks, NORM_THREADS, 0, ws->st>>>(x, mu, rs, w, dy, dx, D, rows, kind);
+    else if (nv <= 4) k_norm_bwd_warp<4><<<wblocks, NORM_THREADS, 0, ws->st>>>(x, mu, rs, w, dy, dx, D, rows, kind);
+    else if (nv <= 6) k_norm_bwd_warp<6><<<wblocks, NORM_THREADS, 0, ws->st>>>(x, mu, rs, w, dy, dx, D, rows, kind);
+    else k_norm_bwd_warp<8><<<wblocks, NORM_THREADS, 0, ws->st>>>(x, mu, rs, w, dy, dx, D, rows, kind);
+    EP_CHECK_LAUNCH();
+    return;
+  }
   EP_CHECK(rows <= 0x7fffffffu, "too many rows for the norm kernel (%zu)", rows);
-  k_norm_bwd<<<(unsigned)rows, NORM_THREADS, 0, ws->st>>>(x, mu, rs, w, dy, dx, ws->D, (int)ws->m->cfg.norm);
+  k_norm_bwd<<<(unsigned)rows, NORM_THREADS, 0, ws->st>>>(x, mu, rs, w, dy, dx, D, kind);
   EP_CHECK_LAUNCH();
 }
