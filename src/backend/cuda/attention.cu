@@ -57,12 +57,19 @@ static void cu_qkv_gemm(cu_ws *ws, const qkv_ops *p, long long sa, long long so,
 
 /* q, k, v [H, N, dh]: head h of q from reader input X + 0 offX + h sX (k: + offX, v:
  * + 2 offX), one batched GEMM over the 3H (head, q/k/v) pairs, then the biases. */
-extern "C" void cu_qkv(cu_ws *ws, int l, const float *X, long long sX, long long offX) {
+extern "C" void cu_qkv(cu_ws *ws, int l, const float *X, long long sX, long long offX, int folded) {
   const cu_lw *w = &ws->lw[l];
   const int N = (int)ws->N, D = ws->D, dh = ws->dh, H = ws->H, Q = H * dh;
   const long long Ndh = (long long)N * dh;
   const float *bm[3] = {w->b_q, w->b_k, w->b_v};
-  const qkv_ops p = {{X, X + offX, X + 2 * offX}, {w->w_q, w->w_k, w->w_v}, {ws->q, ws->k, ws->v}};
+  if (folded) {
+    bm[0] = w->fb_q;
+    bm[1] = w->fb_k;
+    bm[2] = w->fb_v;
+  }
+  const qkv_ops p = {{X, X + offX, X + 2 * offX},
+                     {folded ? w->fw_q : w->w_q, folded ? w->fw_k : w->w_k, folded ? w->fw_v : w->w_v},
+                     {ws->q, ws->k, ws->v}};
   cu_qkv_gemm(ws, &p, sX, Ndh, 0, N, dh, D, D, Q, dh);
   if (bm[0] || bm[1] || bm[2]) {
     const size_t n = (size_t)H * Ndh;
@@ -89,11 +96,13 @@ extern "C" void cu_head_out_bwd(cu_ws *ws, int l) {
 }
 
 /* Xn's reader 3h + c gets d(input) = dq/dk/dv[h] W_c[:, h]^T: one batched GEMM. */
-extern "C" void cu_qkv_bwd(cu_ws *ws, int l) {
+extern "C" void cu_qkv_bwd(cu_ws *ws, int l, int folded) {
   const cu_lw *w = &ws->lw[l];
   const int N = (int)ws->N, D = ws->D, dh = ws->dh, H = ws->H, Q = H * dh;
   const long long ND = (long long)N * D, Ndh = (long long)N * dh;
-  const qkv_ops p = {{ws->dq, ws->dk, ws->dv}, {w->w_q, w->w_k, w->w_v}, {ws->Xn, ws->Xn + ND, ws->Xn + 2 * ND}};
+  const qkv_ops p = {{ws->dq, ws->dk, ws->dv},
+                     {folded ? w->fw_q : w->w_q, folded ? w->fw_k : w->w_k, folded ? w->fw_v : w->w_v},
+                     {ws->Xn, ws->Xn + ND, ws->Xn + 2 * ND}};
   cu_qkv_gemm(ws, &p, Ndh, 3 * ND, 1, N, D, dh, dh, Q, D);
 }
 

@@ -141,7 +141,8 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
    * EP_CUDA_MERGE=0 each reader group its own edge-gradient / ddelta pass;
    * EP_CUDA_MERGE_FWD=0 the MLP reader mixed on its own in the forward; EP_CUDA_DDELTA=0
    * the ddelta update as a cuBLAS GEMM; EP_CUDA_EDGE_ROWS=c c token rows per
-   * edge-gradient chunk (c must divide B T). */
+   * edge-gradient chunk (c must divide B T); EP_CUDA_FOLD=0 the TF32 readers' norm
+   * weights not folded into the q/k/v projections (Y and Xn both written). */
   ws->prof = cu_env_int("EP_CUDA_PROFILE", 0) > 0;
   ws->graphs = cu_env_int("EP_CUDA_GRAPH", 1) != 0;
   ws->mixnorm = cu_env_int("EP_CUDA_MIXNORM", 1);
@@ -151,6 +152,7 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   ws->merge_fwd = cu_env_int("EP_CUDA_MERGE_FWD", 1) != 0;
   ws->ddelta_kernel = cu_env_int("EP_CUDA_DDELTA", 1) != 0;
   ws->edge_rows = cu_env_int("EP_CUDA_EDGE_ROWS", 0);
+  ws->fold = cu_env_int("EP_CUDA_FOLD", 1) != 0;
   ws->mpart_layer = -1;
   {
     int dev = 0;
@@ -173,6 +175,7 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   ws->lnf_b = cu_wdev(ws, m->lnf_b);
   ws->unembed = cu_wdev(ws, m->unembed);
   ws->lw = (cu_lw *)ep_calloc((size_t)ws->L, sizeof *ws->lw);
+  ws->lfold = (int *)ep_calloc((size_t)ws->L, sizeof *ws->lfold);
   for (int l = 0; l < ws->L; l++) {
     const ep_layer_weights *s = &m->layers[l];
     cu_lw *d = &ws->lw[l];
@@ -295,6 +298,7 @@ static void cu_destroy(void *p) {
   EP_CHECK_CUBLAS(cublasDestroy(ws->blas));
   EP_CHECK_CUDA(cudaStreamDestroy(ws->st));
   free(ws->lw);
+  free(ws->lfold);
   free(ws->kept);
   free(ws->len_h);
   free(ws->npos_h);
@@ -378,7 +382,7 @@ static void cu_plain_fwd(cu_ws *ws, const float *xt, const float *xp, float *wou
     const cu_lw *w = &ws->lw[l];
     if (ws->m->cfg.has_attn[l]) {
       cu_norm_fwd(ws, ws->res, NULL, 1, ws->Xn, ws->mu, ws->rs, w->ln1_w, w->ln1_b, ws->N);
-      cu_qkv(ws, l, ws->Xn, 0, 0);
+      cu_qkv(ws, l, ws->Xn, 0, 0, 0);
       cu_attn_fwd(ws, ws->q, ws->k, ws->v, ws->att, ws->ob);
       cu_head_out(ws, l);
       cu_head_sum(ws, ws->hx, ws->res, wout ? wout + (size_t)g->layer_head_writer[l] * ND : NULL);
@@ -611,10 +615,13 @@ static void cu_attn_layer_fwd(cu_ws *ws, int l, int store) {
   /* merged (forward with kept activations): the MLP reader's part over these n writers
    * comes along as reader R3, into ws->mpart (cu_mlp_layer_fwd adds the layer's heads) */
   const int mg = store && ws->keep_acts && ws->merge_fwd && cu_merged(ws, l);
+  const int fold = ws->folded_ok && ws->fold;
   ws->mpart_layer = -1;
+  ws->lfold[l] = 0;
   if (cu_mixnorm_tc_on(ws) && cu_mix_norm_tc(ws, Z, mg ? R3 + 1 : R3, R3, n, base, ws->Y, ws->Xn, ws->mu, ws->rs,
-                                             w->ln1_w, w->ln1_b, base + ND, ws->mpart)) {
+                                             w->ln1_w, w->ln1_b, base + ND, ws->mpart, fold)) {
     if (mg) ws->mpart_layer = l;
+    ws->lfold[l] = fold;
     cu_mark(ws, CU_PH_MIX); /* TF32: mixing on tensor cores and the per-reader LN in one kernel */
   } else if (cu_mixnorm_on(ws) &&
              cu_mix_norm(ws, Z, R3, 0, n, base, ws->Y, ws->Xn, ws->mu, ws->rs, w->ln1_w, w->ln1_b)) {
@@ -630,7 +637,7 @@ static void cu_attn_layer_fwd(cu_ws *ws, int l, int store) {
     cu_norm_fwd(ws, ws->Y, base, ws->N, ws->Xn, ws->mu, ws->rs, w->ln1_w, w->ln1_b, (size_t)R3 * ws->N);
     cu_mark(ws, CU_PH_NORM);
   }
-  cu_qkv(ws, l, ws->Xn, 3 * (long long)ND, (long long)ND);
+  cu_qkv(ws, l, ws->lfold[l] ? ws->Y : ws->Xn, 3 * (long long)ND, (long long)ND, ws->lfold[l]);
   cu_mark(ws, CU_PH_QKV);
   cu_attn_fwd(ws, ws->q, ws->k, ws->v, ws->att, ws->ob);
   cu_mark(ws, CU_PH_ATTN);
@@ -657,9 +664,10 @@ static void cu_attn_layer_bwd(cu_ws *ws, int l, int node_masks) {
   cu_mark(ws, CU_PH_HOUT);
   cu_attn_bwd(ws, ws->q, ws->k, ws->v, ws->att, ws->dob, ws->dsc, ws->dq, ws->dk, ws->dv);
   cu_mark(ws, CU_PH_ATTN_B);
-  cu_qkv_bwd(ws, l);
+  cu_qkv_bwd(ws, l, ws->lfold[l]);
   cu_mark(ws, CU_PH_QKV);
-  cu_norm_bwd(ws, ws->Y, ws->mu, ws->rs, w->ln1_w, ws->Xn, ws->Xn, (size_t)R3 * ws->N);
+  if (ws->lfold[l]) cu_norm_bwd_xhat(ws, ws->Y, ws->rs, ws->Xn, ws->Xn, (size_t)R3 * ws->N);
+  else cu_norm_bwd(ws, ws->Y, ws->mu, ws->rs, w->ln1_w, ws->Xn, ws->Xn, (size_t)R3 * ws->N);
   cu_mark(ws, CU_PH_NORM);
   /* merged: Xn's slot R3 holds the MLP reader's gradient (cu_mlp_layer_bwd) */
   cu_edge_grad(ws, ws->Xn, cu_merged(ws, l) ? R3 + 1 : R3, 0, n, ws->zd + g->readers[r0].edge_offset,
@@ -897,9 +905,55 @@ static double cu_faith(void *p, const double *z_edge, const double *z_node, doub
   return loss;
 }
 
+/* The q/k/v projections with each layer's reader norm folded in (cu_lw's fw_* / fb_*), for
+ * the TF32 mixing kernel, which then stores only xhat: W'_c[i, j] = g[i] W_c[i, j] and
+ * b'_c[j] = sum_i b[i] W_c[i, j] + b_c[j], in double on the host. Only LayerNorm /
+ * RMSNorm models with a norm weight and the shapes the kernel covers (D a multiple of 16,
+ * at most 1024: at most 12 MiB a layer). */
+static void cu_fold_weights(cu_ws *ws) {
+  const ep_model *m = ws->m;
+  const ep_model_config *c = &m->cfg;
+  const size_t D = (size_t)ws->D, Q = (size_t)ws->H * ws->dh;
+  if (ws->folded_ok || (c->norm != EP_NORM_LAYERNORM && c->norm != EP_NORM_RMSNORM) || D % 16 || D > 1024) return;
+  for (int l = 0; l < ws->L; l++)
+    if (c->has_attn[l] && !m->layers[l].ln1_w) return;
+  const size_t per = 3 * D * Q + 3 * Q; /* floats a layer: W'_q, W'_k, W'_v, b'_q, b'_k, b'_v */
+  float *hw = (float *)ep_calloc(per, sizeof(float));
+  float *dall = (float *)cu_dalloc(ws, per * (size_t)ws->L, sizeof(float));
+  EP_CHECK_CUDA(cudaDeviceSynchronize()); /* zeroing ran on the legacy stream */
+  for (int l = 0; l < ws->L; l++) {
+    if (!c->has_attn[l]) continue;
+    const ep_layer_weights *s = &m->layers[l];
+    const float *W[3] = {s->w_q, s->w_k, s->w_v}, *bc[3] = {s->b_q, s->b_k, s->b_v};
+    for (int k = 0; k < 3; k++) {
+      float *wf = hw + k * D * Q, *bf = hw + 3 * D * Q + k * Q;
+      for (size_t j = 0; j < Q; j++) {
+        double b = bc[k] ? bc[k][j] : 0.0;
+        for (size_t i = 0; i < D; i++) {
+          wf[i * Q + j] = (float)((double)s->ln1_w[i] * W[k][i * Q + j]);
+          if (s->ln1_b) b += (double)s->ln1_b[i] * W[k][i * Q + j];
+        }
+        bf[j] = (float)b;
+      }
+    }
+    float *dv = dall + per * (size_t)l;
+    EP_CHECK_CUDA(cudaMemcpy(dv, hw, per * sizeof(float), cudaMemcpyHostToDevice));
+    cu_lw *d = &ws->lw[l];
+    d->fw_q = dv;
+    d->fw_k = dv + D * Q;
+    d->fw_v = dv + 2 * D * Q;
+    d->fb_q = dv + 3 * D * Q;
+    d->fb_k = dv + 3 * D * Q + Q;
+    d->fb_v = dv + 3 * D * Q + 2 * Q;
+  }
+  free(hw);
+  ws->folded_ok = 1;
+}
+
 extern "C" void backend_cuda_set_precision(void *p, int compute) {
   cu_ws *ws = (cu_ws *)p;
   EP_CHECK(compute >= 0 && compute <= 2, "precision %d (0 fp32, 1 tf32, 2 bf16)", compute);
+  if (compute == 1 && ws->fold) cu_fold_weights(ws);
   if (compute == 2 && !ws->delta_bf) {
     const size_t ND = (size_t)ws->Bmax * ws->Tmax * ws->D;
     ws->delta_bf = (__nv_bfloat16 *)cu_dalloc(ws, (size_t)ws->W * ND, sizeof(__nv_bfloat16));

@@ -49,6 +49,9 @@ typedef enum {
 typedef struct {
   const float *ln1_w, *ln1_b, *w_q, *b_q, *w_k, *b_k, *w_v, *b_v, *w_o, *b_o;
   const float *ln2_w, *ln2_b, *w_fc, *b_fc, *w_proj, *b_proj;
+  /* the q/k/v projections with the reader norm's weight and bias folded in (cu_fold_weights):
+   * W'_c = diag(ln1_w) W_c, b'_c = ln1_b W_c + b_c, so that q = xhat W'_q + b'_q */
+  const float *fw_q, *fw_k, *fw_v, *fb_q, *fb_k, *fb_v;
 } cu_lw;
 
 /* A layer's forward state that the backward reads: the working pointers of cu_ws point
@@ -104,6 +107,9 @@ typedef struct {
   float *mpart;    /* [N, D] the MLP reader's input over the writers before its layer */
   const float **qkv_ptr; /* device [3][3H]: A, B, C pointers of the batched q/k/v projections */
   int mpart_layer; /* the layer whose mpart the forward just computed, or -1 */
+  int folded_ok;   /* the folded q/k/v weights exist (cu_fold_weights) */
+  int *lfold;      /* [L] 1: the layer's forward kept the q/k/v readers' normed rows xhat in Y (no
+                      Xn) and projected them with the folded weights */
   float *gchunk; /* [Bmax*Tmax, 3H + 1, W] edge-gradient partials per chunk of token rows */
   float *yf, *xf, *fmu, *frs, *logits;
   float *zd;     /* [E + W] z_edge, z_node */
@@ -140,6 +146,7 @@ typedef struct {
   int ddelta_kernel;        /* 1: ddelta += Z^T dY in k_ddelta (EP_CUDA_DDELTA=0: cuBLAS GEMM) */
   int sm_count;             /* multiprocessors of the device */
   int edge_rows;            /* token rows per edge-gradient chunk (EP_CUDA_EDGE_ROWS; 0: automatic) */
+  int fold;                 /* 1: the TF32 kernel's readers folded (cu_fold_weights; EP_CUDA_FOLD=0: off) */
   int graphs;               /* 1: the device-KL step replayed as a CUDA graph (EP_CUDA_GRAPH=0: off) */
   cudaGraphExec_t gexec;    /* the captured step, or NULL */
   int gkey[10];             /* what it was captured for (cu_faith_graph) */
@@ -188,6 +195,10 @@ extern "C" void cu_norm_fwd(cu_ws *ws, float *x, const float *add, size_t add_ro
 /* Backward: dy -> dx (may alias). */
 extern "C" void cu_norm_bwd(cu_ws *ws, const float *x, const float *mu, const float *rs, const float *w,
                             const float *dy, float *dx, size_t rows);
+/* The same from the normed rows xhat = (x - mu) rs themselves and no weight (the folded
+ * readers: dy is d/d xhat). */
+extern "C" void cu_norm_bwd_xhat(cu_ws *ws, const float *xhat, const float *rs, const float *dy, float *dx,
+                                 size_t rows);
 
 /* ---- mixing.cu ---- */
 /* Row-major C[M, N] = alpha op(A) op(B) + beta C through cuBLAS (column-major). */
@@ -222,11 +233,13 @@ extern "C" void cu_gather_rows(cu_ws *ws, const float *x, float *yf);
 /* ---- mixnorm_tc.cu ---- */
 /* As cu_mix_norm, on TF32 tensor cores (masks and delta rounded to TF32, fp32
  * accumulation), for readers [0, Rn); readers [Rn, R) (same n inputs, their masks the
- * next rows of Z) are only mixed: Y2 [R - Rn, N, D] = base2 + Z delta. Returns 0
- * (nothing launched) for shapes it does not cover. */
+ * next rows of Z) are only mixed: Y2 [R - Rn, N, D] = base2 + Z delta. With fold, Y gets
+ * the normed rows xhat = (x - mu) rs instead of x and Xn is not written (the norm's
+ * weight and bias are in the folded projections). Returns 0 (nothing launched) for
+ * shapes it does not cover. */
 extern "C" int cu_mix_norm_tc(cu_ws *ws, const float *Z, int R, int Rn, int n, const float *base, float *Y,
                               float *Xn, float *mu, float *rs, const float *lw, const float *lb,
-                              const float *base2, float *Y2);
+                              const float *base2, float *Y2, int fold);
 
 /* ---- mixnorm.cu ---- */
 /* R readers with the same n inputs, writers [w0, w0 + n), masks Z [R, n] (ld n):
@@ -271,14 +284,15 @@ extern "C" void cu_kl_rows(cu_ws *ws, int grad);
 /* ---- attention.cu: projections (strided-batched over heads) ---- */
 /* q/k/v [H, N, dh] of layer l from normed inputs: head i's q input is X + i*sX, its k
  * input X + i*sX + offX, its v input X + i*sX + 2*offX (masked: sX = 3ND, offX = ND;
- * plain: both 0). Biases added. */
-extern "C" void cu_qkv(cu_ws *ws, int l, const float *X, long long sX, long long offX);
+ * plain: both 0). Biases added. folded: X holds xhat, the folded weights and biases. */
+extern "C" void cu_qkv(cu_ws *ws, int l, const float *X, long long sX, long long offX, int folded);
 /* hx [H, N, D] = ob_i W_O[i] + b_O / H. */
 extern "C" void cu_head_out(cu_ws *ws, int l);
 /* dob [H, N, dh] = hx_i (holding d x_i) W_O[i]^T. */
 extern "C" void cu_head_out_bwd(cu_ws *ws, int l);
-/* Xn[3i + c] = d(q/k/v)_i W_{q/k/v}[i]^T: gradients w.r.t. the normed reader inputs. */
-extern "C" void cu_qkv_bwd(cu_ws *ws, int l);
+/* Xn[3i + c] = d(q/k/v)_i W_{q/k/v}[i]^T: gradients w.r.t. the normed reader inputs
+ * (folded: w.r.t. xhat, through the folded weights). */
+extern "C" void cu_qkv_bwd(cu_ws *ws, int l, int folded);
 
 /* ---- cache.cu ---- */
 /* Budget in bytes (0: no cache); drops what was cached. */

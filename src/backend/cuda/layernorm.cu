@@ -93,7 +93,7 @@ static __global__ void k_norm_bwd(const float *x, const float *mu, const float *
 template <int NV>
 static __global__ void k_norm_bwd_warp(const float *__restrict__ x, const float *__restrict__ mu,
                                        const float *__restrict__ rs, const float *__restrict__ w,
-                                       const float *dy, float *dx, int D, size_t rows, int kind) {
+                                       const float *dy, float *dx, int D, size_t rows, int kind, int xhat) {
   const size_t row = (size_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31, D4 = D / 4;
   if (row >= rows) return;
@@ -116,18 +116,19 @@ static __global__ void k_norm_bwd_warp(const float *__restrict__ x, const float 
       if (lane + 32 * i < D4) dxr[lane + 32 * i] = gv[i];
     return;
   }
-  const double m = mu[row], r = rs[row];
+  /* xhat: x holds the normed rows (x - mu) rs themselves, and there is no weight */
+  const double m = xhat ? 0.0 : (double)mu[row], r = rs[row], rx = xhat ? 1.0 : r;
   double s1 = 0, s2 = 0;
 #pragma unroll
   for (int i = 0; i < NV; i++) {
     const int c = lane + 32 * i;
     if (c >= D4) continue;
-    const float4 wv = w4[c];
+    const float4 wv = w4 ? w4[c] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
     const float xs[4] = {xv[i].x, xv[i].y, xv[i].z, xv[i].w}, ys[4] = {gv[i].x, gv[i].y, gv[i].z, gv[i].w};
     const float ws_[4] = {wv.x, wv.y, wv.z, wv.w};
 #pragma unroll
     for (int e = 0; e < 4; e++) {
-      const double g = (double)ys[e] * ws_[e], xh = ((double)xs[e] - m) * r;
+      const double g = (double)ys[e] * ws_[e], xh = ((double)xs[e] - m) * rx;
       s1 += g;
       s2 += g * xh;
     }
@@ -139,35 +140,48 @@ static __global__ void k_norm_bwd_warp(const float *__restrict__ x, const float 
   for (int i = 0; i < NV; i++) {
     const int c = lane + 32 * i;
     if (c >= D4) continue;
-    const float4 wv = w4[c];
+    const float4 wv = w4 ? w4[c] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
     const float xs[4] = {xv[i].x, xv[i].y, xv[i].z, xv[i].w}, ys[4] = {gv[i].x, gv[i].y, gv[i].z, gv[i].w};
     const float ws_[4] = {wv.x, wv.y, wv.z, wv.w};
     float o[4];
 #pragma unroll
     for (int e = 0; e < 4; e++) {
-      const double g = (double)ys[e] * ws_[e], xh = ((double)xs[e] - m) * r;
+      const double g = (double)ys[e] * ws_[e], xh = ((double)xs[e] - m) * rx;
       o[e] = (float)(r * (g - s1 - xh * s2));
     }
     dxr[c] = make_float4(o[0], o[1], o[2], o[3]);
   }
 }
 
-extern "C" void cu_norm_bwd(cu_ws *ws, const float *x, const float *mu, const float *rs, const float *w,
-                            const float *dy, float *dx, size_t rows) {
-  if (rows == 0) return;
+/* The warp kernel where it applies (1), else 0. */
+static int cu_norm_bwd_warp(cu_ws *ws, const float *x, const float *mu, const float *rs, const float *w,
+                            const float *dy, float *dx, size_t rows, int xhat) {
   const int D = ws->D, kind = (int)ws->m->cfg.norm;
   const unsigned wblocks = (unsigned)((rows + NORM_THREADS / 32 - 1) / (NORM_THREADS / 32));
   const int aligned = !(((uintptr_t)x | (uintptr_t)dy | (uintptr_t)dx | (uintptr_t)w) & 15);
-  if (D % 4 == 0 && D <= 1024 && aligned && rows / (NORM_THREADS / 32) < 0x7fffffffu) {
-    const int nv = (D / 4 + 31) / 32;
-    if (nv <= 2) k_norm_bwd_warp<2><<<wblocks, NORM_THREADS, 0, ws->st>>>(x, mu, rs, w, dy, dx, D, rows, kind);
-    else if (nv <= 4) k_norm_bwd_warp<4><<<wblocks, NORM_THREADS, 0, ws->st>>>(x, mu, rs, w, dy, dx, D, rows, kind);
-    else if (nv <= 6) k_norm_bwd_warp<6><<<wblocks, NORM_THREADS, 0, ws->st>>>(x, mu, rs, w, dy, dx, D, rows, kind);
-    else k_norm_bwd_warp<8><<<wblocks, NORM_THREADS, 0, ws->st>>>(x, mu, rs, w, dy, dx, D, rows, kind);
-    EP_CHECK_LAUNCH();
-    return;
-  }
-  EP_CHECK(rows <= 0x7fffffffu, "too many rows for the norm kernel (%zu)", rows);
-  k_norm_bwd<<<(unsigned)rows, NORM_THREADS, 0, ws->st>>>(x, mu, rs, w, dy, dx, D, kind);
+  if (D % 4 || D > 1024 || !aligned || rows / (NORM_THREADS / 32) >= 0x7fffffffu) return 0;
+  const int nv = (D / 4 + 31) / 32;
+#define NORM_BWD_WARP(v) k_norm_bwd_warp<v><<<wblocks, NORM_THREADS, 0, ws->st>>>(x, mu, rs, w, dy, dx, D, rows, kind, xhat)
+  if (nv <= 2) NORM_BWD_WARP(2);
+  else if (nv <= 4) NORM_BWD_WARP(4);
+  else if (nv <= 6) NORM_BWD_WARP(6);
+  else NORM_BWD_WARP(8);
+#undef NORM_BWD_WARP
   EP_CHECK_LAUNCH();
+  return 1;
+}
+
+extern "C" void cu_norm_bwd(cu_ws *ws, const float *x, const float *mu, const float *rs, const float *w,
+                            const float *dy, float *dx, size_t rows) {
+  if (rows == 0 || cu_norm_bwd_warp(ws, x, mu, rs, w, dy, dx, rows, 0)) return;
+  EP_CHECK(rows <= 0x7fffffffu, "too many rows for the norm kernel (%zu)", rows);
+  k_norm_bwd<<<(unsigned)rows, NORM_THREADS, 0, ws->st>>>(x, mu, rs, w, dy, dx, ws->D, (int)ws->m->cfg.norm);
+  EP_CHECK_LAUNCH();
+}
+
+extern "C" void cu_norm_bwd_xhat(cu_ws *ws, const float *xhat, const float *rs, const float *dy, float *dx,
+                                 size_t rows) {
+  if (rows == 0) return;
+  EP_CHECK(cu_norm_bwd_warp(ws, xhat, NULL, rs, NULL, dy, dx, rows, 1),
+           "norm backward from normed rows: D %d (a multiple of 4 up to 1024, aligned rows)", ws->D);
 }

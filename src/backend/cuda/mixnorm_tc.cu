@@ -12,7 +12,8 @@
  * CU_TC_STAGES deep, zero-filled past n); the masks sit in shared memory for the whole
  * block. The accumulators then go to shared memory and each warp norms whole readers:
  * x = acc + base (float add), statistics in double as k_norm_fwd, writing Y (read by the
- * norm backward), the normed rows Xn, mu and rs.
+ * norm backward), the normed rows Xn, mu and rs; or, folded (the norm's weight and bias
+ * in the q/k/v projections), only xhat = (x - mu) rs into Y, mu and rs: half the stores.
  *
  * Readers Rn <= r < R are not normed: Y2[r - Rn] = acc + base2, the partial input of a
  * reader whose other inputs come later (the MLP reader's writers before the layer's
@@ -63,7 +64,8 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, MT == 1 ? 2 : 1)
     k_mix_norm_tc(const float *__restrict__ Z, int R, int Rn, int G, int n, const float *__restrict__ delta,
                   size_t ND, const float *__restrict__ base, float *__restrict__ Y, float *__restrict__ Xn,
                   float *mu, float *rs, const float *__restrict__ lw, const float *__restrict__ lb,
-                  const float *__restrict__ base2, float *__restrict__ Y2, int D, size_t N, int kind, double eps) {
+                  const float *__restrict__ base2, float *__restrict__ Y2, int D, size_t N, int kind, double eps,
+                  int fold) {
   extern __shared__ __align__(128) float sm[];
   const int ldz = tc_ldz(n), ldd = tc_ldd(D), nk = (n + 7) / 8;
   float *zs = sm;                   /* [16 MT][ldz], TF32-rounded masks of this block's readers */
@@ -134,7 +136,7 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, MT == 1 ? 2 : 1)
     for (int d = lane; d < D; d += 32) {
       const float x = yr[d] + brow[d];
       yr[d] = x;
-      Y[((size_t)r * N + row) * D + d] = x;
+      if (!fold) Y[((size_t)r * N + row) * D + d] = x;
       s1 += x;
     }
     double m = 0, rr = 1;
@@ -147,9 +149,10 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, MT == 1 ? 2 : 1)
       }
       rr = 1.0 / sqrt(cu_warp_sum(s2) / D + eps);
     }
-    float *xr = Xn + ((size_t)r * N + row) * D;
+    float *xr = (fold ? Y : Xn) + ((size_t)r * N + row) * D;
     for (int d = lane; d < D; d += 32) {
       if (kind == EP_NORM_NONE) xr[d] = yr[d];
+      else if (fold) xr[d] = (float)(((double)yr[d] - m) * rr);
       else xr[d] = (float)(((double)yr[d] - m) * rr * lw[d] + (lb ? lb[d] : 0.0f));
     }
     if (lane == 0) {
@@ -162,7 +165,7 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, MT == 1 ? 2 : 1)
 template <int MT, int TPW>
 static void cu_mix_norm_tc_launch(cu_ws *ws, const float *Z, int R, int Rn, int G, int n, const float *base,
                                   float *Y, float *Xn, float *mu, float *rs, const float *lw, const float *lb,
-                                  const float *base2, float *Y2, size_t smem) {
+                                  const float *base2, float *Y2, int fold, size_t smem) {
   const int D = ws->D, warps = D / 16 / TPW;
   static bool attr_set = false; /* per instantiation: the dynamic shared-memory ceiling */
   if (!attr_set) {
@@ -172,13 +175,13 @@ static void cu_mix_norm_tc_launch(cu_ws *ws, const float *Z, int R, int Rn, int 
   }
   k_mix_norm_tc<MT, TPW><<<(unsigned)(ws->N * G), warps * 32, smem, ws->st>>>(
       Z, R, Rn, G, n, ws->delta, ws->N * (size_t)D, base, Y, Xn, mu, rs, lw, lb, base2, Y2, D, ws->N,
-      (int)ws->m->cfg.norm, (double)ws->m->cfg.norm_eps);
+      (int)ws->m->cfg.norm, (double)ws->m->cfg.norm_eps, fold);
   EP_CHECK_LAUNCH();
 }
 
 extern "C" int cu_mix_norm_tc(cu_ws *ws, const float *Z, int R, int Rn, int n, const float *base, float *Y,
                               float *Xn, float *mu, float *rs, const float *lw, const float *lb,
-                              const float *base2, float *Y2) {
+                              const float *base2, float *Y2, int fold) {
   const int D = ws->D;
   if (R < 1 || R > 48 || Rn > R || (Rn < R && !(base2 && Y2)) || n < 1 || D % 16 || ws->N == 0) return 0;
   /* ws->tc_split: blocks of <= 16 readers (G a row, two blocks per SM); else one block a
@@ -195,7 +198,7 @@ extern "C" int cu_mix_norm_tc(cu_ws *ws, const float *Z, int R, int Rn, int n, c
   if (smem > 227 * 1024) return 0;
 #define TC_CASE(mt, t)                                                                                          \
   if (MT == mt && tpw == t) {                                                                                   \
-    cu_mix_norm_tc_launch<mt, t>(ws, Z, R, Rn, G, n, base, Y, Xn, mu, rs, lw, lb, base2, Y2, smem);             \
+    cu_mix_norm_tc_launch<mt, t>(ws, Z, R, Rn, G, n, base, Y, Xn, mu, rs, lw, lb, base2, Y2, fold, smem);       \
     return 1;                                                                                                   \
   }
   TC_CASE(1, 1) TC_CASE(1, 2) TC_CASE(1, 3) TC_CASE(1, 4)
