@@ -79,13 +79,13 @@ extern "C" void cu_qkv(cu_ws *ws, int l, const float *X, long long sX, long long
   }
 }
 
-extern "C" void cu_head_out(cu_ws *ws, int l) {
+extern "C" void cu_head_out(cu_ws *ws, int l, int bias) {
   const cu_lw *w = &ws->lw[l];
   const int N = (int)ws->N, D = ws->D, dh = ws->dh, H = ws->H;
   cu_gemm_batched(ws, 0, 0, N, D, dh, 1.0f, ws->ob, dh, (long long)N * dh, w->w_o, D, (long long)dh * D, 0.0f,
                   ws->hx, D, (long long)N * D, H);
   /* the output bias is split evenly over the heads */
-  cu_add_bias(ws, ws->hx, w->b_o, (size_t)H * N, D, (float)(1.0 / H));
+  if (bias) cu_add_bias(ws, ws->hx, w->b_o, (size_t)H * N, D, (float)(1.0 / H));
 }
 
 extern "C" void cu_head_out_bwd(cu_ws *ws, int l) {

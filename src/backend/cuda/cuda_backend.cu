@@ -384,7 +384,7 @@ static void cu_plain_fwd(cu_ws *ws, const float *xt, const float *xp, float *wou
       cu_norm_fwd(ws, ws->res, NULL, 1, ws->Xn, ws->mu, ws->rs, w->ln1_w, w->ln1_b, ws->N);
       cu_qkv(ws, l, ws->Xn, 0, 0, 0);
       cu_attn_fwd(ws, ws->q, ws->k, ws->v, ws->att, ws->ob);
-      cu_head_out(ws, l);
+      cu_head_out(ws, l, 1);
       cu_head_sum(ws, ws->hx, ws->res, wout ? wout + (size_t)g->layer_head_writer[l] * ND : NULL);
     }
     if (ws->m->cfg.has_mlp[l]) {
@@ -642,8 +642,9 @@ static void cu_attn_layer_fwd(cu_ws *ws, int l, int store) {
   cu_attn_fwd(ws, ws->q, ws->k, ws->v, ws->att, ws->ob);
   cu_mark(ws, CU_PH_ATTN);
   if (store) {
-    cu_head_out(ws, l);
-    cu_delta_write(ws, ws->hx, ws->c + (size_t)hw * ND, ws->zd + ws->E + hw, ws->delta + (size_t)hw * ND, ws->H);
+    cu_head_out(ws, l, 0); /* the bias in the delta pass */
+    cu_delta_write_bias(ws, ws->hx, ws->lw[l].b_o, (float)(1.0 / ws->H), ws->c + (size_t)hw * ND,
+                        ws->zd + ws->E + hw, ws->delta + (size_t)hw * ND, ws->H);
     cu_mark(ws, CU_PH_HOUT);
   }
 }
@@ -655,7 +656,7 @@ static void cu_attn_layer_bwd(cu_ws *ws, int l, int node_masks) {
   const cu_lw *w = &ws->lw[l];
   const int r0 = g->layer_q_reader[l], n = g->readers[r0].n_in, R3 = 3 * ws->H, hw = g->layer_head_writer[l];
   const size_t ND = ws->N * (size_t)ws->D;
-  if (!ws->keep_acts) cu_head_out(ws, l); /* else hx holds the forward's head outputs */
+  if (!ws->keep_acts) cu_head_out(ws, l, 1); /* else hx holds the forward's head outputs */
   /* node gradients of the heads; hx becomes d x_i = z_i ddelta_i */
   cu_node_grad(ws, ws->hx, ws->c + (size_t)hw * ND, ws->ddelta + (size_t)hw * ND, ws->zd + ws->E + hw,
                node_masks ? ws->dzd + ws->E + hw : NULL, ws->hx, ws->H);

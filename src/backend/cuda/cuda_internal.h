@@ -171,8 +171,9 @@ typedef struct {
  * of 2 rows at 32 x 20 tokens (measured on an H200: 13.9 ms a TF32 step against 14.1 with
  * 128 chunks of 5 rows). */
 #define CU_EDGE_CHUNKS 256
-/* Blocks per writer in the node-gradient reductions (fixed: deterministic sums). */
-#define CU_RED_BLOCKS 64
+/* Blocks per writer in the node-gradient reductions: this for one writer, a quarter with
+ * eight or more (fixed: deterministic sums). */
+#define CU_RED_BLOCKS 256
 
 /* Phase timing mark (no-op unless profiling); defined in cuda_backend.cu. */
 extern "C" void cu_mark(cu_ws *ws, cu_phase ph);
@@ -214,6 +215,9 @@ extern "C" void cu_gemm_batched(cu_ws *ws, int ta, int tb, int M, int N, int K, 
 extern "C" void cu_add_bias(cu_ws *ws, float *y, const float *b, size_t rows, int cols, float scale);
 /* delta_w = zn[w] * (x_w - c_w) for nw consecutive writers (x, c, delta at writer 0). */
 extern "C" void cu_delta_write(cu_ws *ws, const float *x, const float *c, const float *zn, float *delta, int nw);
+/* The same after x[i] += scale b[i mod D] (x updated): a writer's output bias in the same pass. */
+extern "C" void cu_delta_write_bias(cu_ws *ws, float *x, const float *b, float scale, const float *c,
+                                    const float *zn, float *delta, int nw);
 /* Node gradients of nw consecutive writers: dz[w] = <dd_w, x_w - c_w> (when dz != NULL);
  * dx_w = zn[w] * dd_w (when dx != NULL; may alias x). */
 extern "C" void cu_node_grad(cu_ws *ws, const float *x, const float *c, const float *dd, const float *zn,
@@ -286,8 +290,9 @@ extern "C" void cu_kl_rows(cu_ws *ws, int grad);
  * input X + i*sX + offX, its v input X + i*sX + 2*offX (masked: sX = 3ND, offX = ND;
  * plain: both 0). Biases added. folded: X holds xhat, the folded weights and biases. */
 extern "C" void cu_qkv(cu_ws *ws, int l, const float *X, long long sX, long long offX, int folded);
-/* hx [H, N, D] = ob_i W_O[i] + b_O / H. */
-extern "C" void cu_head_out(cu_ws *ws, int l);
+/* hx [H, N, D] = ob_i W_O[i] + b_O / H (the bias left out with bias = 0: the caller adds it,
+ * as cu_delta_write_bias does). */
+extern "C" void cu_head_out(cu_ws *ws, int l, int bias);
 /* dob [H, N, dh] = hx_i (holding d x_i) W_O[i]^T. */
 extern "C" void cu_head_out_bwd(cu_ws *ws, int l);
 /* Xn[3i + c] = d(q/k/v)_i W_{q/k/v}[i]^T: gradients w.r.t. the normed reader inputs

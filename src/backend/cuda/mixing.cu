@@ -6,6 +6,8 @@
  * backward gives d(loss)/dz_rw = <dY_r, delta_w> (fp32 over chunks of token rows, the
  * chunks summed in double; the CPU reference sums per example) and ddelta += Z^T dY
  * (k_ddelta). Node (writer) masks scale delta_w. */
+#include <type_traits>
+
 #include "cuda_internal.h"
 #include "cuda_util.cuh"
 
@@ -88,35 +90,64 @@ extern "C" void cu_add_bias(cu_ws *ws, float *y, const float *b, size_t rows, in
   EP_CHECK_LAUNCH();
 }
 
-/* delta (and, in bf16 mode, its bf16 copy dbf at the same offset) */
-static __global__ void k_delta_write(const float *x, const float *c, const float *zn, float *delta,
-                                     __nv_bfloat16 *dbf, size_t ND, int nw) {
+/* delta (and, in bf16 mode, its bf16 copy dbf at the same offset); with a bias b, first
+ * x[i] += scale b[i mod D] (written back: x is the writer's output). */
+static __global__ void k_delta_write(float *x, const float *b, float scale, const float *c, const float *zn,
+                                     float *delta, __nv_bfloat16 *dbf, size_t ND, int D, int nw) {
   const size_t n = ND * (size_t)nw;
   for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-    const float d = zn[i / ND] * (x[i] - c[i]);
+    float xi = x[i];
+    if (b) {
+      xi += scale * b[i % (size_t)D];
+      x[i] = xi;
+    }
+    const float d = zn[i / ND] * (xi - c[i]);
     delta[i] = d;
     if (dbf) dbf[i] = __float2bfloat16(d);
   }
 }
 
-extern "C" void cu_delta_write(cu_ws *ws, const float *x, const float *c, const float *zn, float *delta, int nw) {
+extern "C" void cu_delta_write_bias(cu_ws *ws, float *x, const float *b, float scale, const float *c,
+                                    const float *zn, float *delta, int nw) {
   const size_t ND = ws->N * (size_t)ws->D;
   __nv_bfloat16 *dbf = ws->compute == 2 ? ws->delta_bf + (delta - ws->delta) : NULL;
-  k_delta_write<<<cu_blocks(ND * nw, 256), 256, 0, ws->st>>>(x, c, zn, delta, dbf, ND, nw);
+  k_delta_write<<<cu_blocks(ND * nw, 256), 256, 0, ws->st>>>(x, b, scale, c, zn, delta, dbf, ND, ws->D, nw);
   EP_CHECK_LAUNCH();
 }
 
-/* grid (CU_RED_BLOCKS, nw): block partials of <dd_w, x_w - c_w> in double; dx_w = zn dd_w. */
+extern "C" void cu_delta_write(cu_ws *ws, const float *x, const float *c, const float *zn, float *delta, int nw) {
+  cu_delta_write_bias(ws, (float *)x, NULL, 0.0f, c, zn, delta, nw); /* x is only read */
+}
+
+/* grid (blocks per writer, nw): block partials of <dd_w, x_w - c_w> in double; dx_w =
+ * zn dd_w. V = 4: float4 loads (N*D a multiple of 4), else V = 1. */
+template <int V>
 static __global__ void k_node_grad(const float *x, const float *c, const float *dd, const float *zn, double *part,
                                    float *dx, size_t ND) {
+  typedef typename std::conditional<V == 4, float4, float>::type vec;
   __shared__ double sh[32];
-  const size_t w = blockIdx.y, o = w * ND;
+  const size_t w = blockIdx.y, o = w * ND / V, nv = ND / V;
+  const vec *xv = reinterpret_cast<const vec *>(x) + o, *cv = reinterpret_cast<const vec *>(c) + o;
+  const vec *dv = reinterpret_cast<const vec *>(dd) + o;
+  vec *ov = dx ? reinterpret_cast<vec *>(dx) + o : NULL;
   const float z = zn[w];
   double s = 0;
-  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < ND; i += (size_t)gridDim.x * blockDim.x) {
-    const float d = dd[o + i];
-    if (part) s += (double)d * ((double)x[o + i] - c[o + i]);
-    if (dx) dx[o + i] = z * d; /* after reading x[o + i]: dx may alias x */
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < nv; i += (size_t)gridDim.x * blockDim.x) {
+    const vec d = dv[i];
+    const float *df = reinterpret_cast<const float *>(&d);
+    if (part) {
+      const vec xa = xv[i], ca = cv[i];
+      const float *xf = reinterpret_cast<const float *>(&xa), *cf = reinterpret_cast<const float *>(&ca);
+#pragma unroll
+      for (int e = 0; e < V; e++) s += (double)df[e] * ((double)xf[e] - cf[e]);
+    }
+    if (ov) { /* after reading x: dx may alias x */
+      vec r;
+      float *rf = reinterpret_cast<float *>(&r);
+#pragma unroll
+      for (int e = 0; e < V; e++) rf[e] = z * df[e];
+      ov[i] = r;
+    }
   }
   if (!part) return;
   s = cu_block_sum(s, sh);
@@ -137,10 +168,15 @@ extern "C" void cu_node_grad(cu_ws *ws, const float *x, const float *c, const fl
   if (nw == 0 || (!dz && !dx)) return;
   const size_t ND = ws->N * (size_t)ws->D;
   EP_CHECK(nw <= ws->W, "node gradient of %d writers (workspace has %d)", nw, ws->W);
-  k_node_grad<<<dim3(CU_RED_BLOCKS, nw), 256, 0, ws->st>>>(x, c, dd, zn, dz ? ws->part : NULL, dx, ND);
+  /* blocks per writer: enough for the device with one writer (the MLP's), fewer with many
+   * (the heads'); fixed per nw, so the sums' order is too */
+  const int nb = nw >= 8 ? CU_RED_BLOCKS / 4 : CU_RED_BLOCKS;
+  const int v4 = ND % 4 == 0 && !(((uintptr_t)x | (uintptr_t)c | (uintptr_t)dd | (uintptr_t)dx) & 15);
+  if (v4) k_node_grad<4><<<dim3(nb, nw), 256, 0, ws->st>>>(x, c, dd, zn, dz ? ws->part : NULL, dx, ND);
+  else k_node_grad<1><<<dim3(nb, nw), 256, 0, ws->st>>>(x, c, dd, zn, dz ? ws->part : NULL, dx, ND);
   EP_CHECK_LAUNCH();
   if (dz) {
-    k_sum_rows<<<(nw + 127) / 128, 128, 0, ws->st>>>(ws->part, CU_RED_BLOCKS, nw, dz);
+    k_sum_rows<<<(nw + 127) / 128, 128, 0, ws->st>>>(ws->part, nb, nw, dz);
     EP_CHECK_LAUNCH();
   }
 }
