@@ -11,7 +11,7 @@
  * writers' rows of delta stream through shared memory in stages of 8 writers (cp.async,
  * CU_TC_STAGES deep, zero-filled past n); the masks sit in shared memory for the whole
  * block. The accumulators then go to shared memory and each warp norms whole readers:
- * x = acc + base (float add), statistics in double as k_norm_fwd, writing Y (read by the
+ * x = acc + base (float add), statistics in float (TF32 inputs), writing Y (read by the
  * norm backward), the normed rows Xn, mu and rs; or, folded (the norm's weight and bias
  * in the q/k/v projections), only xhat = (x - mu) rs into Y, mu and rs: half the stores.
  *
@@ -47,15 +47,38 @@ static __device__ __forceinline__ void tc_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(K));
 }
 
-/* Stage s: delta rows of writers [8 s, 8 s + 8) at token row `row` into buf [8][ldd]. */
-static __device__ __forceinline__ void tc_load_stage(float *buf, int ldd, const float *delta, size_t ND,
-                                                     size_t row, int D, int n, int s) {
-  const int per_row = D / 4, total = 8 * per_row;
-  for (int i = threadIdx.x; i < total; i += blockDim.x) {
-    const int k = i / per_row, c = (i % per_row) * 4, w = 8 * s + k;
+/* A thread's share of every stage: a stage is the delta rows of 8 writers at one token
+ * row, 8 x D/4 pieces of 16 bytes over the block's 2 D / TPW threads, so TPW pieces a
+ * thread, the same (writer slot, column) in every stage: their offsets are computed once. */
+template <int TPW>
+struct tc_loader {
+  int k[TPW];     /* writer slot in the stage, or -1 */
+  int so[TPW];    /* shared-memory offset in a stage buffer */
+  size_t go[TPW]; /* offset in a writer's [N, D] rows */
+};
+
+template <int TPW>
+static __device__ __forceinline__ void tc_loader_init(tc_loader<TPW> &L, int ldd, size_t row, int D) {
+  const int per_row = D / 4;
+#pragma unroll
+  for (int j = 0; j < TPW; j++) {
+    const int i = threadIdx.x + j * blockDim.x, c = (i % per_row) * 4;
+    L.k[j] = i < 8 * per_row ? i / per_row : -1;
+    L.so[j] = (i / per_row) * ldd + c;
+    L.go[j] = row * D + c;
+  }
+}
+
+/* Stage s: delta rows of writers [8 s, 8 s + 8) into buf [8][ldd] (zeros past n). */
+template <int TPW>
+static __device__ __forceinline__ void tc_load_stage(const tc_loader<TPW> &L, float *buf, const float *delta,
+                                                     size_t ND, int n, int s) {
+#pragma unroll
+  for (int j = 0; j < TPW; j++) {
+    if (L.k[j] < 0) continue;
+    const int w = 8 * s + L.k[j];
     const bool ok = w < n;
-    const float *src = delta + (ok ? (size_t)w * ND : 0) + row * D + c;
-    tc_cp16(buf + k * ldd + c, src, ok ? 16 : 0); /* 0 bytes read: zero fill */
+    tc_cp16(buf + L.so[j], delta + (ok ? (size_t)w * ND : 0) + L.go[j], ok ? 16 : 0); /* 0 bytes: zero fill */
   }
 }
 
@@ -76,8 +99,10 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, MT == 1 ? 2 : 1)
   const int Rb = R - r0 < RB ? R - r0 : RB;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarp = blockDim.x >> 5;
 
+  tc_loader<TPW> ld;
+  tc_loader_init<TPW>(ld, ldd, row, D);
   for (int s = 0; s < CU_TC_STAGES - 1; s++) {
-    if (s < nk) tc_load_stage(bufs + s * 8 * ldd, ldd, delta, ND, row, D, n, s);
+    if (s < nk) tc_load_stage<TPW>(ld, bufs + s * 8 * ldd, delta, ND, n, s);
     tc_commit();
   }
   for (int i = threadIdx.x; i < 16 * MT * ldz; i += blockDim.x) {
@@ -95,8 +120,8 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, MT == 1 ? 2 : 1)
     tc_wait<CU_TC_STAGES - 2>(); /* this thread's copies of stage s have landed */
     __syncthreads();             /* everyone's; and stage s - 1's buffer is free again */
     if (s + CU_TC_STAGES - 1 < nk)
-      tc_load_stage(bufs + ((s + CU_TC_STAGES - 1) % CU_TC_STAGES) * 8 * ldd, ldd, delta, ND, row, D, n,
-                    s + CU_TC_STAGES - 1);
+      tc_load_stage<TPW>(ld, bufs + ((s + CU_TC_STAGES - 1) % CU_TC_STAGES) * 8 * ldd, delta, ND, n,
+                         s + CU_TC_STAGES - 1);
     tc_commit();
     const float *buf = bufs + (s % CU_TC_STAGES) * 8 * ldd;
     wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> a[MT];
@@ -132,28 +157,29 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, MT == 1 ? 2 : 1)
       continue;
     }
     const float *brow = base + row * D;
-    double s1 = 0;
+    /* statistics in float: this is the TF32 path, whose inputs carry 10 mantissa bits */
+    float s1 = 0.0f;
     for (int d = lane; d < D; d += 32) {
       const float x = yr[d] + brow[d];
       yr[d] = x;
       if (!fold) Y[((size_t)r * N + row) * D + d] = x;
       s1 += x;
     }
-    double m = 0, rr = 1;
-    if (kind == EP_NORM_LAYERNORM) m = cu_warp_sum(s1) / D;
+    float m = 0.0f, rr = 1.0f;
+    if (kind == EP_NORM_LAYERNORM) m = cu_warp_sumf(s1) / D;
     if (kind != EP_NORM_NONE) {
-      double s2 = 0;
+      float s2 = 0.0f;
       for (int d = lane; d < D; d += 32) {
-        const double e = (double)yr[d] - m;
-        s2 += e * e;
+        const float e = yr[d] - m;
+        s2 = fmaf(e, e, s2);
       }
-      rr = 1.0 / sqrt(cu_warp_sum(s2) / D + eps);
+      rr = 1.0f / sqrtf(cu_warp_sumf(s2) / D + (float)eps);
     }
     float *xr = (fold ? Y : Xn) + ((size_t)r * N + row) * D;
     for (int d = lane; d < D; d += 32) {
       if (kind == EP_NORM_NONE) xr[d] = yr[d];
-      else if (fold) xr[d] = (float)(((double)yr[d] - m) * rr);
-      else xr[d] = (float)(((double)yr[d] - m) * rr * lw[d] + (lb ? lb[d] : 0.0f));
+      else if (fold) xr[d] = (yr[d] - m) * rr;
+      else xr[d] = fmaf((yr[d] - m) * rr, lw[d], lb ? lb[d] : 0.0f);
     }
     if (lane == 0) {
       mu[(size_t)r * N + row] = (float)m;
