@@ -349,14 +349,16 @@ static const int32_t *cu_upload_tokens(cu_ws *ws, const int32_t *tok, int slot) 
 /* MLP of layer l on input x (with add != NULL, x += add first: the masked reader input
  * base + Z delta); out [N, D] gets the writer output including its bias. x == NULL: the
  * normed input is already in ws->mn (cu_mix_norm). */
-static void cu_mlp_core(cu_ws *ws, int l, float *x, const float *add, float *out) {
+/* The MLP of layer l on x (normed into ws->mn first; x NULL: ws->mn holds it already),
+ * out = its output, with the output bias unless bias = 0 (the caller adds it). */
+static void cu_mlp_core(cu_ws *ws, int l, float *x, const float *add, float *out, int bias) {
   const cu_lw *w = &ws->lw[l];
   const int N = (int)ws->N, D = ws->D, F = ws->F;
   if (x) cu_norm_fwd(ws, x, add, ws->N, ws->mn, ws->mmu, ws->mrs, w->ln2_w, w->ln2_b, ws->N);
   cu_gemm(ws, 0, 0, N, F, D, 1.0f, ws->mn, D, w->w_fc, F, 0.0f, ws->hpre, F);
   cu_bias_act(ws, ws->hpre, w->b_fc, ws->hact, ws->N, F);
   cu_gemm(ws, 0, 0, N, D, F, 1.0f, ws->hact, F, w->w_proj, D, 0.0f, out, D);
-  cu_add_bias(ws, out, w->b_proj, ws->N, D, 1.0f);
+  if (bias) cu_add_bias(ws, out, w->b_proj, ws->N, D, 1.0f);
 }
 
 /* Logits at the loss positions (from ws->yf) to the host: ws->h_logits [P, Vo]. */
@@ -388,7 +390,7 @@ static void cu_plain_fwd(cu_ws *ws, const float *xt, const float *xp, float *wou
       cu_head_sum(ws, ws->hx, ws->res, wout ? wout + (size_t)g->layer_head_writer[l] * ND : NULL);
     }
     if (ws->m->cfg.has_mlp[l]) {
-      cu_mlp_core(ws, l, ws->res, NULL, ws->xo);
+      cu_mlp_core(ws, l, ws->res, NULL, ws->xo, 1);
       cu_resid_add(ws, ws->res, ws->xo, wout ? wout + (size_t)g->layer_mlp_writer[l] * ND : NULL);
     }
   }
@@ -675,8 +677,9 @@ static void cu_attn_layer_bwd(cu_ws *ws, int l, int node_masks) {
                ws->dzd + g->readers[r0].edge_offset);
 }
 
-/* MLP reader input of layer l (ws->ym = base + z delta), then the MLP into x. */
-static void cu_mlp_layer_fwd(cu_ws *ws, int l, float *x) {
+/* MLP reader input of layer l (ws->ym = base + z delta), then the MLP into x (its output
+ * bias left to the caller with bias = 0). */
+static void cu_mlp_layer_fwd(cu_ws *ws, int l, float *x, int bias) {
   const ep_graph *g = ws->g;
   const int r = g->layer_mlp_reader[l], n = g->readers[r].n_in;
   const size_t ND = ws->N * (size_t)ws->D;
@@ -689,12 +692,12 @@ static void cu_mlp_layer_fwd(cu_ws *ws, int l, float *x) {
     ws->mpart_layer = -1;
     if (cu_mix_norm(ws, Zh, 1, hw, n - hw, ws->mpart, ws->ym, ws->mn, ws->mmu, ws->mrs, w->ln2_w, w->ln2_b)) {
       cu_mark(ws, CU_PH_MIX);
-      cu_mlp_core(ws, l, NULL, NULL, x);
+      cu_mlp_core(ws, l, NULL, NULL, x, bias);
     } else {
       cu_gemm(ws, 0, 0, 1, (int)ND, n - hw, 1.0f, Zh, n - hw, ws->delta + (size_t)hw * ND, (int)ND, 0.0f, ws->ym,
               (int)ND);
       cu_mark(ws, CU_PH_MIX);
-      cu_mlp_core(ws, l, ws->ym, ws->mpart, x);
+      cu_mlp_core(ws, l, ws->ym, ws->mpart, x, bias);
     }
     return;
   }
@@ -702,7 +705,7 @@ static void cu_mlp_layer_fwd(cu_ws *ws, int l, float *x) {
       cu_mix_norm(ws, ws->zd + g->readers[r].edge_offset, 1, 0, n, base, ws->ym, ws->mn, ws->mmu, ws->mrs,
                   w->ln2_w, w->ln2_b)) {
     cu_mark(ws, CU_PH_MIX);
-    cu_mlp_core(ws, l, NULL, NULL, x);
+    cu_mlp_core(ws, l, NULL, NULL, x, bias);
     return;
   }
   if (n > 0 && ws->compute == 2)
@@ -713,7 +716,7 @@ static void cu_mlp_layer_fwd(cu_ws *ws, int l, float *x) {
             (int)ND);
   else EP_CHECK_CUDA(cudaMemsetAsync(ws->ym, 0, ND * sizeof(float), ws->st));
   cu_mark(ws, CU_PH_MIX);
-  cu_mlp_core(ws, l, ws->ym, base, x);
+  cu_mlp_core(ws, l, ws->ym, base, x, bias);
 }
 
 static void cu_mlp_layer_bwd(cu_ws *ws, int l, int node_masks) {
@@ -723,7 +726,7 @@ static void cu_mlp_layer_bwd(cu_ws *ws, int l, int node_masks) {
   const int D = ws->D, F = ws->F, N = (int)ws->N;
   const size_t ND = ws->N * (size_t)D;
   if (!ws->keep_acts) {
-    cu_mlp_layer_fwd(ws, l, ws->xo);
+    cu_mlp_layer_fwd(ws, l, ws->xo, 1);
     cu_mark(ws, CU_PH_MLP);
   }
   cu_node_grad(ws, ws->xo, ws->c + (size_t)wi * ND, ws->ddelta + (size_t)wi * ND, ws->zd + ws->E + wi,
@@ -775,8 +778,9 @@ static void cu_faith_fwd_dev(cu_ws *ws) {
     if (c->has_attn[l]) cu_attn_layer_fwd(ws, l, 1);
     if (c->has_mlp[l]) {
       const int wi = g->layer_mlp_writer[l];
-      cu_mlp_layer_fwd(ws, l, ws->xo);
-      cu_delta_write(ws, ws->xo, ws->c + (size_t)wi * ND, zn + wi, ws->delta + (size_t)wi * ND, 1);
+      cu_mlp_layer_fwd(ws, l, ws->xo, 0); /* the output bias in the delta pass */
+      cu_delta_write_bias(ws, ws->xo, ws->lw[l].b_proj, 1.0f, ws->c + (size_t)wi * ND, zn + wi,
+                          ws->delta + (size_t)wi * ND, 1);
       cu_mark(ws, CU_PH_MLP);
     }
   }
