@@ -58,7 +58,8 @@ typedef struct {
  * either at shared scratch (recomputed in the backward, the CPU reference's way) or, with
  * keep_acts, at per-layer storage filled by the forward (no recomputation). */
 typedef struct {
-  float *Y, *mu, *rs, *q, *k, *v, *ob, *att; /* attention readers and core */
+  float *Y, *mu, *rs, *q, *k, *v, *ob, *att; /* attention readers and core (Y: the readers' inputs,
+                                                or their normed rows xhat where lfold) */
   float *hx;                                 /* head outputs [H, N, D] (node gradients) */
   float *ym, *mmu, *mrs, *hpre, *xo;         /* MLP reader and core */
 } cu_lstate;
