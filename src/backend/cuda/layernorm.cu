@@ -90,6 +90,18 @@ static __global__ void k_norm_bwd(const float *x, const float *mu, const float *
  * NV float4 a lane, all loads issued before the sums (warp shuffles, no barriers), so a
  * row's reads are in flight together; k_norm_bwd's block per row waits on its barriers
  * with a few loads out. */
+/* g = dy w (w NULL: 1) and xhat = (x - m) rx for the four elements of piece c, in double. */
+static __device__ __forceinline__ void norm_bwd_terms(float4 x, float4 dy, const float4 *w4, int c, double m,
+                                                      double rx, double g[4], double xh[4]) {
+  const float4 wv = w4 ? w4[c] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
+  const float xs[4] = {x.x, x.y, x.z, x.w}, ys[4] = {dy.x, dy.y, dy.z, dy.w}, ws[4] = {wv.x, wv.y, wv.z, wv.w};
+#pragma unroll
+  for (int e = 0; e < 4; e++) {
+    g[e] = (double)ys[e] * ws[e];
+    xh[e] = ((double)xs[e] - m) * rx;
+  }
+}
+
 template <int NV>
 static __global__ void k_norm_bwd_warp(const float *__restrict__ x, const float *__restrict__ mu,
                                        const float *__restrict__ rs, const float *__restrict__ w,
@@ -123,14 +135,12 @@ static __global__ void k_norm_bwd_warp(const float *__restrict__ x, const float 
   for (int i = 0; i < NV; i++) {
     const int c = lane + 32 * i;
     if (c >= D4) continue;
-    const float4 wv = w4 ? w4[c] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
-    const float xs[4] = {xv[i].x, xv[i].y, xv[i].z, xv[i].w}, ys[4] = {gv[i].x, gv[i].y, gv[i].z, gv[i].w};
-    const float ws_[4] = {wv.x, wv.y, wv.z, wv.w};
+    double g[4], xh[4];
+    norm_bwd_terms(xv[i], gv[i], w4, c, m, rx, g, xh);
 #pragma unroll
     for (int e = 0; e < 4; e++) {
-      const double g = (double)ys[e] * ws_[e], xh = ((double)xs[e] - m) * rx;
-      s1 += g;
-      s2 += g * xh;
+      s1 += g[e];
+      s2 += g[e] * xh[e];
     }
   }
   s1 = cu_warp_sum(s1) / D;
@@ -140,14 +150,12 @@ static __global__ void k_norm_bwd_warp(const float *__restrict__ x, const float 
   for (int i = 0; i < NV; i++) {
     const int c = lane + 32 * i;
     if (c >= D4) continue;
-    const float4 wv = w4 ? w4[c] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
-    const float xs[4] = {xv[i].x, xv[i].y, xv[i].z, xv[i].w}, ys[4] = {gv[i].x, gv[i].y, gv[i].z, gv[i].w};
-    const float ws_[4] = {wv.x, wv.y, wv.z, wv.w};
+    double g[4], xh[4];
+    norm_bwd_terms(xv[i], gv[i], w4, c, m, rx, g, xh);
     float o[4];
 #pragma unroll
     for (int e = 0; e < 4; e++) {
-      const double g = (double)ys[e] * ws_[e], xh = ((double)xs[e] - m) * rx;
-      o[e] = (float)(r * (g - s1 - xh * s2));
+      o[e] = (float)(r * (g[e] - s1 - xh[e] * s2));
     }
     dxr[c] = make_float4(o[0], o[1], o[2], o[3]);
   }
