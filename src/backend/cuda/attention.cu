@@ -55,21 +55,25 @@ static void cu_qkv_gemm(cu_ws *ws, const qkv_ops *p, long long sa, long long so,
   cu_gemm_ptr_batched(ws, 0, tb, M, N, K, A, lda, B, ldb, C, ldc, 3 * H);
 }
 
+/* Layer l's q/k/v weights W[3] and biases b[3]: the model's, or folded (cu_fold_weights). */
+static void qkv_weights(const cu_lw *w, int folded, const float *W[3], const float *b[3]) {
+  W[0] = folded ? w->fw_q : w->w_q;
+  W[1] = folded ? w->fw_k : w->w_k;
+  W[2] = folded ? w->fw_v : w->w_v;
+  b[0] = folded ? w->fb_q : w->b_q;
+  b[1] = folded ? w->fb_k : w->b_k;
+  b[2] = folded ? w->fb_v : w->b_v;
+}
+
 /* q, k, v [H, N, dh]: head h of q from reader input X + 0 offX + h sX (k: + offX, v:
  * + 2 offX), one batched GEMM over the 3H (head, q/k/v) pairs, then the biases. */
 extern "C" void cu_qkv(cu_ws *ws, int l, const float *X, long long sX, long long offX, int folded) {
   const cu_lw *w = &ws->lw[l];
   const int N = (int)ws->N, D = ws->D, dh = ws->dh, H = ws->H, Q = H * dh;
   const long long Ndh = (long long)N * dh;
-  const float *bm[3] = {w->b_q, w->b_k, w->b_v};
-  if (folded) {
-    bm[0] = w->fb_q;
-    bm[1] = w->fb_k;
-    bm[2] = w->fb_v;
-  }
-  const qkv_ops p = {{X, X + offX, X + 2 * offX},
-                     {folded ? w->fw_q : w->w_q, folded ? w->fw_k : w->w_k, folded ? w->fw_v : w->w_v},
-                     {ws->q, ws->k, ws->v}};
+  const float *W[3], *bm[3];
+  qkv_weights(w, folded, W, bm);
+  const qkv_ops p = {{X, X + offX, X + 2 * offX}, {W[0], W[1], W[2]}, {ws->q, ws->k, ws->v}};
   cu_qkv_gemm(ws, &p, sX, Ndh, 0, N, dh, D, D, Q, dh);
   if (bm[0] || bm[1] || bm[2]) {
     const size_t n = (size_t)H * Ndh;
@@ -100,9 +104,9 @@ extern "C" void cu_qkv_bwd(cu_ws *ws, int l, int folded) {
   const cu_lw *w = &ws->lw[l];
   const int N = (int)ws->N, D = ws->D, dh = ws->dh, H = ws->H, Q = H * dh;
   const long long ND = (long long)N * D, Ndh = (long long)N * dh;
-  const qkv_ops p = {{ws->dq, ws->dk, ws->dv},
-                     {folded ? w->fw_q : w->w_q, folded ? w->fw_k : w->w_k, folded ? w->fw_v : w->w_v},
-                     {ws->Xn, ws->Xn + ND, ws->Xn + 2 * ND}};
+  const float *W[3], *bm[3];
+  qkv_weights(w, folded, W, bm);
+  const qkv_ops p = {{ws->dq, ws->dk, ws->dv}, {W[0], W[1], W[2]}, {ws->Xn, ws->Xn + ND, ws->Xn + 2 * ND}};
   cu_qkv_gemm(ws, &p, Ndh, 3 * ND, 1, N, D, dh, dh, Q, D);
 }
 

@@ -347,10 +347,8 @@ static const int32_t *cu_upload_tokens(cu_ws *ws, const int32_t *tok, int slot) 
 }
 
 /* MLP of layer l on input x (with add != NULL, x += add first: the masked reader input
- * base + Z delta); out [N, D] gets the writer output including its bias. x == NULL: the
- * normed input is already in ws->mn (cu_mix_norm). */
-/* The MLP of layer l on x (normed into ws->mn first; x NULL: ws->mn holds it already),
- * out = its output, with the output bias unless bias = 0 (the caller adds it). */
+ * base + Z delta); out [N, D] gets the writer output, with its bias unless bias = 0 (the
+ * caller adds it). x == NULL: the normed input is already in ws->mn (cu_mix_norm). */
 static void cu_mlp_core(cu_ws *ws, int l, float *x, const float *add, float *out, int bias) {
   const cu_lw *w = &ws->lw[l];
   const int N = (int)ws->N, D = ws->D, F = ws->F;
@@ -617,7 +615,7 @@ static void cu_attn_layer_fwd(cu_ws *ws, int l, int store) {
   /* merged (forward with kept activations): the MLP reader's part over these n writers
    * comes along as reader R3, into ws->mpart (cu_mlp_layer_fwd adds the layer's heads) */
   const int mg = store && ws->keep_acts && ws->merge_fwd && cu_merged(ws, l);
-  const int fold = ws->folded_ok && ws->fold;
+  const int fold = ws->folded_ok; /* cu_fold_weights ran: TF32 and EP_CUDA_FOLD on */
   ws->mpart_layer = -1;
   ws->lfold[l] = 0;
   if (cu_mixnorm_tc_on(ws) && cu_mix_norm_tc(ws, Z, mg ? R3 + 1 : R3, R3, n, base, ws->Y, ws->Xn, ws->mu, ws->rs,

@@ -86,10 +86,6 @@ static __global__ void k_norm_bwd(const float *x, const float *mu, const float *
   }
 }
 
-/* The same, one warp per row for D a multiple of 4 up to 128 NV: the row's x and dy as
- * NV float4 a lane, all loads issued before the sums (warp shuffles, no barriers), so a
- * row's reads are in flight together; k_norm_bwd's block per row waits on its barriers
- * with a few loads out. */
 /* g = dy w (w NULL: 1) and xhat = (x - m) rx for the four elements of piece c, in double. */
 static __device__ __forceinline__ void norm_bwd_terms(float4 x, float4 dy, const float4 *w4, int c, double m,
                                                       double rx, double g[4], double xh[4]) {
@@ -102,6 +98,10 @@ static __device__ __forceinline__ void norm_bwd_terms(float4 x, float4 dy, const
   }
 }
 
+/* The same, one warp per row for D a multiple of 4 up to 128 NV: the row's x and dy as
+ * NV float4 a lane, all loads issued before the sums (warp shuffles, no barriers), so a
+ * row's reads are in flight together; k_norm_bwd's block per row waits on its barriers
+ * with a few loads out. */
 template <int NV>
 static __global__ void k_norm_bwd_warp(const float *__restrict__ x, const float *__restrict__ mu,
                                        const float *__restrict__ rs, const float *__restrict__ w,
