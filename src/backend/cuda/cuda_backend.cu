@@ -140,7 +140,8 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
    * <= 16 readers (measured slower on an H200: 13.6 against 12.6 ms a masked step);
    * EP_CUDA_MERGE=0 each reader group its own edge-gradient / ddelta pass;
    * EP_CUDA_MERGE_FWD=0 the MLP reader mixed on its own in the forward; EP_CUDA_DDELTA=0
-   * the ddelta update as a cuBLAS GEMM; EP_CUDA_EDGE_ROWS=c c token rows per
+   * the ddelta update as a cuBLAS GEMM; EP_CUDA_EDGE_TC=0 the edge gradients as cuBLAS GEMMs over row
+   * chunks (default: the tensor-core kernel); EP_CUDA_EDGE_ROWS=c c token rows per
    * edge-gradient chunk (c must divide B T); EP_CUDA_FOLD=0 the TF32 readers' norm
    * weights not folded into the q/k/v projections (Y and Xn both written). */
   ws->prof = cu_env_int("EP_CUDA_PROFILE", 0) > 0;
@@ -151,6 +152,7 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   ws->merge = cu_env_int("EP_CUDA_MERGE", 1) != 0;
   ws->merge_fwd = cu_env_int("EP_CUDA_MERGE_FWD", 1) != 0;
   ws->ddelta_kernel = cu_env_int("EP_CUDA_DDELTA", 1) != 0;
+  ws->edge_tc = cu_env_int("EP_CUDA_EDGE_TC", 1) != 0;
   ws->edge_rows = cu_env_int("EP_CUDA_EDGE_ROWS", 0);
   ws->fold = cu_env_int("EP_CUDA_FOLD", 1) != 0;
   ws->mpart_layer = -1;
@@ -250,7 +252,7 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   DALLOC(mrs, float, N);
   DALLOC(hpre, float, N * F);
   DALLOC(hact, float, N * F);
-  DALLOC(gchunk, float, N * (3 * H + 1) * W);
+  DALLOC(gchunk, float, (N > CU_EDGE_SPLITS ? N : CU_EDGE_SPLITS) * (3 * H + 1) * W);
   DALLOC(yf, float, N * D);
   DALLOC(xf, float, N * D);
   DALLOC(fmu, float, N);

@@ -145,6 +145,7 @@ typedef struct {
   int merge;                /* 1: a layer's q/k/v and MLP readers share one edge-gradient and
                                ddelta pass over the writers before the layer (EP_CUDA_MERGE=0: off) */
   int ddelta_kernel;        /* 1: ddelta += Z^T dY in k_ddelta (EP_CUDA_DDELTA=0: cuBLAS GEMM) */
+  int edge_tc;              /* 1: edge gradients in k_edge_tc (EP_CUDA_EDGE_TC=0: cuBLAS over row chunks) */
   int sm_count;             /* multiprocessors of the device */
   int edge_rows;            /* token rows per edge-gradient chunk (EP_CUDA_EDGE_ROWS; 0: automatic) */
   int fold;                 /* 1: the TF32 kernel's readers folded (cu_fold_weights; EP_CUDA_FOLD=0: off) */
@@ -172,6 +173,8 @@ typedef struct {
  * of 2 rows at 32 x 20 tokens (measured on an H200: 13.9 ms a TF32 step against 14.1 with
  * 128 chunks of 5 rows). */
 #define CU_EDGE_CHUNKS 256
+/* Column slices of the tensor-core edge-gradient kernel (fixed: deterministic sums). */
+#define CU_EDGE_SPLITS 256
 /* Blocks per writer in the node-gradient reductions: this for one writer, a quarter with
  * eight or more (fixed: deterministic sums). */
 #define CU_RED_BLOCKS 256
@@ -234,6 +237,13 @@ extern "C" void cu_resid_bwd(cu_ws *ws, const float *dy, const float *z, int n, 
 /* yf[p] = x[prow[p]]. */
 extern "C" void cu_gather_rows(cu_ws *ws, const float *x, float *yf);
 /* Masks double -> float into the device array happen on the host; nothing here. */
+
+/* ---- edge_tc.cu ---- */
+/* Edge-gradient partials on tensor cores: part[s] [R, n] = dY[:, slice s] x
+ * delta[:n, slice s]^T over S column slices of the N*D token-row space (3xTF32 with x3,
+ * else TF32). Returns S (the caller sums the slices), or 0 (nothing launched) for shapes
+ * it does not cover. part holds CU_EDGE_SPLITS R n floats. */
+extern "C" int cu_edge_tc(cu_ws *ws, const float *dY, int R, const float *delta, int n, int x3, float *part);
 
 /* ---- mixnorm_tc.cu ---- */
 /* As cu_mix_norm, on TF32 tensor cores (masks and delta rounded to TF32, fp32

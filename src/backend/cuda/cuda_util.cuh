@@ -36,3 +36,16 @@ __device__ __forceinline__ double cu_block_sum(double v, double *sh) {
   double t = lane < nw ? sh[lane] : 0.0;
   return cu_warp_sum(t);
 }
+
+/* cp.async: 16 bytes global -> shared, the first `bytes` of them copied, the rest zeroed
+ * (bytes 0: zero fill); commit the thread's copies as a group; wait until at most K groups
+ * are in flight. */
+static __device__ __forceinline__ void cu_cp16(float *dst, const float *src, int bytes) {
+  const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(bytes));
+}
+static __device__ __forceinline__ void cu_cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int K>
+static __device__ __forceinline__ void cu_cp_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(K));
+}

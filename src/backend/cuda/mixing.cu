@@ -317,15 +317,19 @@ extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int w0, int n, c
   if (n == 0) return;
   const int D = ws->D, ND = (int)(ws->N * (size_t)D);
   const int bf = ws->compute == 2;
-  const int crow = cu_edge_rows(ws), nb = (int)(ws->N / (size_t)crow), K = crow * D;
+  const int crow = cu_edge_rows(ws), K = crow * D;
+  int nb = (int)(ws->N / (size_t)crow);
   const size_t off = (size_t)w0 * ND; /* first writer's row of delta / ddelta */
   EP_CHECK(R <= 3 * ws->H + 1 && w0 + n <= ws->W, "edge gradient of %d readers x writers [%d, %d)", R, w0, w0 + n);
   if (bf) cu_to_bf16(ws, dY, ws->dy_bf, (size_t)R * ND);
-  /* gchunk[b] [R, n] = dY[:, chunk b] [R, K] x delta[:, chunk b]^T [K, n] for the nb chunks
-   * of crow token rows: one strided-batched GEMM with enough independent blocks to fill
-   * the device (one GEMM over all rows would give a long K and few blocks), then the
-   * chunks summed in double. */
-  if (bf)
+  /* gchunk[b] [R, n] = dY[:, chunk b] x delta[:, chunk b]^T over nb column chunks, then
+   * the chunks summed in double: the tensor-core kernel's slices (fp32 and TF32), or a
+   * strided-batched GEMM over chunks of crow token rows (bf16, or shapes the kernel does
+   * not cover), with enough independent blocks to fill the device (one GEMM over all rows
+   * would give a long K and few blocks). */
+  const int S = bf ? 0 : cu_edge_tc(ws, dY, R, ws->delta + off, n, ws->compute == 0, ws->gchunk);
+  if (S) nb = S;
+  else if (bf)
     cu_gemm_batched_bf16(ws, 0, 1, R, n, K, ws->dy_bf, ND, K, ws->delta_bf + off, ND, K, ws->gchunk, n,
                          (long long)R * n, nb);
   else

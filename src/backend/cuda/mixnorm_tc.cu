@@ -37,16 +37,6 @@ using namespace nvcuda;
 static __host__ __device__ inline int tc_ldz(int n) { return (n + 7) / 8 * 8 + 4; }
 static __host__ __device__ inline int tc_ldd(int D) { return D + 4; }
 
-static __device__ __forceinline__ void tc_cp16(float *dst, const float *src, int bytes) {
-  const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(bytes));
-}
-static __device__ __forceinline__ void tc_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int K>
-static __device__ __forceinline__ void tc_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(K));
-}
-
 /* A thread's share of every stage: a stage is the delta rows of 8 writers at one token
  * row, 8 x D/4 pieces of 16 bytes over the block's 2 D / TPW threads, so TPW pieces a
  * thread, the same (writer slot, column) in every stage: their offsets are computed once. */
@@ -78,7 +68,7 @@ static __device__ __forceinline__ void tc_load_stage(const tc_loader<TPW> &L, fl
     if (L.k[j] < 0) continue;
     const int w = 8 * s + L.k[j];
     const bool ok = w < n;
-    tc_cp16(buf + L.so[j], delta + (ok ? (size_t)w * ND : 0) + L.go[j], ok ? 16 : 0); /* 0 bytes: zero fill */
+    cu_cp16(buf + L.so[j], delta + (ok ? (size_t)w * ND : 0) + L.go[j], ok ? 16 : 0); /* 0 bytes: zero fill */
   }
 }
 
@@ -103,7 +93,7 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, MT == 1 ? 2 : 1)
   tc_loader_init<TPW>(ld, ldd, row, D);
   for (int s = 0; s < CU_TC_STAGES - 1; s++) {
     if (s < nk) tc_load_stage<TPW>(ld, bufs + s * 8 * ldd, delta, ND, n, s);
-    tc_commit();
+    cu_cp_commit();
   }
   for (int i = threadIdx.x; i < 16 * MT * ldz; i += blockDim.x) {
     const int r = i / ldz, w = i % ldz;
@@ -117,12 +107,12 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, MT == 1 ? 2 : 1)
     for (int t = 0; t < TPW; t++) wmma::fill_fragment(acc[m][t], 0.0f);
 
   for (int s = 0; s < nk; s++) {
-    tc_wait<CU_TC_STAGES - 2>(); /* this thread's copies of stage s have landed */
+    cu_cp_wait<CU_TC_STAGES - 2>(); /* this thread's copies of stage s have landed */
     __syncthreads();             /* everyone's; and stage s - 1's buffer is free again */
     if (s + CU_TC_STAGES - 1 < nk)
       tc_load_stage<TPW>(ld, bufs + ((s + CU_TC_STAGES - 1) % CU_TC_STAGES) * 8 * ldd, delta, ND, n,
                          s + CU_TC_STAGES - 1);
-    tc_commit();
+    cu_cp_commit();
     const float *buf = bufs + (s % CU_TC_STAGES) * 8 * ldd;
     wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> a[MT];
 #pragma unroll
@@ -137,7 +127,7 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, MT == 1 ? 2 : 1)
       for (int m = 0; m < MT; m++) wmma::mma_sync(acc[m][t], a[m], b, acc[m][t]);
     }
   }
-  tc_wait<0>();
+  cu_cp_wait<0>();
   __syncthreads(); /* the masks and stages are dead: ys takes their place */
 #pragma unroll
   for (int m = 0; m < MT; m++)

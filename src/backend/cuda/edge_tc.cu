@@ -1,0 +1,302 @@
+/* edge_tc.cu — a reader group's edge gradients on tensor cores (mma.sync m16n8k8 TF32,
+ * fp32 accumulation):
+ *
+ *   part[s, r, w] = sum_{j in slice s} dY[r, j] delta_w[j]
+ *
+ * over the N*D token-row columns j, readers r < R (<= 48) and writers w < n; the caller
+ * sums the slices s in double. The pass reads delta[:n] and dY once; cuBLAS's batched
+ * GEMMs over chunks of token rows, which it replaces, read them at about a quarter of the
+ * bandwidth. Precision: `x3` splits each fp32 operand into a TF32 head and a TF32 tail and
+ * adds tail*head + head*tail + head*head (3xTF32): products about as accurate as fp32's,
+ * the fp32 precision's path; without it plain TF32, as the TF32 precision's cuBLAS GEMMs.
+ *
+ * Fragment layouts (PTX ISA, mma.m16n8k8 .tf32; g = lane / 4, t = lane % 4):
+ *   A (16 x 8, row):  a0 = A[g][t], a1 = A[g + 8][t], a2 = A[g][t + 4], a3 = A[g + 8][t + 4]
+ *   B (8 x 8, col):   b0 = B[t][g], b1 = B[t + 4][g]
+ *   C (16 x 8):       c0 = C[g][2t], c1 = C[g][2t + 1], c2 = C[g + 8][2t], c3 = C[g + 8][2t + 1] */
+#include <stdint.h>
+
+#include "cuda_internal.h"
+#include "cuda_util.cuh"
+
+#define ET_STAGES 4  /* column tiles in flight: 3 loading while one is multiplied */
+#define ET_STAGE_FLOATS 6912 /* a stage's shared memory at most (floats): two blocks an SM */
+#define ET_WARPS 8
+#define ET_NTW 5     /* n-tiles (8 writers) a warp at most */
+#define ET_MAX_NB 160 /* writers a block: 4 warp groups x ET_NTW n-tiles */
+
+/* Let kernel f take up to the device's opt-in shared memory (once per instantiation). */
+template <typename F>
+static void smem_optin(F *f, int &done) {
+  if (done) return;
+  int dev = 0, optin = 0;
+  EP_CHECK_CUDA(cudaGetDevice(&dev));
+  EP_CHECK_CUDA(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  EP_CHECK_CUDA(cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, optin));
+  done = 1;
+}
+
+static __device__ __forceinline__ uint32_t tf32_bits(float x) {
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
+  return r;
+}
+
+/* x = head + tail, both TF32 */
+static __device__ __forceinline__ void tf32_split(float x, uint32_t &hi, uint32_t &lo) {
+  hi = tf32_bits(x);
+  lo = tf32_bits(x - __uint_as_float(hi));
+}
+
+static __device__ __forceinline__ void mma_tf32(float c[4], const uint32_t a[4], const uint32_t b[2]) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+/* ldmatrix of 32-bit elements seen as pairs of b16: matrix k's 8 rows of 16 bytes from
+ * the addresses of lanes 8k .. 8k + 7; lane (g, t) gets its row g, 4-byte column t, the
+ * layout of a TF32 fragment. */
+static __device__ __forceinline__ void ldsm_x4(uint32_t r[4], const float *p) {
+  const unsigned a = (unsigned)__cvta_generic_to_shared(p);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+static __device__ __forceinline__ void ldsm_x2(uint32_t r[2], const float *p) {
+  const unsigned a = (unsigned)__cvta_generic_to_shared(p);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(a));
+}
+
+/* TF32 operand(s) of fp32 bits: rounded (TF32), or head and tail (3xTF32) */
+template <bool X3>
+static __device__ __forceinline__ void tf32_op(uint32_t raw, uint32_t &hi, uint32_t &lo) {
+  if (X3) tf32_split(__uint_as_float(raw), hi, lo);
+  else hi = tf32_bits(__uint_as_float(raw));
+}
+
+/* c += a b, 3xTF32 from split operands (small products first) */
+static __device__ __forceinline__ void mma_x3(float c[4], const uint32_t ah[4], const uint32_t al[4],
+                                              const uint32_t bh[2], const uint32_t bl[2]) {
+  mma_tf32(c, al, bh);
+  mma_tf32(c, ah, bl);
+  mma_tf32(c, ah, bh);
+}
+
+/* ---- edge gradients ---- */
+
+/* Block (s, y) takes the column tiles [s T / S, (s + 1) T / S) of the T = ceil(ND / KT)
+ * and writers [y nb, y nb + nb) (nb <= ET_MAX_NB, the block's n): it streams the tiles' dY
+ * rows (16 MT, zero past R) and delta rows (nb8 = ceil(nb / 8) 8-row groups, zero past nb)
+ * through shared memory (cp.async, ET_STAGES deep) and accumulates the [16 MT, 8 nb8]
+ * product in registers. The 8 warps form KW column groups x 8 / KW writer groups: warp
+ * (kq, nq) takes the k8 steps kq, kq + KW, ... of every tile and the n-tiles nq, nq + 8 / KW,
+ * ... (at most ET_NTW) across all MT m-tiles; fragments come by ldmatrix. At the end the KW
+ * column groups' sums are added in order through shared memory and the block's partial
+ * sums go to part[s] [R, n_all] (the caller sums the S slices in double, in order). */
+template <int MT, int KW, bool X3>
+static __global__ void __launch_bounds__(ET_WARPS * 32, 2)
+    k_edge_tc(const float *__restrict__ dY, int R, const float *__restrict__ delta, int n_all, int nb,
+              size_t ND, int lkt, float *__restrict__ part) {
+  extern __shared__ __align__(16) float sm[];
+  constexpr int NW = ET_WARPS / KW;
+  const int KT = 1 << lkt, LD = KT + 4; /* columns a tile; row stride: 16-byte rows, no bank conflicts */
+  const int w0 = blockIdx.y * nb, n = min(nb, n_all - w0);
+  const int nb8 = (n + 7) / 8, rowsA = 16 * MT, rows = rowsA + 8 * nb8, stage = rows * LD;
+  const long long T = (long long)((ND + KT - 1) / KT), S = gridDim.x, s = blockIdx.x;
+  const int t0 = (int)(T * s / S), t1 = (int)(T * (s + 1) / S);
+  const float *dl = delta + (size_t)w0 * ND;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int kq = warp % KW, nq = warp / KW;
+
+  /* rows no copy writes (readers past R, writers past n) stay zero in every stage */
+  {
+    const int za = rowsA - R, nz = za + rows - rowsA - n; /* rows [R, rowsA) and [rowsA + n, rows) */
+    for (int i = threadIdx.x; i < ET_STAGES * nz * LD; i += blockDim.x) {
+      const int b = i / (nz * LD), z = i % (nz * LD) / LD, c = i % LD;
+      sm[b * stage + (z < za ? R + z : rowsA + n + z - za) * LD + c] = 0.0f;
+    }
+  }
+  /* tile k into stage buffer b: R + n rows of KT / 4 pieces of 16 bytes (zeros past ND).
+   * Thread i copies piece i % (KT / 4) of rows i / (KT / 4), + rs, + 2 rs, ... of dY and of
+   * delta: the same offsets every tile, plus the tile's first column. */
+  const int pp = threadIdx.x & ((KT >> 2) - 1), r0 = threadIdx.x >> (lkt - 2), rs = blockDim.x >> (lkt - 2);
+  const float *gA = dY + (size_t)r0 * ND + 4 * pp, *gB = dl + (size_t)r0 * ND + 4 * pp;
+  const size_t gstep = (size_t)rs * ND;
+  const int sA = r0 * LD + 4 * pp, sB = (rowsA + r0) * LD + 4 * pp, sstep = rs * LD;
+  auto load = [&](int k, int b) {
+    const size_t c0 = (size_t)k * KT;
+    const bool ok = c0 + 4 * pp < ND;
+    const size_t c = ok ? c0 : 0;
+    const int bytes = ok ? 16 : 0;
+    float *buf = sm + b * stage;
+    int so = sA;
+    const float *src = gA + c;
+    for (int r = r0; r < R; r += rs, so += sstep, src += gstep) cu_cp16(buf + so, src, bytes);
+    so = sB;
+    src = gB + c;
+    for (int r = r0; r < n; r += rs, so += sstep, src += gstep) cu_cp16(buf + so, src, bytes);
+  };
+  for (int k = 0; k < ET_STAGES - 1; k++) {
+    if (t0 + k < t1) load(t0 + k, k);
+    cu_cp_commit();
+  }
+
+  float acc[MT][ET_NTW][4];
+#pragma unroll
+  for (int m = 0; m < MT; m++)
+#pragma unroll
+    for (int j = 0; j < ET_NTW; j++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) acc[m][j][e] = 0.0f;
+
+  /* ldmatrix addresses: A (x4) matrix lm = rows +8 (lm & 1), columns +4 (lm >> 1);
+   * B (x2) matrix lm & 1 = columns +4 (lm & 1) */
+  const int lr = lane & 7, lm = lane >> 3;
+  const int aoff = (lr + 8 * (lm & 1)) * LD + 4 * (lm >> 1), boff = lr * LD + 4 * (lm & 1);
+  int cb = 0, lb = ET_STAGES - 1; /* stage buffer computed, loaded next */
+  for (int k = t0; k < t1; k++) {
+    cu_cp_wait<ET_STAGES - 2>(); /* this thread's copies of tile k have landed */
+    __syncthreads();             /* everyone's; and tile k - 1's buffer is free again */
+    if (k + ET_STAGES - 1 < t1) load(k + ET_STAGES - 1, lb);
+    cu_cp_commit();
+    lb = lb + 1 == ET_STAGES ? 0 : lb + 1;
+    const float *A = sm + cb * stage + aoff, *B = sm + cb * stage + rowsA * LD + boff;
+    cb = cb + 1 == ET_STAGES ? 0 : cb + 1;
+#pragma unroll 2
+    for (int kk = 8 * kq; kk < KT; kk += 8 * KW) {
+      uint32_t ah[MT][4], al[MT][4];
+#pragma unroll
+      for (int m = 0; m < MT; m++) {
+        uint32_t raw[4];
+        ldsm_x4(raw, A + 16 * m * LD + kk);
+#pragma unroll
+        for (int e = 0; e < 4; e++) tf32_op<X3>(raw[e], ah[m][e], al[m][e]);
+      }
+#pragma unroll
+      for (int j = 0; j < ET_NTW; j++) {
+        const int nt = nq + NW * j;
+        if (nt >= nb8) break; /* warp-uniform */
+        uint32_t raw[2], bh[2], bl[2];
+        ldsm_x2(raw, B + 8 * nt * LD + kk);
+        tf32_op<X3>(raw[0], bh[0], bl[0]);
+        tf32_op<X3>(raw[1], bh[1], bl[1]);
+#pragma unroll
+        for (int m = 0; m < MT; m++) {
+          if (X3) mma_x3(acc[m][j], ah[m], al[m], bh, bl);
+          else mma_tf32(acc[m][j], ah[m], bh);
+        }
+      }
+    }
+  }
+  cu_cp_wait<0>();
+
+  /* column groups 1 .. KW - 1 hand their sums to group 0 through shared memory: red
+   * [KW - 1][NW][MT ET_NTW 4][32] */
+  constexpr int NACC = MT * ET_NTW * 4;
+  __syncthreads(); /* the stage buffers are dead */
+  if (kq > 0) {
+    float *red = sm + ((kq - 1) * NW + nq) * NACC * 32 + lane;
+#pragma unroll
+    for (int m = 0; m < MT; m++)
+#pragma unroll
+      for (int j = 0; j < ET_NTW; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) red[((m * ET_NTW + j) * 4 + e) * 32] = acc[m][j][e];
+  }
+  __syncthreads();
+  if (kq > 0) return;
+  for (int q = 1; q < KW; q++) {
+    const float *red = sm + ((q - 1) * NW + nq) * NACC * 32 + lane;
+#pragma unroll
+    for (int m = 0; m < MT; m++)
+#pragma unroll
+      for (int j = 0; j < ET_NTW; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) acc[m][j][e] += red[((m * ET_NTW + j) * 4 + e) * 32];
+  }
+
+  float *out = part + (size_t)s * R * n_all + w0;
+#pragma unroll
+  for (int j = 0; j < ET_NTW; j++) {
+    const int nt = nq + NW * j;
+    if (nt >= nb8) break;
+    const int c = 8 * nt + 2 * t;
+#pragma unroll
+    for (int m = 0; m < MT; m++)
+#pragma unroll
+      for (int h = 0; h < 2; h++) {
+        const int r = 16 * m + g + 8 * h;
+        if (r >= R) continue;
+        if (c < n) out[(size_t)r * n_all + c] = acc[m][j][2 * h];
+        if (c + 1 < n) out[(size_t)r * n_all + c + 1] = acc[m][j][2 * h + 1];
+      }
+  }
+}
+
+/* The launch of one edge-gradient pass (shape fixed by cu_edge_tc). */
+struct edge_job {
+  const float *dY, *delta;
+  float *part;
+  int R, n, nb, ny, S, lkt;
+  size_t smem;
+  bool x3;
+};
+
+template <int MT, int KW>
+static void edge_tc_launch(cu_ws *ws, const edge_job &j) {
+  const size_t ND = ws->N * (size_t)ws->D;
+  const dim3 grid((unsigned)j.S, (unsigned)j.ny);
+  static int done[2];
+  if (j.x3) {
+    smem_optin(k_edge_tc<MT, KW, true>, done[1]);
+    k_edge_tc<MT, KW, true><<<grid, ET_WARPS * 32, j.smem, ws->st>>>(j.dY, j.R, j.delta, j.n, j.nb, ND, j.lkt,
+                                                                      j.part);
+  } else {
+    smem_optin(k_edge_tc<MT, KW, false>, done[0]);
+    k_edge_tc<MT, KW, false><<<grid, ET_WARPS * 32, j.smem, ws->st>>>(j.dY, j.R, j.delta, j.n, j.nb, ND, j.lkt,
+                                                                       j.part);
+  }
+  EP_CHECK_LAUNCH();
+}
+
+template <int MT>
+static void edge_tc_kw(cu_ws *ws, const edge_job &j, int kw) {
+  if (kw == 8) edge_tc_launch<MT, 8>(ws, j);
+  else if (kw == 4) edge_tc_launch<MT, 4>(ws, j);
+  else edge_tc_launch<MT, 2>(ws, j);
+}
+
+extern "C" int cu_edge_tc(cu_ws *ws, const float *dY, int R, const float *delta, int n, int x3, float *part) {
+  const size_t ND = ws->N * (size_t)ws->D;
+  if (!ws->edge_tc || R < 1 || R > 48 || n < 1 || ND % 4 || ((uintptr_t)dY | (uintptr_t)delta) % 16) return 0;
+  edge_job j;
+  j.dY = dY;
+  j.delta = delta;
+  j.part = part;
+  j.R = R;
+  j.n = n;
+  j.x3 = x3 != 0;
+  j.ny = (n + ET_MAX_NB - 1) / ET_MAX_NB;
+  j.nb = (n + j.ny - 1) / j.ny;
+  /* the fewest writer groups whose warps have at most ET_NTW n-tiles each; the other warps
+   * split the columns */
+  const int MT = (R + 15) / 16, nb8 = (j.nb + 7) / 8;
+  const int kw = nb8 <= ET_NTW ? 8 : nb8 <= 2 * ET_NTW ? 4 : 2;
+  /* the widest tile (8 kw .. 256 columns) whose stage fits ET_STAGE_FLOATS: few rows (a
+   * small group) still keep enough bytes in flight */
+  const int rows = 16 * MT + 8 * nb8;
+  j.lkt = kw == 8 ? 6 : 5;
+  while (j.lkt < 8 && rows * ((2 << j.lkt) + 4) <= ET_STAGE_FLOATS) j.lkt++;
+  const size_t stages = (size_t)ET_STAGES * rows * ((1 << j.lkt) + 4);
+  const size_t red = (size_t)(kw - 1) * (ET_WARPS / kw) * MT * ET_NTW * 4 * 32;
+  j.smem = (stages > red ? stages : red) * sizeof(float);
+  const size_t T = (ND + (1u << j.lkt) - 1) >> j.lkt;
+  j.S = T < CU_EDGE_SPLITS ? (int)T : CU_EDGE_SPLITS;
+  if (MT == 1) edge_tc_kw<1>(ws, j, kw);
+  else if (MT == 2) edge_tc_kw<2>(ws, j, kw);
+  else edge_tc_kw<3>(ws, j, kw);
+  return j.S;
+}
