@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cuda_runtime.h>
+#include <stdint.h>
 
 /* Grid size for n elements at `threads` per block, capped (kernels use grid-stride loops). */
 static inline unsigned cu_blocks(size_t n, int threads) {
@@ -49,3 +50,8 @@ template <int K>
 static __device__ __forceinline__ void cu_cp_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(K));
 }
+
+/* x rounded to TF32 (10 mantissa bits; the low 13 bits zero), to nearest with ties away
+ * from zero like cvt.rna.tf32.f32 for finite x (an infinity becomes a NaN), in two integer
+ * operations. */
+__device__ __forceinline__ uint32_t cu_tf32_round(float x) { return (__float_as_uint(x) + 0x1000u) & 0xffffe000u; }

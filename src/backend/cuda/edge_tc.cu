@@ -36,16 +36,11 @@ static void smem_optin(F *f, int &done) {
   done = 1;
 }
 
-static __device__ __forceinline__ uint32_t tf32_bits(float x) {
-  uint32_t r;
-  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
-  return r;
-}
-
-/* x = head + tail, both TF32 */
+/* x = head + tail: the head rounded to TF32, the tail the exact rest (the tensor cores
+ * read its top 19 bits: an error of at most 2^-11 of the tail, 2^-22 of x) */
 static __device__ __forceinline__ void tf32_split(float x, uint32_t &hi, uint32_t &lo) {
-  hi = tf32_bits(x);
-  lo = tf32_bits(x - __uint_as_float(hi));
+  hi = cu_tf32_round(x);
+  lo = __float_as_uint(x - __uint_as_float(hi));
 }
 
 static __device__ __forceinline__ void mma_tf32(float c[4], const uint32_t a[4], const uint32_t b[2]) {
@@ -74,7 +69,7 @@ static __device__ __forceinline__ void ldsm_x2(uint32_t r[2], const float *p) {
 template <bool X3>
 static __device__ __forceinline__ void tf32_op(uint32_t raw, uint32_t &hi, uint32_t &lo) {
   if (X3) tf32_split(__uint_as_float(raw), hi, lo);
-  else hi = tf32_bits(__uint_as_float(raw));
+  else hi = cu_tf32_round(__uint_as_float(raw));
 }
 
 /* c += a b, 3xTF32 from split operands (small products first) */
@@ -236,6 +231,41 @@ static __global__ void __launch_bounds__(ET_WARPS * 32, 2)
   }
 }
 
+/* One reader (R = 1, the MLP reader's edges from its layer's heads) and n <= ET_DOT_MAX
+ * writers: plain fp32 dot products, no tensor cores. Block s of S takes the float4 columns
+ * s 256 + i, + S 256, ... and writes part[s] [n]: each thread keeps n + 1 float4 loads in
+ * flight, where the tile kernel's 16-row m-tile would be 15 rows of zeros. */
+#define ET_DOT_MAX 16
+static __global__ void __launch_bounds__(256) k_edge_dot(const float *__restrict__ dY, const float *__restrict__ delta,
+                                                        int n, size_t ND4, float *__restrict__ part) {
+  __shared__ float red[8][ET_DOT_MAX];
+  const float4 *y4 = reinterpret_cast<const float4 *>(dY), *d4 = reinterpret_cast<const float4 *>(delta);
+  float acc[ET_DOT_MAX];
+#pragma unroll
+  for (int w = 0; w < ET_DOT_MAX; w++) acc[w] = 0.0f;
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < ND4; i += (size_t)gridDim.x * blockDim.x) {
+    const float4 y = __ldg(y4 + i);
+#pragma unroll
+    for (int w = 0; w < ET_DOT_MAX; w++) {
+      if (w >= n) break;
+      const float4 d = __ldg(d4 + (size_t)w * ND4 + i);
+      acc[w] = fmaf(y.x, d.x, fmaf(y.y, d.y, fmaf(y.z, d.z, fmaf(y.w, d.w, acc[w]))));
+    }
+  }
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+#pragma unroll
+  for (int w = 0; w < ET_DOT_MAX; w++) {
+    const float v = cu_warp_sumf(acc[w]);
+    if (lane == 0) red[warp][w] = v;
+  }
+  __syncthreads();
+  if (threadIdx.x < n) {
+    float v = 0.0f;
+    for (int k = 0; k < 8; k++) v += red[k][threadIdx.x];
+    part[(size_t)blockIdx.x * n + threadIdx.x] = v;
+  }
+}
+
 /* The launch of one edge-gradient pass (shape fixed by cu_edge_tc). */
 struct edge_job {
   const float *dY, *delta;
@@ -272,6 +302,11 @@ static void edge_tc_kw(cu_ws *ws, const edge_job &j, int kw) {
 extern "C" int cu_edge_tc(cu_ws *ws, const float *dY, int R, const float *delta, int n, int x3, float *part) {
   const size_t ND = ws->N * (size_t)ws->D;
   if (!ws->edge_tc || R < 1 || R > 48 || n < 1 || ND % 4 || ((uintptr_t)dY | (uintptr_t)delta) % 16) return 0;
+  if (R == 1 && n <= ET_DOT_MAX) {
+    k_edge_dot<<<CU_EDGE_SPLITS, 256, 0, ws->st>>>(dY, delta, n, ND / 4, part);
+    EP_CHECK_LAUNCH();
+    return CU_EDGE_SPLITS;
+  }
   edge_job j;
   j.dY = dY;
   j.delta = delta;

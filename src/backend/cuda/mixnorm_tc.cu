@@ -122,7 +122,7 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, MT == 1 ? 2 : 1)
       wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> b;
       wmma::load_matrix_sync(b, buf + (warp * TPW + t) * 16, ldd);
 #pragma unroll
-      for (int e = 0; e < b.num_elements; e++) b.x[e] = wmma::__float_to_tf32(b.x[e]);
+      for (int e = 0; e < b.num_elements; e++) b.x[e] = __uint_as_float(cu_tf32_round(b.x[e]));
 #pragma unroll
       for (int m = 0; m < MT; m++) wmma::mma_sync(acc[m][t], a[m], b, acc[m][t]);
     }
