@@ -169,7 +169,8 @@ typedef struct {
 
 /* Slices of the two-level edge-gradient row sums (fixed: deterministic sums). */
 #define CU_CHUNK_SLICES 32
-/* Fewest token-row chunks of the edge-gradient GEMM (cu_edge_grad): 256 gives 320 chunks
+/* Fewest token-row chunks of the cuBLAS edge-gradient GEMM (cu_edge_grad: bf16, shapes
+ * edge_tc.cu does not cover, EP_CUDA_EDGE_TC=0): 256 gives 320 chunks
  * of 2 rows at 32 x 20 tokens (measured on an H200: 13.9 ms a TF32 step against 14.1 with
  * 128 chunks of 5 rows). */
 #define CU_EDGE_CHUNKS 256
@@ -227,8 +228,8 @@ extern "C" void cu_delta_write_bias(cu_ws *ws, float *x, const float *b, float s
 extern "C" void cu_node_grad(cu_ws *ws, const float *x, const float *c, const float *dd, const float *zn,
                              double *dz, float *dx, int nw);
 /* Reader group backward over writers [w0, w0 + n): dY [R, N, D], Z [R, n] (ld n):
- * dz[j*n + w] = <dY_j, delta_{w0+w}> (fp32 over chunks of token rows, the chunks summed in
- * double) and ddelta[w0 : w0 + n] += Z^T dY. */
+ * dz[j*n + w] = <dY_j, delta_{w0+w}> (fp32 over column slices in edge_tc.cu, or over chunks
+ * of token rows in cuBLAS, the slices summed in double) and ddelta[w0 : w0 + n] += Z^T dY. */
 extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int w0, int n, const float *Z, double *dz);
 /* resid_post at the loss positions: yf[p] = base[prow[p]] + sum_{w<n} z[w] delta_w[prow[p]]. */
 extern "C" void cu_resid_fwd(cu_ws *ws, const float *base, const float *z, int n, float *yf);

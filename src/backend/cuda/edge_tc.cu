@@ -4,11 +4,12 @@
  *   part[s, r, w] = sum_{j in slice s} dY[r, j] delta_w[j]
  *
  * over the N*D token-row columns j, readers r < R (<= 48) and writers w < n; the caller
- * sums the slices s in double. The pass reads delta[:n] and dY once; cuBLAS's batched
- * GEMMs over chunks of token rows, which it replaces, read them at about a quarter of the
- * bandwidth. Precision: `x3` splits each fp32 operand into a TF32 head and a TF32 tail and
- * adds tail*head + head*tail + head*head (3xTF32): products about as accurate as fp32's,
- * the fp32 precision's path; without it plain TF32, as the TF32 precision's cuBLAS GEMMs.
+ * sums the slices s in double. The pass reads delta[:n] and dY once (on an H200 the
+ * edge-gradient phase of a GPT-2-small TF32 step took 1.35 ms, against 1.76 ms for the
+ * cuBLAS batched GEMMs over chunks of token rows it replaces). Precision: `x3` splits each
+ * fp32 operand into a TF32 head and a TF32 tail and adds tail*head + head*tail + head*head
+ * (3xTF32): products about as accurate as fp32's, the fp32 precision's path; without it
+ * plain TF32, as the TF32 precision's cuBLAS GEMMs.
  *
  * Fragment layouts (PTX ISA, mma.m16n8k8 .tf32; g = lane / 4, t = lane % 4):
  *   A (16 x 8, row):  a0 = A[g][t], a1 = A[g + 8][t], a2 = A[g][t + 4], a3 = A[g + 8][t + 4]
