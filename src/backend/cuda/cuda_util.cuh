@@ -54,4 +54,6 @@ static __device__ __forceinline__ void cu_cp_wait() {
 /* x rounded to TF32 (10 mantissa bits; the low 13 bits zero), to nearest with ties away
  * from zero like cvt.rna.tf32.f32 for finite x (an infinity becomes a NaN), in two integer
  * operations. */
-__device__ __forceinline__ uint32_t cu_tf32_round(float x) { return (__float_as_uint(x) + 0x1000u) & 0xffffe000u; }
+__device__ __forceinline__ uint32_t cu_tf32_round(float x) {
+  return (__float_as_uint(x) + 0x1000u) & 0xffffe000u;
+}

@@ -12,8 +12,6 @@
  * plain TF32, as the TF32 precision's cuBLAS GEMMs.
  *
  * Fragment layouts: tc_util.cuh. */
-#include <stdint.h>
-
 #include "cuda_internal.h"
 #include "cuda_util.cuh"
 #include "tc_util.cuh"
@@ -187,14 +185,16 @@ static __global__ void __launch_bounds__(ET_WARPS * 32, 2)
  * s 256 + i, + S 256, ... and writes part[s] [n]: each thread keeps n + 1 float4 loads in
  * flight, where the tile kernel's 16-row m-tile would be 15 rows of zeros. */
 #define ET_DOT_MAX 16
-static __global__ void __launch_bounds__(256) k_edge_dot(const float *__restrict__ dY, const float *__restrict__ delta,
-                                                        int n, size_t ND4, float *__restrict__ part) {
-  __shared__ float red[8][ET_DOT_MAX];
+static __global__ void __launch_bounds__(ET_WARPS * 32)
+    k_edge_dot(const float *__restrict__ dY, const float *__restrict__ delta, int n, size_t ND4,
+               float *__restrict__ part) {
+  __shared__ float red[ET_WARPS][ET_DOT_MAX]; /* launched with ET_WARPS warps */
   const float4 *y4 = reinterpret_cast<const float4 *>(dY), *d4 = reinterpret_cast<const float4 *>(delta);
   float acc[ET_DOT_MAX];
 #pragma unroll
   for (int w = 0; w < ET_DOT_MAX; w++) acc[w] = 0.0f;
-  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < ND4; i += (size_t)gridDim.x * blockDim.x) {
+  const size_t step = (size_t)gridDim.x * blockDim.x;
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < ND4; i += step) {
     const float4 y = __ldg(y4 + i);
 #pragma unroll
     for (int w = 0; w < ET_DOT_MAX; w++) {
@@ -212,7 +212,7 @@ static __global__ void __launch_bounds__(256) k_edge_dot(const float *__restrict
   __syncthreads();
   if (threadIdx.x < n) {
     float v = 0.0f;
-    for (int k = 0; k < 8; k++) v += red[k][threadIdx.x];
+    for (int k = 0; k < ET_WARPS; k++) v += red[k][threadIdx.x];
     part[(size_t)blockIdx.x * n + threadIdx.x] = v;
   }
 }
@@ -231,15 +231,9 @@ static void edge_tc_launch(cu_ws *ws, const edge_job &j) {
   const size_t ND = ws->N * (size_t)ws->D;
   const dim3 grid((unsigned)j.S, (unsigned)j.ny);
   static int done[2];
-  if (j.x3) {
-    smem_optin(k_edge_tc<MT, KW, true>, done[1]);
-    k_edge_tc<MT, KW, true><<<grid, ET_WARPS * 32, j.smem, ws->st>>>(j.dY, j.R, j.delta, j.n, j.nb, ND, j.lkt,
-                                                                      j.part);
-  } else {
-    smem_optin(k_edge_tc<MT, KW, false>, done[0]);
-    k_edge_tc<MT, KW, false><<<grid, ET_WARPS * 32, j.smem, ws->st>>>(j.dY, j.R, j.delta, j.n, j.nb, ND, j.lkt,
-                                                                       j.part);
-  }
+  auto *kern = j.x3 ? k_edge_tc<MT, KW, true> : k_edge_tc<MT, KW, false>;
+  smem_optin(kern, done[j.x3]);
+  kern<<<grid, ET_WARPS * 32, j.smem, ws->st>>>(j.dY, j.R, j.delta, j.n, j.nb, ND, j.lkt, j.part);
   EP_CHECK_LAUNCH();
 }
 
@@ -252,9 +246,10 @@ static void edge_tc_kw(cu_ws *ws, const edge_job &j, int kw) {
 
 extern "C" int cu_edge_tc(cu_ws *ws, const float *dY, int R, const float *delta, int n, int x3, float *part) {
   const size_t ND = ws->N * (size_t)ws->D;
-  if (!ws->edge_tc || R < 1 || R > 48 || n < 1 || ND % 4 || ((uintptr_t)dY | (uintptr_t)delta) % 16) return 0;
+  if (!ws->edge_tc || R < 1 || R > 48 || n < 1 || ND % 4 || ((uintptr_t)dY | (uintptr_t)delta) % 16)
+    return 0;
   if (R == 1 && n <= ET_DOT_MAX) {
-    k_edge_dot<<<CU_EDGE_SPLITS, 256, 0, ws->st>>>(dY, delta, n, ND / 4, part);
+    k_edge_dot<<<CU_EDGE_SPLITS, ET_WARPS * 32, 0, ws->st>>>(dY, delta, n, ND / 4, part);
     EP_CHECK_LAUNCH();
     return CU_EDGE_SPLITS;
   }
