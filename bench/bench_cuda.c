@@ -3,12 +3,13 @@
  * node masks on), IOI-length rows of T tokens (default 20), interchange ablation, KL loss.
  *
  * A step is what training does per batch: prepare (clean and corrupted plain runs, base
- * points) + prune_step (hard-concrete sample on the host, masked forward/backward on the
- * device, loss) + prune_adamw_step; under MPI also the all-reduce of the mask gradients
- * over the ranks, as the training loop does. Per precision (fp32, tf32, bf16; activations
- * kept) it prints ms/step with prepare computed every step ("cold") and with prepare
- * served by the device cache (every example seen before: the IOI splits after the first
- * epoch), steps/s, achieved TFLOP/s and device memory.
+ * points) + prune_step_sample_faith (hard-concrete masks drawn on the device, masked
+ * forward/backward, loss) + prune_step_finish and prune_adamw_step on the host; under
+ * MPI also the all-reduce of the mask gradients over the ranks, as the training loop
+ * does. Per precision (fp32, tf32, bf16; activations kept) it prints ms/step with
+ * prepare computed every step ("cold") and with prepare served by the device cache
+ * (every example seen before: the IOI splits after the first epoch), steps/s, achieved
+ * TFLOP/s and device memory, and what the host would spend drawing the masks itself.
  *
  * FLOP count of a step (multiply-add = 2), N = B*T token rows, P loss positions:
  *   dense  = L (8 N D^2 + 4 N T D + 4 N D F)   one plain forward (q/k/v/O, attention, MLP)
@@ -26,7 +27,9 @@
  * padded to their longest prompt: 20 to 24 GPT-2 tokens, 21.7 on average over 100 batches.
  * With EP_CUDA_PROFILE=1 the backend prints device time per phase at destroy (without the
  * CUDA graph); EP_CUDA_GRAPH=0, EP_CUDA_MIXNORM=0|2 and EP_CUDA_MIXNORM_SPLIT=1 select the
- * variants compared in docs/cuda-backend.md. */
+ * variants compared in docs/cuda-backend.md. With EP_BENCH_PROFILE=1 the first timed step
+ * of each run (cold, cached) lies between cudaProfilerStart and cudaProfilerStop, for
+ * `ncu --profile-from-start off` (per-kernel times of exactly those steps). */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,14 +76,16 @@ static timing run_steps(const ep_backend_ops *be, void *ws, const ep_graph *g, c
   prune_adamw_init(&opt, &p, lr);
   timing t = {0, 0, 0, 0};
   const int warm = 3;
+  const char *pe = getenv("EP_BENCH_PROFILE");
+  const int prof = pe && atoi(pe);
   for (int s = 0; s < warm + steps; s++) {
     if (comm != MPI_COMM_NULL) EP_CHECK_MPI(MPI_Barrier(comm));
+    if (prof && s == warm) backend_cuda_profiler_range(1);
     const double a = ep_time_now();
     be->prepare(ws, &bt, NULL);
     const double b = ep_time_now();
     ep_step_targets tg = {prune_target(0, 0.94, s, 2500, 0), prune_target(0, 0.72, s, 2500, 0), 1};
-    prune_sample_masks(&p, 5, s, &o);
-    prune_step_faith(be, ws, &p, &o);
+    prune_step_sample_faith(be, ws, &p, 5, s, &o); /* masks drawn on the device, as training does */
     const double c = ep_time_now();
     if (comm != MPI_COMM_NULL) {
       /* the training loop's data-parallel reduction: loss and gradients weighted by share */
@@ -92,6 +97,7 @@ static timing run_steps(const ep_backend_ops *be, void *ws, const ep_graph *g, c
     prune_step_finish(&p, &tg, &o);
     prune_adamw_step(&opt, &p, o.grad, 1.0, prune_lr_factor(s, 200, 3000));
     const double d = ep_time_now();
+    if (prof && s == warm) backend_cuda_profiler_range(0);
     if (s >= warm) {
       t.prep += b - a;
       t.faith += c - b;
@@ -110,6 +116,25 @@ static timing run_steps(const ep_backend_ops *be, void *ws, const ep_graph *g, c
   prune_step_out_free(&o);
   prune_params_free(&p);
   return t;
+}
+
+/* ms per step the host would spend drawing the masks (prune_sample_masks and the
+ * hard-concrete samples of prune_step_faith) without the backend's device draw. */
+static double host_draw_ms(const ep_graph *g, int steps) {
+  ep_mask_params p;
+  prune_params_init(&p, g->n_edges, g->n_writers, 3);
+  ep_step_out o;
+  prune_step_out_init(&o, &p);
+  const double a = ep_time_now();
+  for (int s = 0; s < steps; s++) {
+    prune_sample_masks(&p, 5, s, &o);
+    for (int64_t e = 0; e < p.n_edges; e++) o.z_edge[e] = prune_hc_sample(p.la_edge[e], o.u_edge[e], &o.dzdla_edge[e]);
+    for (int i = 0; i < p.n_nodes; i++) o.z_node[i] = prune_hc_sample(p.la_node[i], o.u_node[i], &o.dzdla_node[i]);
+  }
+  const double ms = 1e3 * (ep_time_now() - a) / steps;
+  prune_step_out_free(&o);
+  prune_params_free(&p);
+  return ms;
 }
 
 static void print_timing(const char *what, const timing *t, double gflop) {
@@ -211,6 +236,8 @@ int main(int argc, char **argv) {
              B, t_len);
       print_timing("cold", &cold, f_cold / 1e9);
       print_timing("cached", &hot, f_hot / 1e9);
+      printf("  masks drawn on the device; the host draw they replace: %.2f ms/step on this node's CPU\n",
+             host_draw_ms(&g, steps));
       printf("  device memory: %.2f GiB in use at the end (peak: nothing is freed during steps; max over ranks), "
              "workspace + cache %.2f GiB\n",
              used / 1073741824.0, wsb / 1073741824.0);

@@ -74,6 +74,16 @@ typedef struct ep_backend_ops {
                   float *out);
   /* The prepared clean full-model outputs at the loss positions, [P, Vo]. */
   void (*full_outputs)(void *ws, float *out);
+  /* Optional (NULL: the caller draws the masks on the host): faith with backward, the
+   * hard-concrete masks of training step `step` of a run seeded `seed` drawn by the
+   * backend itself from the log-alphas la_edge [E] and la_node [W] (NULL iff node masks
+   * are off), with hardconcrete.h's hc_train_noise / hc_train_sample, as
+   * prune_sample_masks + prune_step_faith draw them on the host. Writes the masks
+   * z_edge / z_node and dz/dlog_alpha dzdla_edge / dzdla_node (host arrays, [E] / [W];
+   * the node ones NULL iff la_node is), then dz_edge / dz_node as faith. Returns the loss. */
+  double (*faith_sampled)(void *ws, uint64_t seed, int64_t step, const double *la_edge, const double *la_node,
+                          double *z_edge, double *dzdla_edge, double *z_node, double *dzdla_node, double *dz_edge,
+                          double *dz_node);
 } ep_backend_ops;
 
 /* The CPU reference backend. */

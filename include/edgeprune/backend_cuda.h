@@ -28,6 +28,10 @@ int backend_cuda_available(void);
  * Returns the device index. Call before create. */
 int backend_cuda_select_device(void);
 
+/* Mark the start (on) or end (off) of a region for a profiler started with
+ * --profile-from-start off (cudaProfilerStart / cudaProfilerStop). */
+void backend_cuda_profiler_range(int on);
+
 /* Free and total memory of the current device in bytes (cudaMemGetInfo). */
 void backend_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
 

@@ -10,6 +10,9 @@
 #pragma once
 
 #include <math.h>
+#include <stdint.h>
+
+#include "edgeprune/rng.h"
 
 /* Usable from host C and from CUDA kernels alike. */
 #if defined(__CUDACC__)
@@ -74,4 +77,26 @@ EP_HC_FN float hc_dz_dlog_alpha(float u, float log_alpha) {
   float y = s * (EP_HC_RIGHT - EP_HC_LEFT) + EP_HC_LEFT;
   if (!(y > 0.0f && y < 1.0f)) return 0.0f;
   return (EP_HC_RIGHT - EP_HC_LEFT) * s * (1.0f - s) / EP_HC_BETA;
+}
+
+/* ---- the training step's draw, in double ------------------------------------------ */
+/* One definition for the host (prune_step.c) and the CUDA backend's masks drawn on the
+ * device: the same counter noise and formulas give the same masks on both. */
+
+/* The u of mask `index` at `step`: counter noise of stream EP_RNG_STREAM_EDGE_NOISE /
+ * NODE_NOISE, mapped into [eps, 1 - eps]. */
+EP_HC_FN double hc_train_noise(uint64_t seed, uint32_t stream, int64_t step, int64_t index) {
+  const double r = ep_rng_uniform(seed, stream, (uint64_t)step, (uint32_t)index);
+  return (double)EP_HC_EPS + (1.0 - 2.0 * (double)EP_HC_EPS) * r;
+}
+
+/* z for u, and dz/dlog_alpha into *dz_dla when non-NULL (0 where the clamp is active). */
+EP_HC_FN double hc_train_sample(double log_alpha, double u, double *dz_dla) {
+  const double l = EP_HC_LEFT, r = EP_HC_RIGHT, beta = EP_HC_BETA;
+  const double x = (log(u) - log(1.0 - u) + log_alpha) / beta;
+  const double s = 1.0 / (1.0 + exp(-x));
+  const double zr = s * (r - l) + l;
+  const double z = zr < 0 ? 0 : zr > 1 ? 1 : zr;
+  if (dz_dla) *dz_dla = (zr > 0 && zr < 1) ? (r - l) * s * (1 - s) / beta : 0;
+  return z;
 }

@@ -82,6 +82,11 @@ double prune_step(const ep_backend_ops *be, void *ws, const ep_mask_params *p, u
  * prune_step_finish: regulariser, sparsities and o->grad from o->faith / o->dz_*. */
 void prune_step_faith(const ep_backend_ops *be, void *ws, const ep_mask_params *p, ep_step_out *o);
 double prune_step_finish(const ep_mask_params *p, const ep_step_targets *t, ep_step_out *o);
+/* prune_sample_masks + prune_step_faith for (seed, step) in one call; with a backend that
+ * draws the masks itself (be->faith_sampled) on the device, in which case o's noise
+ * u_edge / u_node are not filled (the same masks, z and dz/dlog_alpha, come back). */
+void prune_step_sample_faith(const ep_backend_ops *be, void *ws, const ep_mask_params *p, uint64_t seed,
+                             int64_t step, ep_step_out *o);
 /* The same with u already in o: used by gradient checks. */
 double prune_step_given_masks(const ep_backend_ops *be, void *ws, const ep_mask_params *p,
                               const ep_step_targets *t, ep_step_out *o);

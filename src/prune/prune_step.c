@@ -33,19 +33,11 @@ void prune_params_free(ep_mask_params *p) {
 }
 
 double prune_hc_noise(uint64_t seed, uint32_t stream, int64_t step, int64_t index) {
-  double r = ep_rng_uniform(seed, stream, (uint64_t)step, (uint32_t)index);
-  return EP_PRUNE_HC_EPS + (1.0 - 2.0 * EP_PRUNE_HC_EPS) * r;
+  return hc_train_noise(seed, stream, step, index);
 }
 
 double prune_hc_sample(double log_alpha, double u, double *dz_dla) {
-  const double l = EP_PRUNE_HC_L, r = EP_PRUNE_HC_R, beta = EP_PRUNE_HC_BETA;
-  double x = (log(u) - log(1.0 - u) + log_alpha) / beta;
-  double s = 1.0 / (1.0 + exp(-x));
-  double zr = s * (r - l) + l;
-  double z = zr < 0 ? 0 : zr > 1 ? 1 : zr;
-  /* clamp passes no gradient outside (0, 1) */
-  if (dz_dla) *dz_dla = (zr > 0 && zr < 1) ? (r - l) * s * (1 - s) / beta : 0;
-  return z;
+  return hc_train_sample(log_alpha, u, dz_dla);
 }
 
 void prune_step_out_init(ep_step_out *o, const ep_mask_params *p) {
@@ -110,6 +102,19 @@ void prune_step_faith(const ep_backend_ops *be, void *ws, const ep_mask_params *
   for (int i = 0; i < Nn; i++)
     o->z_node[i] = prune_hc_sample(p->la_node[i], o->u_node[i], &o->dzdla_node[i]);
   o->faith = be->faith(ws, o->z_edge, Nn ? o->z_node : NULL, o->dz_edge, Nn ? o->dz_node : NULL, NULL);
+}
+
+void prune_step_sample_faith(const ep_backend_ops *be, void *ws, const ep_mask_params *p, uint64_t seed,
+                             int64_t step, ep_step_out *o) {
+  if (!be->faith_sampled) {
+    prune_sample_masks(p, seed, step, o);
+    prune_step_faith(be, ws, p, o);
+    return;
+  }
+  const int Nn = p->n_nodes;
+  o->faith = be->faith_sampled(ws, seed, step, p->la_edge, Nn ? p->la_node : NULL, o->z_edge, o->dzdla_edge,
+                               Nn ? o->z_node : NULL, Nn ? o->dzdla_node : NULL, o->dz_edge,
+                               Nn ? o->dz_node : NULL);
 }
 
 double prune_step_finish(const ep_mask_params *p, const ep_step_targets *t, ep_step_out *o) {

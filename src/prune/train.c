@@ -304,6 +304,10 @@ static int train_loop(const ep_prune_config *c, const ep_model *m, const ep_grap
   grid_batch_shard(c->batch_size, dp, replica, &first, &count);
   const int T = train ? train->max_len : dataset_file_max_len(file);
   void *ws = count > 0 ? make_ws(c, be, m, g, (int)count, T) : NULL;
+  /* masks drawn by the backend on its device when it can and every replica has a share:
+   * the replicas must all compute the same masks, and one without a share draws on the
+   * host (the same formulas, but another libm could round a last bit differently) */
+  const int dev_masks = be->faith_sampled && c->batch_size >= dp;
   float *mean = NULL;
   if (c->ablation == EP_ABLATE_MEAN && (ws || file))
     mean = ep_malloc((size_t)g->n_writers * T * m->cfg.d_model * sizeof *mean);
@@ -347,7 +351,6 @@ static int train_loop(const ep_prune_config *c, const ep_model *m, const ep_grap
     ep_step_targets tg = {
         prune_target(c->start_edge, c->target_edge, step, c->sparsity_warmup, c->log_schedule),
         prune_target(c->start_node, c->target_node, step, c->sparsity_warmup, c->log_schedule), c->node_loss};
-    prune_sample_masks(p, (uint64_t)c->seed, step, &o);
     if (file) { /* collective: a rank without a share joins with nothing */
       dataset_file_read_indices(file, perm + k * c->batch_size + first, count, &shard);
       for (int64_t i = 0; i < count; i++)
@@ -359,8 +362,14 @@ static int train_loop(const ep_prune_config *c, const ep_model *m, const ep_grap
       else
         prune_batch_gather(&bb, train, perm + k * c->batch_size + first, (int)count);
       be->prepare(ws, &bb.b, mean);
-      prune_step_faith(be, ws, p, &o);
+      if (dev_masks) {
+        prune_step_sample_faith(be, ws, p, (uint64_t)c->seed, step, &o);
+      } else {
+        prune_sample_masks(p, (uint64_t)c->seed, step, &o);
+        prune_step_faith(be, ws, p, &o);
+      }
     } else {
+      prune_sample_masks(p, (uint64_t)c->seed, step, &o);
       o.faith = 0;
       memset(o.dz_edge, 0, (size_t)p->n_edges * sizeof *o.dz_edge);
       if (p->n_nodes) memset(o.dz_node, 0, (size_t)p->n_nodes * sizeof *o.dz_node);

@@ -6,8 +6,9 @@
  * smaller one in the same workspace. Compared: writer_outputs, prepare's P and full
  * outputs, faith's loss and masked outputs (forward only and with backward), dz_edge
  * and dz_node; the same bits with kept activations instead of recomputation and with
- * prepare served by the device cache; TF32 steps within 1e-2 of fp32 (not on the D96
- * model, see main), bf16 steps within 1e-1 (see lowp_cmp).
+ * prepare served by the device cache; masks drawn on the device (faith_sampled) against
+ * the host's draw; TF32 steps within 1e-2 of fp32 (not on the D96 model, see main), bf16
+ * steps within 1e-1 (see lowp_cmp).
  *
  * Tolerance. Both backends compute in fp32 with different summation orders (cuBLAS
  * blocking, float attention scores on the device, double ones on the host), so each
@@ -28,6 +29,7 @@
 #include <string.h>
 
 #include "edgeprune/backend_cuda.h"
+#include "edgeprune/prune.h"
 #include "engine/fixture.h"
 #include "test_util.h"
 
@@ -247,6 +249,47 @@ static void run_case(const model_case *mc, int emb, ep_ablation abl, int nm, ep_
     T_CHECK(!memcmp(dze_k, dze[0], E * sizeof(double)), "%s: cached prepare: dz_edge differs", lb);
     T_CHECK(!nm || !memcmp(dzn_k, dzn[0], W * sizeof(double)), "%s: cached prepare: dz_node differs", lb);
     backend_cuda_set_prepare_cache(wc, 0);
+    /* masks drawn on the device against the host's draw of the same (seed, step):
+     * log-alphas ~ N(1, 2) give masks at 0, at 1 and between */
+    {
+      ep_mask_params mp;
+      prune_params_init_normal(&mp, (int64_t)E, nm ? (int)W : 0, 9 + (uint64_t)s, 1.0f, 2.0f);
+      ep_step_out oh, od;
+      prune_step_out_init(&oh, &mp);
+      prune_step_out_init(&od, &mp);
+      prune_sample_masks(&mp, 77, 3 + s, &oh);
+      prune_step_faith(cu, wc, &mp, &oh);
+      prune_step_sample_faith(cu, wc, &mp, 77, 3 + s, &od);
+      const size_t nmask = E + (nm ? W : 0);
+      double dz_max = 0, dz_ref = 0, dl_max = 0, g_max = 0, g_ref = 0;
+      size_t n0 = 0, n1 = 0, nmid = 0;
+      for (size_t i = 0; i < nmask; i++) {
+        const int node = i >= E;
+        const double zh = node ? oh.z_node[i - E] : oh.z_edge[i], zd = node ? od.z_node[i - E] : od.z_edge[i];
+        const double ah = node ? oh.dzdla_node[i - E] : oh.dzdla_edge[i];
+        const double ad = node ? od.dzdla_node[i - E] : od.dzdla_edge[i];
+        const double gh = node ? oh.dz_node[i - E] : oh.dz_edge[i], gd = node ? od.dz_node[i - E] : od.dz_edge[i];
+        dz_max = fmax(dz_max, fabs(zd - zh));
+        dl_max = fmax(dl_max, fabs(ad - ah));
+        dz_ref = fmax(dz_ref, fabs(ah));
+        g_max = fmax(g_max, fabs(gd - gh));
+        g_ref = fmax(g_ref, fabs(gh));
+        n0 += zh == 0.0;
+        n1 += zh == 1.0;
+        nmid += zh > 0.0 && zh < 1.0;
+      }
+      T_CHECK(n0 > 0 && n1 > 0 && nmid > 0, "%s: device masks: the draw has %zu zeros, %zu ones, %zu between", lb, n0,
+              n1, nmid);
+      T_CHECK(dz_max <= 1e-12, "%s: device masks: z differs from the host's by %.3g", lb, dz_max);
+      T_CHECK(dl_max <= 1e-12 * fmax(dz_ref, 1.0), "%s: device masks: dz/dlog_alpha differs by %.3g", lb, dl_max);
+      T_CHECK(fabs(od.faith - oh.faith) <= 1e-6 * fmax(fabs(oh.faith), 1e-30), "%s: device masks: loss %.17g vs %.17g",
+              lb, od.faith, oh.faith);
+      T_CHECK(g_ref > 0 && g_max <= 1e-5 * g_ref, "%s: device masks: dz differs by %.3g (largest %.3g)", lb, g_max,
+              g_ref);
+      prune_step_out_free(&oh);
+      prune_step_out_free(&od);
+      prune_params_free(&mp);
+    }
     /* TF32 and bf16: the whole step within 1e-2 of the fp32 reference (relative to each
      * array's largest value; the loss relative to itself) */
     for (int pr = mc->check_tf32 ? 1 : 2; pr <= 2; pr++) {

@@ -1,9 +1,10 @@
 /* attention.cu — per-head q/k/v projections, attention core and head outputs, forward
  * and backward.
  *
- * Projections are strided-batched GEMMs over heads (each head has its own input in the
- * masked run). The core runs one block per (example, head) with that example's K and V
- * (and Q, dO in the backward) in shared memory: sequences up to CU_T_MAX tokens. Keys at
+ * Projections are pointer-batched GEMMs over heads (each head has its own input in the
+ * masked run); their biases are added by the core as it loads q, k, v. The core runs one
+ * block per (example, head), a warp per query row, with that example's q, k, v (and dO
+ * in the backward) in shared memory: sequences up to CU_T_MAX tokens. Keys at
  * or beyond an example's length are masked, later keys too when the model is causal;
  * the probabilities are kept ([H, B, T, T]) for the backward, as in the CPU reference. */
 #include <math.h>
@@ -11,21 +12,9 @@
 #include "cuda_internal.h"
 #include "cuda_util.cuh"
 
-#define ATTN_THREADS 128
-#define ATTN_WARPS (ATTN_THREADS / 32)
+#define ATTN_MAX_WARPS 16 /* warps per block: one per query row, up to this many */
 
 /* ---- projections ---------------------------------------------------------------------- */
-
-/* q, k, v [H, N, dh] += their biases (grid y: 0 q, 1 k, 2 v; a NULL bias is skipped). */
-static __global__ void k_add_qkv_bias(float *q, float *k, float *v, const float *bq, const float *bk,
-                                      const float *bv, size_t Ndh, int dh, int H) {
-  float *y = blockIdx.y == 0 ? q : blockIdx.y == 1 ? k : v;
-  const float *b = blockIdx.y == 0 ? bq : blockIdx.y == 1 ? bk : bv;
-  if (!b) return;
-  const size_t n = Ndh * (size_t)H;
-  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-    y[i] += b[(i / Ndh) * dh + i % dh];
-}
 
 /* Pointer arrays of the 3H per-head projections, entry i = c H + h (c: 0 q, 1 k, 2 v):
  * A[i] = a[c] + h sa, B[i] = w[c] + h dh, C[i] = o[c] + h so. Written on the device in
@@ -66,7 +55,8 @@ static void qkv_weights(const cu_lw *w, int folded, const float *W[3], const flo
 }
 
 /* q, k, v [H, N, dh]: head h of q from reader input X + 0 offX + h sX (k: + offX, v:
- * + 2 offX), one batched GEMM over the 3H (head, q/k/v) pairs, then the biases. */
+ * + 2 offX), one batched GEMM over the 3H (head, q/k/v) pairs. Without the biases: the
+ * attention core adds them as it loads the rows (cu_attn_fwd, cu_attn_bwd). */
 extern "C" void cu_qkv(cu_ws *ws, int l, const float *X, long long sX, long long offX, int folded) {
   const cu_lw *w = &ws->lw[l];
   const int N = (int)ws->N, D = ws->D, dh = ws->dh, H = ws->H, Q = H * dh;
@@ -75,12 +65,6 @@ extern "C" void cu_qkv(cu_ws *ws, int l, const float *X, long long sX, long long
   qkv_weights(w, folded, W, bm);
   const qkv_ops p = {{X, X + offX, X + 2 * offX}, {W[0], W[1], W[2]}, {ws->q, ws->k, ws->v}};
   cu_qkv_gemm(ws, &p, sX, Ndh, 0, N, dh, D, D, Q, dh);
-  if (bm[0] || bm[1] || bm[2]) {
-    const size_t n = (size_t)H * Ndh;
-    k_add_qkv_bias<<<dim3(cu_blocks(n, 256), 3), 256, 0, ws->st>>>(ws->q, ws->k, ws->v, bm[0], bm[1], bm[2],
-                                                                    (size_t)Ndh, dh, H);
-    EP_CHECK_LAUNCH();
-  }
 }
 
 extern "C" void cu_head_out(cu_ws *ws, int l, int bias) {
@@ -112,40 +96,108 @@ extern "C" void cu_qkv_bwd(cu_ws *ws, int l, int folded) {
 
 /* ---- core ---------------------------------------------------------------------------- */
 
-/* Padded shared-memory rows (dh + 1) keep lanes that walk keys off one bank. */
-static size_t attn_smem_fwd(int T, int dh) { return ((size_t)2 * T * (dh + 1) + (size_t)ATTN_WARPS * T) * 4; }
-static size_t attn_smem_bwd(int T, int dh) { return ((size_t)4 * T * (dh + 1) + (size_t)ATTN_WARPS * T) * 4; }
+/* One block per (example, head); warp w takes query rows w, w + nwarps, ... Rows of
+ * q/k/v/dO sit in shared memory padded to attn_ld(dh) floats: dh + 4 when dh is a
+ * multiple of 4, so a lane that walks key j reads it as float4s and the 8 lanes of each
+ * quarter-warp hit distinct banks (else dh + 1, scalar reads, lanes also apart). */
+static int attn_warps(int T) { return T < ATTN_MAX_WARPS ? T : ATTN_MAX_WARPS; }
+static __host__ __device__ __forceinline__ int attn_ld(int dh) { return dh % 4 == 0 ? dh + 4 : dh + 1; }
+static size_t attn_smem_fwd(int T, int dh) {
+  return ((size_t)3 * T * attn_ld(dh) + (size_t)attn_warps(T) * T) * sizeof(float);
+}
+static size_t attn_smem_bwd(int T, int dh) {
+  return ((size_t)4 * T * attn_ld(dh) + (size_t)T * (T + 1)) * sizeof(float);
+}
+
+/* The q, k, v biases of one layer ([H dh] each, NULL: none); the projections leave them
+ * out and the core adds them as it loads the rows (the same float addition). */
+typedef struct {
+  const float *b[3];
+} attn_bias;
 
 static __device__ __forceinline__ int attn_jmax(int t, int len, int causal) {
   int j = causal ? (t + 1 < len ? t + 1 : len) : len;
   return j < 1 ? 1 : j;
 }
 
-static __global__ void k_attn_fwd(const float *q, const float *k, const float *v, float *p, float *o,
-                                  const int32_t *len, int B, int T, int dh, int causal, float scale) {
+/* s [T, attn_ld(dh)] = rows x [T, dh] (+ bias [dh] when non-NULL); float4 loads when they can. */
+static __device__ void attn_stage(float *s, const float *x, const float *bias, int T, int dh) {
+  const int ld = attn_ld(dh);
+  if ((dh & 3) == 0 && ((uintptr_t)x & 15) == 0) {
+    const float4 *x4 = reinterpret_cast<const float4 *>(x);
+    const int n4 = T * dh / 4;
+    for (int i = threadIdx.x; i < n4; i += blockDim.x) {
+      float4 v = x4[i];
+      const int r = 4 * i / dh, d = 4 * i - r * dh;
+      if (bias) {
+        v.x += bias[d];
+        v.y += bias[d + 1];
+        v.z += bias[d + 2];
+        v.w += bias[d + 3];
+      }
+      *reinterpret_cast<float4 *>(s + r * ld + d) = v; /* ld = dh + 4: 16-byte aligned */
+    }
+    return;
+  }
+  for (int i = threadIdx.x; i < T * dh; i += blockDim.x) {
+    const int r = i / dh, d = i - r * dh;
+    s[r * ld + d] = bias ? x[i] + bias[d] : x[i];
+  }
+}
+
+/* a . b over n floats of shared memory (rows at attn_ld strides), four partial sums;
+ * float4 reads when n is a multiple of 4 (the rows are then 16-byte aligned). */
+static __device__ __forceinline__ float attn_dot(const float *a, const float *b, int n) {
+  float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+  if (n % 4 == 0) {
+    const float4 *a4 = reinterpret_cast<const float4 *>(a), *b4 = reinterpret_cast<const float4 *>(b);
+    for (int d = 0; d < n / 4; d++) {
+      const float4 x = a4[d], y = b4[d];
+      s0 = fmaf(x.x, y.x, s0);
+      s1 = fmaf(x.y, y.y, s1);
+      s2 = fmaf(x.z, y.z, s2);
+      s3 = fmaf(x.w, y.w, s3);
+    }
+    return (s0 + s1) + (s2 + s3);
+  }
+  int d = 0;
+  for (; d + 4 <= n; d += 4) {
+    s0 = fmaf(a[d], b[d], s0);
+    s1 = fmaf(a[d + 1], b[d + 1], s1);
+    s2 = fmaf(a[d + 2], b[d + 2], s2);
+    s3 = fmaf(a[d + 3], b[d + 3], s3);
+  }
+  for (; d < n; d++) s0 = fmaf(a[d], b[d], s0);
+  return (s0 + s1) + (s2 + s3);
+}
+
+static __device__ __forceinline__ const float *attn_head_bias(const float *b, int h, int dh) {
+  return b ? b + (size_t)h * dh : NULL;
+}
+
+/* p [H, B, T, T] = softmax(q k^T / sqrt(dh)) over the unmasked keys, o [H, N, dh] = p v. */
+static __global__ void __launch_bounds__(32 * ATTN_MAX_WARPS)
+    k_attn_fwd(const float *q, const float *k, const float *v, attn_bias bias, float *p, float *o,
+               const int32_t *len, int B, int T, int dh, int causal, float scale) {
   extern __shared__ float sm[];
-  const int b = blockIdx.x, h = blockIdx.y, ld = dh + 1;
+  const int b = blockIdx.x, h = blockIdx.y, ld = attn_ld(dh);
   const size_t N = (size_t)B * T;
   const size_t base = (size_t)h * N * dh + (size_t)b * T * dh; /* row (b, 0) of head h */
   const size_t pbase = (size_t)h * N * T + (size_t)b * T * T;
-  float *ks = sm, *vs = sm + (size_t)T * ld, *ps = vs + (size_t)T * ld;
-  for (int i = threadIdx.x; i < T * dh; i += blockDim.x) {
-    const int r = i / dh, d = i % dh;
-    ks[r * ld + d] = k[base + i];
-    vs[r * ld + d] = v[base + i];
-  }
+  float *qs = sm, *ks = qs + (size_t)T * ld, *vs = ks + (size_t)T * ld, *ps = vs + (size_t)T * ld;
+  attn_stage(qs, q + base, attn_head_bias(bias.b[0], h, dh), T, dh);
+  attn_stage(ks, k + base, attn_head_bias(bias.b[1], h, dh), T, dh);
+  attn_stage(vs, v + base, attn_head_bias(bias.b[2], h, dh), T, dh);
   __syncthreads();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
   const int L = len[b];
   float *pw = ps + (size_t)warp * T;
   for (int t = warp; t < T; t += nwarps) {
     const int jmax = attn_jmax(t, L, causal);
-    const float *qt = q + base + (size_t)t * dh;
+    const float *qt = qs + (size_t)t * ld;
     float mx = -INFINITY;
     for (int j = lane; j < jmax; j += 32) {
-      float s = 0.0f;
-      for (int d = 0; d < dh; d++) s = fmaf(qt[d], ks[j * ld + d], s);
-      s *= scale;
+      const float s = attn_dot(qt, ks + (size_t)j * ld, dh) * scale;
       pw[j] = s;
       mx = fmaxf(mx, s);
     }
@@ -166,71 +218,78 @@ static __global__ void k_attn_fwd(const float *q, const float *k, const float *v
     __syncwarp();
     float *ot = o + base + (size_t)t * dh;
     for (int d = lane; d < dh; d += 32) {
-      float acc = 0.0f;
-      for (int j = 0; j < jmax; j++) acc = fmaf(pw[j], vs[j * ld + d], acc);
-      ot[d] = acc;
+      float a0 = 0.0f, a1 = 0.0f;
+      int j = 0;
+      for (; j + 2 <= jmax; j += 2) {
+        a0 = fmaf(pw[j], vs[(size_t)j * ld + d], a0);
+        a1 = fmaf(pw[j + 1], vs[(size_t)(j + 1) * ld + d], a1);
+      }
+      if (j < jmax) a0 = fmaf(pw[j], vs[(size_t)j * ld + d], a0);
+      ot[d] = a0 + a1;
     }
     __syncwarp();
   }
 }
 
-extern "C" void cu_attn_fwd(cu_ws *ws, const float *q, const float *k, const float *v, float *p, float *o) {
+static attn_bias attn_biases(const cu_ws *ws, int l, int folded) {
+  const cu_lw *w = &ws->lw[l];
+  const attn_bias a = {{folded ? w->fb_q : w->b_q, folded ? w->fb_k : w->b_k, folded ? w->fb_v : w->b_v}};
+  return a;
+}
+
+extern "C" void cu_attn_fwd(cu_ws *ws, int l, int folded, const float *q, const float *k, const float *v, float *p,
+                            float *o) {
   const dim3 grid((unsigned)ws->B, (unsigned)ws->H);
-  k_attn_fwd<<<grid, ATTN_THREADS, attn_smem_fwd(ws->T, ws->dh), ws->st>>>(
-      q, k, v, p, o, ws->len_d, ws->B, ws->T, ws->dh, ws->m->cfg.causal, (float)(1.0 / sqrt((double)ws->dh)));
+  k_attn_fwd<<<grid, 32 * attn_warps(ws->T), attn_smem_fwd(ws->T, ws->dh), ws->st>>>(
+      q, k, v, attn_biases(ws, l, folded), p, o, ws->len_d, ws->B, ws->T, ws->dh, ws->m->cfg.causal,
+      (float)(1.0 / sqrt((double)ws->dh)));
   EP_CHECK_LAUNCH();
 }
 
 /* ds_tj = p_tj (dp_tj - sum_j p_tj dp_tj) / sqrt(dh) with dp_tj = dO_t . v_j (phase 1,
- * into global ds); then dq = ds k, dk = ds^T q, dv = p^T dO (phase 2). Masked entries
+ * into shared ds); then dq = ds k, dk = ds^T q, dv = p^T dO (phase 2). Masked entries
  * have p = 0 and contribute nothing. */
-static __global__ void k_attn_bwd(const float *q, const float *k, const float *v, const float *p,
-                                  const float *dO, float *ds, float *dq, float *dk, float *dv, int B, int T, int dh,
-                                  float scale) {
+static __global__ void __launch_bounds__(32 * ATTN_MAX_WARPS)
+    k_attn_bwd(const float *q, const float *k, const float *v, attn_bias bias, const float *p, const float *dO,
+               float *dq, float *dk, float *dv, int B, int T, int dh, float scale) {
   extern __shared__ float sm[];
-  const int b = blockIdx.x, h = blockIdx.y, ld = dh + 1;
+  const int b = blockIdx.x, h = blockIdx.y, ld = attn_ld(dh), lt = T + 1;
   const size_t N = (size_t)B * T;
   const size_t base = (size_t)h * N * dh + (size_t)b * T * dh;
   const size_t pbase = (size_t)h * N * T + (size_t)b * T * T;
   float *qs = sm, *ks = qs + (size_t)T * ld, *vs = ks + (size_t)T * ld, *dos = vs + (size_t)T * ld;
-  float *dps = dos + (size_t)T * ld;
-  for (int i = threadIdx.x; i < T * dh; i += blockDim.x) {
-    const int r = i / dh, d = i % dh;
-    qs[r * ld + d] = q[base + i];
-    ks[r * ld + d] = k[base + i];
-    vs[r * ld + d] = v[base + i];
-    dos[r * ld + d] = dO[base + i];
-  }
+  float *dss = dos + (size_t)T * ld; /* [T, T + 1] */
+  attn_stage(qs, q + base, attn_head_bias(bias.b[0], h, dh), T, dh);
+  attn_stage(ks, k + base, attn_head_bias(bias.b[1], h, dh), T, dh);
+  attn_stage(vs, v + base, attn_head_bias(bias.b[2], h, dh), T, dh);
+  attn_stage(dos, dO + base, NULL, T, dh);
   __syncthreads();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-  float *dpw = dps + (size_t)warp * T;
   for (int t = warp; t < T; t += nwarps) {
     const float *pr = p + pbase + (size_t)t * T;
+    float *dsr = dss + (size_t)t * lt;
     float acc = 0.0f;
     for (int j = lane; j < T; j += 32) {
       const float pj = pr[j];
-      float dp = 0.0f;
-      if (pj != 0.0f)
-        for (int d = 0; d < dh; d++) dp = fmaf(dos[t * ld + d], vs[j * ld + d], dp);
-      dpw[j] = dp;
+      const float dp = pj != 0.0f ? attn_dot(dos + (size_t)t * ld, vs + (size_t)j * ld, dh) : 0.0f;
+      dsr[j] = dp;
       acc += pj * dp;
     }
     const float dot = cu_warp_sumf(acc);
-    float *dsr = ds + pbase + (size_t)t * T;
-    for (int j = lane; j < T; j += 32) {
+    for (int j = lane; j < T; j += 32) { /* each lane rewrites its own entries */
       const float pj = pr[j];
-      dsr[j] = pj != 0.0f ? pj * (dpw[j] - dot) * scale : 0.0f;
+      dsr[j] = pj != 0.0f ? pj * (dsr[j] - dot) * scale : 0.0f;
     }
   }
-  __syncthreads(); /* ds (global) complete for this block */
-  const float *dsb = ds + pbase, *pb = p + pbase;
+  __syncthreads(); /* ds complete for this block */
+  const float *pb = p + pbase;
   for (int i = threadIdx.x; i < T * dh; i += blockDim.x) {
-    const int r = i / dh, d = i % dh;
+    const int r = i / dh, d = i - r * dh;
     float gq = 0.0f, gk = 0.0f, gv = 0.0f;
     for (int j = 0; j < T; j++) {
-      gq = fmaf(dsb[(size_t)r * T + j], ks[j * ld + d], gq);
-      gk = fmaf(dsb[(size_t)j * T + r], qs[j * ld + d], gk);
-      gv = fmaf(pb[(size_t)j * T + r], dos[j * ld + d], gv);
+      gq = fmaf(dss[(size_t)r * lt + j], ks[(size_t)j * ld + d], gq);
+      gk = fmaf(dss[(size_t)j * lt + r], qs[(size_t)j * ld + d], gk);
+      gv = fmaf(pb[(size_t)j * T + r], dos[(size_t)j * ld + d], gv);
     }
     dq[base + i] = gq;
     dk[base + i] = gk;
@@ -238,11 +297,12 @@ static __global__ void k_attn_bwd(const float *q, const float *k, const float *v
   }
 }
 
-extern "C" void cu_attn_bwd(cu_ws *ws, const float *q, const float *k, const float *v, const float *p,
-                            const float *dO, float *ds, float *dq, float *dk, float *dv) {
+extern "C" void cu_attn_bwd(cu_ws *ws, int l, int folded, const float *q, const float *k, const float *v,
+                            const float *p, const float *dO, float *dq, float *dk, float *dv) {
   const dim3 grid((unsigned)ws->B, (unsigned)ws->H);
-  k_attn_bwd<<<grid, ATTN_THREADS, attn_smem_bwd(ws->T, ws->dh), ws->st>>>(
-      q, k, v, p, dO, ds, dq, dk, dv, ws->B, ws->T, ws->dh, (float)(1.0 / sqrt((double)ws->dh)));
+  k_attn_bwd<<<grid, 32 * attn_warps(ws->T), attn_smem_bwd(ws->T, ws->dh), ws->st>>>(
+      q, k, v, attn_biases(ws, l, folded), p, dO, dq, dk, dv, ws->B, ws->T, ws->dh,
+      (float)(1.0 / sqrt((double)ws->dh)));
   EP_CHECK_LAUNCH();
 }
 
@@ -263,12 +323,16 @@ extern "C" void cu_attn_setup(cu_ws *ws) {
                                      (int)ws->attn_smem_bwd));
 }
 
-/* res[e] += sum_i hx_i[e] in head order (the CPU reference's order); wout_i = hx_i. */
-static __global__ void k_head_sum(const float *hx, float *res, float *wout, size_t ND, int H) {
+/* x_i = hx_i[e] + scale b[e mod D] (b NULL: hx_i[e]); res[e] += sum_i x_i in head order
+ * (the CPU reference's order); wout_i = x_i. */
+static __global__ void k_head_sum(const float *hx, const float *b, float scale, float *res, float *wout, size_t ND,
+                                  int D, int H) {
   for (size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x; e < ND; e += (size_t)gridDim.x * blockDim.x) {
+    const float be = b ? b[e % (size_t)D] : 0.0f;
     float s = 0.0f;
     for (int i = 0; i < H; i++) {
-      const float x = hx[(size_t)i * ND + e];
+      float x = hx[(size_t)i * ND + e];
+      if (b) x += scale * be;
       s += x;
       if (wout) wout[(size_t)i * ND + e] = x;
     }
@@ -276,8 +340,9 @@ static __global__ void k_head_sum(const float *hx, float *res, float *wout, size
   }
 }
 
-extern "C" void cu_head_sum(cu_ws *ws, const float *hx, float *res, float *wout) {
+extern "C" void cu_head_sum(cu_ws *ws, int l, const float *hx, float *res, float *wout) {
   const size_t ND = ws->N * (size_t)ws->D;
-  k_head_sum<<<cu_blocks(ND, 256), 256, 0, ws->st>>>(hx, res, wout, ND, ws->H);
+  k_head_sum<<<cu_blocks(ND, 256), 256, 0, ws->st>>>(hx, ws->lw[l].b_o, (float)(1.0 / ws->H), res, wout, ND, ws->D,
+                                                      ws->H);
   EP_CHECK_LAUNCH();
 }

@@ -206,11 +206,11 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   ws->target = (double *)ep_calloc(N * Vo, sizeof(double));
   ws->mlog = (double *)ep_calloc(N * Vo, sizeof(double));
   ws->dlog = (double *)ep_calloc(N * Vo, sizeof(double));
-  ws->zn_h = (float *)ep_calloc(W, sizeof(float));
   ws->tok_h = (int32_t *)cu_host_pinned(2 * N * sizeof(int32_t));
   ws->h_logits = (float *)cu_host_pinned(N * Vo * sizeof(float));
   ws->h_z = (float *)cu_host_pinned((E + W) * sizeof(float));
-  ws->h_dz = (double *)cu_host_pinned((E + W) * sizeof(double));
+  ws->h_dz = (double *)cu_host_pinned(3 * (E + W) * sizeof(double));
+  ws->h_la = (double *)cu_host_pinned((2 + E + W) * sizeof(double));
   ws->wrow_h = (double *)cu_host_pinned(N * sizeof(double));
   ws->klrow_h = (double *)cu_host_pinned(N * sizeof(double));
 
@@ -238,7 +238,6 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   DALLOC(dk, float, H * N * dh);
   DALLOC(dv, float, H * N * dh);
   DALLOC(att, float, H * N * (size_t)Tmax);
-  DALLOC(dsc, float, H * N * (size_t)Tmax);
   DALLOC(hx, float, H * N * D);
   DALLOC(tmp, float, N * D);
   DALLOC(tmp2, float, N * D);
@@ -260,7 +259,8 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   DALLOC(logits, float, N * Vo);
   DALLOC(zd, float, E + W);
   DALLOC(meanc, float, W * (size_t)Tmax * D);
-  DALLOC(dzd, double, E + W);
+  DALLOC(dzd, double, 3 * (E + W));
+  DALLOC(la_d, double, 2 + E + W);
   DALLOC(part, double, W * CU_RED_BLOCKS);
   DALLOC(part2, double, CU_CHUNK_SLICES * (3 * H + 1) * W);
   if (cu_device_kl(ws)) {
@@ -268,6 +268,7 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
     DALLOC(lse_d, double, N);
     DALLOC(wrow_d, double, N);
     DALLOC(klrow_d, double, N);
+    DALLOC(klpart, double, 3 * N * (size_t)KL_MAX_CHUNKS);
   }
 #undef DALLOC
   ws->shared = (cu_lstate){ws->Y,   ws->mu, ws->rs,  ws->q,   ws->k,    ws->v, ws->ob,
@@ -293,7 +294,7 @@ static void cu_destroy(void *p) {
   if (ws->gexec) EP_CHECK_CUDA(cudaGraphExecDestroy(ws->gexec));
   for (int i = 0; i < ws->n_dbufs; i++) EP_CHECK_CUDA(cudaFree(ws->dbufs[i]));
   cu_prof_report(ws);
-  void *pinned[] = {ws->tok_h, ws->h_logits, ws->h_z, ws->h_dz, ws->klrow_h, ws->wrow_h};
+  void *pinned[] = {ws->tok_h, ws->h_logits, ws->h_z, ws->h_dz, ws->h_la, ws->klrow_h, ws->wrow_h};
   for (size_t i = 0; i < sizeof pinned / sizeof *pinned; i++) EP_CHECK_CUDA(cudaFreeHost(pinned[i]));
   if (ws->prof)
     for (int i = 0; i < CU_PROF_MAX; i++) EP_CHECK_CUDA(cudaEventDestroy(ws->prof_ev[i]));
@@ -308,7 +309,6 @@ static void cu_destroy(void *p) {
   free(ws->target);
   free(ws->mlog);
   free(ws->dlog);
-  free(ws->zn_h);
   free(ws);
 }
 
@@ -385,13 +385,13 @@ static void cu_plain_fwd(cu_ws *ws, const float *xt, const float *xp, float *wou
     if (ws->m->cfg.has_attn[l]) {
       cu_norm_fwd(ws, ws->res, NULL, 1, ws->Xn, ws->mu, ws->rs, w->ln1_w, w->ln1_b, ws->N);
       cu_qkv(ws, l, ws->Xn, 0, 0, 0);
-      cu_attn_fwd(ws, ws->q, ws->k, ws->v, ws->att, ws->ob);
-      cu_head_out(ws, l, 1);
-      cu_head_sum(ws, ws->hx, ws->res, wout ? wout + (size_t)g->layer_head_writer[l] * ND : NULL);
+      cu_attn_fwd(ws, l, 0, ws->q, ws->k, ws->v, ws->att, ws->ob);
+      cu_head_out(ws, l, 0); /* cu_head_sum adds the bias */
+      cu_head_sum(ws, l, ws->hx, ws->res, wout ? wout + (size_t)g->layer_head_writer[l] * ND : NULL);
     }
     if (ws->m->cfg.has_mlp[l]) {
-      cu_mlp_core(ws, l, ws->res, NULL, ws->xo, 1);
-      cu_resid_add(ws, ws->res, ws->xo, wout ? wout + (size_t)g->layer_mlp_writer[l] * ND : NULL);
+      cu_mlp_core(ws, l, ws->res, NULL, ws->xo, 0); /* cu_resid_add adds the bias */
+      cu_resid_add(ws, ws->res, ws->xo, ws->lw[l].b_proj, wout ? wout + (size_t)g->layer_mlp_writer[l] * ND : NULL);
     }
   }
   if (!logits) return;
@@ -641,7 +641,7 @@ static void cu_attn_layer_fwd(cu_ws *ws, int l, int store) {
   }
   cu_qkv(ws, l, ws->lfold[l] ? ws->Y : ws->Xn, 3 * (long long)ND, (long long)ND, ws->lfold[l]);
   cu_mark(ws, CU_PH_QKV);
-  cu_attn_fwd(ws, ws->q, ws->k, ws->v, ws->att, ws->ob);
+  cu_attn_fwd(ws, l, ws->lfold[l], ws->q, ws->k, ws->v, ws->att, ws->ob);
   cu_mark(ws, CU_PH_ATTN);
   if (store) {
     cu_head_out(ws, l, 0); /* the bias in the delta pass */
@@ -665,7 +665,7 @@ static void cu_attn_layer_bwd(cu_ws *ws, int l, int node_masks) {
   cu_mark(ws, CU_PH_NODE);
   cu_head_out_bwd(ws, l);
   cu_mark(ws, CU_PH_HOUT);
-  cu_attn_bwd(ws, ws->q, ws->k, ws->v, ws->att, ws->dob, ws->dsc, ws->dq, ws->dk, ws->dv);
+  cu_attn_bwd(ws, l, ws->lfold[l], ws->q, ws->k, ws->v, ws->att, ws->dob, ws->dq, ws->dk, ws->dv);
   cu_mark(ws, CU_PH_ATTN_B);
   cu_qkv_bwd(ws, l, ws->lfold[l]);
   cu_mark(ws, CU_PH_QKV);
@@ -760,13 +760,15 @@ static void cu_kl_finish(cu_ws *ws, float *out, double *loss) {
   *loss = s;
 }
 
-/* Masked forward on the device: masks from the pinned staging ws->h_z into ws->zd, the
- * difference stack, resid_post at the loss positions in ws->yf. */
+/* Masked forward on the device: masks into ws->zd (from the pinned staging ws->h_z, or
+ * drawn on the device from ws->h_la when ws->dev_sample), the difference stack,
+ * resid_post at the loss positions in ws->yf. */
 static void cu_faith_fwd_dev(cu_ws *ws) {
   const ep_graph *g = ws->g;
   const ep_model_config *c = &ws->m->cfg;
   const size_t ND = ws->N * (size_t)ws->D, E = (size_t)ws->E, W = (size_t)ws->W;
-  EP_CHECK_CUDA(cudaMemcpyAsync(ws->zd, ws->h_z, (E + W) * sizeof(float), cudaMemcpyHostToDevice, ws->st));
+  if (ws->dev_sample) cu_hc_sample(ws);
+  else EP_CHECK_CUDA(cudaMemcpyAsync(ws->zd, ws->h_z, (E + W) * sizeof(float), cudaMemcpyHostToDevice, ws->st));
   const float *zn = ws->zd + E;
   if (ws->compute == 2) cu_to_bf16(ws, ws->zd, ws->z_bf, E);
   if (g->embedding_nodes) {
@@ -804,7 +806,8 @@ static void cu_faith_kl_dev(cu_ws *ws, int want_out, int grad) {
 }
 
 /* Backward on the device from d loss / d logits in ws->logits to dz (edges, then nodes
- * when nm) in the pinned staging ws->h_dz. */
+ * when nm) in the pinned staging ws->h_dz; with ws->dev_sample, the drawn masks and
+ * their dz/dlog_alpha after it (cu_hc_sample's layout). */
 static void cu_faith_bwd_dev(cu_ws *ws, int nm) {
   const ep_graph *g = ws->g;
   const ep_model_config *c = &ws->m->cfg;
@@ -831,7 +834,8 @@ static void cu_faith_bwd_dev(cu_ws *ws, int nm) {
     cu_node_grad(ws, ws->xpos, ws->c + ND, ws->ddelta + ND, zn + 1, ws->dzd + E + 1, NULL, 1);
     cu_mark(ws, CU_PH_NODE);
   }
-  EP_CHECK_CUDA(cudaMemcpyAsync(ws->h_dz, ws->dzd, (E + W) * sizeof(double), cudaMemcpyDeviceToHost, ws->st));
+  const size_t nz = (ws->dev_sample ? 3 : 1) * (E + W);
+  EP_CHECK_CUDA(cudaMemcpyAsync(ws->h_dz, ws->dzd, nz * sizeof(double), cudaMemcpyDeviceToHost, ws->st));
   cu_mark(ws, CU_PH_HEAD);
 }
 
@@ -841,8 +845,9 @@ static void cu_faith_bwd_dev(cu_ws *ws, int nm) {
  * kernels read batch contents (tokens, rows, weights, masks) from device memory, so
  * only those launch shapes and choices enter the key. Saves the ~700 launches a step. */
 static void cu_faith_graph(cu_ws *ws, int nm, int want_out, int grad) {
-  const int key[10] = {ws->B, ws->T, (int)ws->P, nm, want_out, grad, ws->compute, ws->keep_acts, cu_mixnorm_on(ws),
-                       ws->mixnorm_split};
+  const int key[11] = {ws->B,          ws->T,         (int)ws->P,        nm,
+                       want_out,       grad,          ws->compute,       ws->keep_acts,
+                       cu_mixnorm_on(ws), ws->mixnorm_split, ws->dev_sample};
   if (!ws->gexec || memcmp(key, ws->gkey, sizeof key)) {
     if (ws->gexec) EP_CHECK_CUDA(cudaGraphExecDestroy(ws->gexec));
     ws->gexec = NULL;
@@ -859,53 +864,92 @@ static void cu_faith_graph(cu_ws *ws, int nm, int want_out, int grad) {
   EP_CHECK_CUDA(cudaGraphLaunch(ws->gexec, ws->st));
 }
 
+/* The masked step with the masks staged (h_z) or to be drawn (h_la, dev_sample): forward,
+ * loss, backward when grad; waits for the stream. Returns the loss. */
+static double cu_faith_run(cu_ws *ws, int nm, float *out, int grad) {
+  const int Vo = ws->Vo;
+  double loss = 0;
+  if (cu_device_kl(ws) && ws->graphs && !ws->prof) {
+    /* one graph launch, one wait: the loss, outputs and gradients come back together */
+    cu_faith_graph(ws, nm, out != NULL, grad);
+    cu_kl_finish(ws, out, &loss);
+    return loss;
+  }
+  cu_prof_start(ws, grad ? 2 : 1);
+  cu_faith_fwd_dev(ws);
+  const size_t PV = (size_t)ws->P * Vo;
+  if (cu_device_kl(ws)) {
+    cu_faith_kl_dev(ws, out != NULL, grad);
+    /* with the backward, the stream is not waited for here: the loss is read at the
+     * end, together with the gradients (nothing below writes klrow_d or h_logits) */
+    if (grad) cu_faith_bwd_dev(ws, nm);
+    cu_prof_end(ws);
+    cu_kl_finish(ws, out, &loss); /* waits for the stream */
+    return loss;
+  }
+  cu_logits_to_host(ws);
+  for (size_t i = 0; i < PV; i++) ws->mlog[i] = ws->h_logits[i];
+  if (out) memcpy(out, ws->h_logits, PV * sizeof(float));
+  loss = backend_loss(ws->o.loss, ws->B, ws->npos_h, Vo, ws->target, ws->mlog, grad ? ws->dlog : NULL);
+  cu_mark(ws, CU_PH_HEAD);
+  if (grad) {
+    for (size_t i = 0; i < PV; i++) ws->h_logits[i] = (float)ws->dlog[i];
+    EP_CHECK_CUDA(cudaMemcpyAsync(ws->logits, ws->h_logits, PV * sizeof(float), cudaMemcpyHostToDevice, ws->st));
+    cu_faith_bwd_dev(ws, nm);
+  }
+  cu_prof_end(ws);
+  EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
+  return loss;
+}
+
 static double cu_faith(void *p, const double *z_edge, const double *z_node, double *dz_edge, double *dz_node,
                        float *out) {
   cu_ws *ws = (cu_ws *)p;
   const size_t E = (size_t)ws->E, W = (size_t)ws->W;
-  const int Vo = ws->Vo;
   EP_CHECK(!ws->o.node_masks == !z_node, "node masks %s but z_node %s", ws->o.node_masks ? "on" : "off",
            z_node ? "given" : "missing");
   /* masks as float: z_edge [E] then z_node [W] (1 when node masks are off) */
   EP_CHECK_CUDA(cudaStreamSynchronize(ws->st)); /* staging buffers free */
   for (size_t e = 0; e < E; e++) ws->h_z[e] = (float)z_edge[e];
-  for (size_t w = 0; w < W; w++) ws->h_z[E + w] = ws->zn_h[w] = z_node ? (float)z_node[w] : 1.0f;
-  double loss = 0;
-  const int nm = z_node != NULL;
-  if (cu_device_kl(ws) && ws->graphs && !ws->prof) {
-    /* one graph launch, one wait: the loss, outputs and gradients come back together */
-    cu_faith_graph(ws, nm, out != NULL, dz_edge != NULL);
-    cu_kl_finish(ws, out, &loss);
-  } else {
-    cu_prof_start(ws, dz_edge ? 2 : 1);
-    cu_faith_fwd_dev(ws);
-    const size_t PV = (size_t)ws->P * Vo;
-    if (cu_device_kl(ws)) {
-      cu_faith_kl_dev(ws, out != NULL, dz_edge != NULL);
-      /* with the backward, the stream is not waited for here: the loss is read at the
-       * end, together with the gradients (nothing below writes klrow_d or h_logits) */
-      if (dz_edge) cu_faith_bwd_dev(ws, nm);
-      cu_prof_end(ws);
-      cu_kl_finish(ws, out, &loss); /* waits for the stream */
-    } else {
-      cu_logits_to_host(ws);
-      for (size_t i = 0; i < PV; i++) ws->mlog[i] = ws->h_logits[i];
-      if (out) memcpy(out, ws->h_logits, PV * sizeof(float));
-      loss = backend_loss(ws->o.loss, ws->B, ws->npos_h, Vo, ws->target, ws->mlog, dz_edge ? ws->dlog : NULL);
-      cu_mark(ws, CU_PH_HEAD);
-      if (dz_edge) {
-        for (size_t i = 0; i < PV; i++) ws->h_logits[i] = (float)ws->dlog[i];
-        EP_CHECK_CUDA(
-            cudaMemcpyAsync(ws->logits, ws->h_logits, PV * sizeof(float), cudaMemcpyHostToDevice, ws->st));
-        cu_faith_bwd_dev(ws, nm);
-      }
-      cu_prof_end(ws);
-      EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
-    }
-  }
+  for (size_t w = 0; w < W; w++) ws->h_z[E + w] = z_node ? (float)z_node[w] : 1.0f;
+  ws->dev_sample = 0;
+  const double loss = cu_faith_run(ws, z_node != NULL, out, dz_edge != NULL);
   if (dz_edge) {
     memcpy(dz_edge, ws->h_dz, E * sizeof(double));
     if (dz_node) memcpy(dz_node, ws->h_dz + E, W * sizeof(double));
+  }
+  return loss;
+}
+
+/* backend.h faith_sampled: the log-alphas and (seed, step) staged in h_la, the masks drawn
+ * on the device (cu_hc_sample), one step; masks, dz/dlog_alpha and dz come back in one
+ * copy. */
+static double cu_faith_sampled(void *p, uint64_t seed, int64_t step, const double *la_edge, const double *la_node,
+                               double *z_edge, double *dzdla_edge, double *z_node, double *dzdla_node,
+                               double *dz_edge, double *dz_node) {
+  cu_ws *ws = (cu_ws *)p;
+  const size_t E = (size_t)ws->E, W = (size_t)ws->W, n = E + W;
+  EP_CHECK(!ws->o.node_masks == !la_node, "node masks %s but la_node %s", ws->o.node_masks ? "on" : "off",
+           la_node ? "given" : "missing");
+  EP_CHECK(!la_node == !z_node && !la_node == !dzdla_node, "node masks: la_node, z_node, dzdla_node go together");
+  EP_CHECK(dz_edge && (!la_node || dz_node), "faith_sampled runs the backward: dz_edge (and dz_node) needed");
+  EP_CHECK(step >= 0, "step %lld: must be at least 0", (long long)step);
+  EP_CHECK_CUDA(cudaStreamSynchronize(ws->st)); /* staging buffers free */
+  memcpy(ws->h_la, &seed, sizeof seed);
+  memcpy(ws->h_la + 1, &step, sizeof step);
+  memcpy(ws->h_la + 2, la_edge, E * sizeof(double));
+  if (la_node) memcpy(ws->h_la + 2 + E, la_node, W * sizeof(double));
+  ws->dev_sample = 1;
+  const double loss = cu_faith_run(ws, la_node != NULL, NULL, 1);
+  ws->dev_sample = 0;
+  const double *dz = ws->h_dz, *z = dz + n, *dzdla = z + n;
+  memcpy(dz_edge, dz, E * sizeof(double));
+  memcpy(z_edge, z, E * sizeof(double));
+  memcpy(dzdla_edge, dzdla, E * sizeof(double));
+  if (la_node) {
+    memcpy(dz_node, dz + E, W * sizeof(double));
+    memcpy(z_node, z + E, W * sizeof(double));
+    memcpy(dzdla_node, dzdla + E, W * sizeof(double));
   }
   return loss;
 }
@@ -997,7 +1041,7 @@ extern "C" void backend_cuda_cache_stats(const void *p, int64_t *entries, int64_
 }
 
 static const ep_backend_ops cuda_ops = {
-    "cuda", cu_create, cu_destroy, cu_writer_outputs, cu_prepare, cu_faith, cu_full_outputs,
+    "cuda", cu_create, cu_destroy, cu_writer_outputs, cu_prepare, cu_faith, cu_full_outputs, cu_faith_sampled,
 };
 
 extern "C" const ep_backend_ops *backend_cuda(void) { return &cuda_ops; }

@@ -95,13 +95,15 @@ typedef struct {
   double *mlog, *dlog; /* [P, Vo] masked outputs and loss gradient, double (host) */
   float *h_logits;     /* [Bmax*Tmax, Vo] pinned staging */
   float *h_z;          /* [E + W] pinned staging: z_edge then z_node as float */
-  double *h_dz;        /* [E + W] pinned staging: dz_edge then dz_node */
-  float *zn_h;         /* [W] node masks as float (1 when off) */
+  double *h_dz;        /* [3 (E + W)] pinned staging: dz (edges, nodes); with dev_sample then
+                          the drawn masks z and their dz/dlog_alpha (cu_hc_sample) */
+  double *h_la;        /* [2 + E + W] pinned staging of a device draw: seed, step (their bits),
+                          log-alphas of the edges then the nodes */
   /* device buffers (float unless noted) */
   int32_t *len_d, *prow_d, *tok_d; /* tok_d [2, Bmax*Tmax] */
   float *c, *base, *xtok, *xpos, *delta, *ddelta;
   float *Y, *Xn, *mu, *rs;
-  float *q, *k, *v, *ob, *dob, *dq, *dk, *dv, *att, *dsc;
+  float *q, *k, *v, *ob, *dob, *dq, *dk, *dv, *att;
   float *hx;              /* [H, N, D] head writer outputs (later their gradients) */
   float *tmp, *tmp2, *res; /* [N, D] */
   float *ym, *mn, *mmu, *mrs, *hpre, *hact;
@@ -115,7 +117,9 @@ typedef struct {
   float *yf, *xf, *fmu, *frs, *logits;
   float *zd;     /* [E + W] z_edge, z_node */
   float *meanc;  /* [W, Tmax, D] */
-  double *dzd;   /* [E + W] dz_edge, dz_node */
+  double *dzd;   /* [3 (E + W)] dz_edge, dz_node; then z and dz/dlog_alpha of a device draw */
+  double *la_d;  /* [2 + E + W] h_la on the device */
+  int dev_sample; /* 1: this step's masks are drawn on the device (cu_faith_sampled) */
   double *part;  /* [W, CU_RED_BLOCKS] reduction partials */
   double *part2; /* [CU_CHUNK_SLICES, 3H + 1, W] edge-gradient slice sums */
   float *xo;     /* [N, D] MLP writer output */
@@ -127,6 +131,7 @@ typedef struct {
   double *lse_d;    /* [N] */
   double *wrow_d;   /* [N] weight of each loss position's KL */
   double *klrow_d;  /* [N] */
+  double *klpart;   /* [3 N KL_MAX_CHUNKS] chunk partials of the rows' log-sum-exp and KL */
   double *wrow_h, *klrow_h; /* [N] host, pinned */
   size_t dev_bytes;
   /* precision (backend_select.h ep_compute): 0 fp32, 1 TF32 GEMMs, 2 bf16 difference
@@ -179,6 +184,9 @@ typedef struct {
 /* Blocks per writer in the node-gradient reductions: this for one writer, a quarter with
  * eight or more (fixed: deterministic sums). */
 #define CU_RED_BLOCKS 256
+/* KL rows: chunks of about KL_CHUNK logits, at most KL_MAX_CHUNKS per row (logits.cu) */
+#define KL_CHUNK 4096
+#define KL_MAX_CHUNKS 32
 
 /* Phase timing mark (no-op unless profiling); defined in cuda_backend.cu. */
 extern "C" void cu_mark(cu_ws *ws, cu_phase ph);
@@ -265,14 +273,23 @@ extern "C" int cu_mix_norm_tc(cu_ws *ws, const float *Z, int R, int Rn, int n, c
 extern "C" int cu_mix_norm(cu_ws *ws, const float *Z, int R, int w0, int n, const float *base, float *Y,
                            float *Xn, float *mu, float *rs, const float *lw, const float *lb);
 
+/* ---- masks.cu ---- */
+/* The step's hard-concrete masks drawn on the device from h_la (seed, step, log-alphas):
+ * zd [E + W] as float (node masks 1 when off); dzd + (E + W) gets z, then dz/dlog_alpha
+ * after it ([E + W] each, double). In stream order, so a captured graph replays it. */
+extern "C" void cu_hc_sample(cu_ws *ws);
+
 /* ---- attention.cu ---- */
-/* Attention of all heads: q, k, v, o [H, N, dh], probabilities p [H, B, T, T]. */
-extern "C" void cu_attn_fwd(cu_ws *ws, const float *q, const float *k, const float *v, float *p, float *o);
-/* Backward: dO [H, N, dh] -> dq, dk, dv [H, N, dh]; ds [H, B, T, T] scratch. */
-extern "C" void cu_attn_bwd(cu_ws *ws, const float *q, const float *k, const float *v, const float *p,
-                            const float *dO, float *ds, float *dq, float *dk, float *dv);
-/* Plain forward: res += sum_i hx_i (head order), wout_i = hx_i when wout != NULL. */
-extern "C" void cu_head_sum(cu_ws *ws, const float *hx, float *res, float *wout);
+/* Attention of all heads of layer l: q, k, v, o [H, N, dh] (q, k, v without their biases,
+ * as cu_qkv leaves them; folded: the folded biases), probabilities p [H, B, T, T]. */
+extern "C" void cu_attn_fwd(cu_ws *ws, int l, int folded, const float *q, const float *k, const float *v, float *p,
+                            float *o);
+/* Backward: dO [H, N, dh] -> dq, dk, dv [H, N, dh]. */
+extern "C" void cu_attn_bwd(cu_ws *ws, int l, int folded, const float *q, const float *k, const float *v,
+                            const float *p, const float *dO, float *dq, float *dk, float *dv);
+/* Plain forward of layer l: x_i = hx_i + b_O / H (hx from cu_head_out without the bias),
+ * res += sum_i x_i (head order), wout_i = x_i when wout != NULL. */
+extern "C" void cu_head_sum(cu_ws *ws, int l, const float *hx, float *res, float *wout);
 /* Shared-memory limits for the attention kernels (called once in create). */
 extern "C" void cu_attn_setup(cu_ws *ws);
 
@@ -281,8 +298,8 @@ extern "C" void cu_attn_setup(cu_ws *ws);
 extern "C" void cu_bias_act(cu_ws *ws, float *h, const float *b, float *a, size_t rows, int cols);
 /* dh = dh * act'(h) (dh in place). */
 extern "C" void cu_act_bwd(cu_ws *ws, const float *h, float *dh, size_t n);
-/* res += x, wout = x when non-NULL. */
-extern "C" void cu_resid_add(cu_ws *ws, float *res, const float *x, float *wout);
+/* x_i = x + b (rows of D; b NULL: x), res += x_i, wout = x_i when non-NULL. */
+extern "C" void cu_resid_add(cu_ws *ws, float *res, const float *x, const float *b, float *wout);
 
 /* ---- logits.cu ---- */
 /* Output head at the loss positions: ws->yf [P, D] -> final norm ws->xf -> ws->logits [P, Vo]. */
@@ -300,7 +317,8 @@ extern "C" void cu_kl_rows(cu_ws *ws, int grad);
 /* ---- attention.cu: projections (strided-batched over heads) ---- */
 /* q/k/v [H, N, dh] of layer l from normed inputs: head i's q input is X + i*sX, its k
  * input X + i*sX + offX, its v input X + i*sX + 2*offX (masked: sX = 3ND, offX = ND;
- * plain: both 0). Biases added. folded: X holds xhat, the folded weights and biases. */
+ * plain: both 0). Biases left to the attention core. folded: X holds xhat, the folded
+ * weights (and, in the core, biases). */
 extern "C" void cu_qkv(cu_ws *ws, int l, const float *X, long long sX, long long offX, int folded);
 /* hx [H, N, D] = ob_i W_O[i] + b_O / H (the bias left out with bias = 0: the caller adds it,
  * as cu_delta_write_bias does). */

@@ -1,4 +1,5 @@
 /* device.cu — device discovery and selection, memory accounting. */
+#include <cuda_profiler_api.h>
 #include <mpi.h>
 
 #include "cuda_internal.h"
@@ -34,6 +35,12 @@ extern "C" int backend_cuda_select_device(void) {
   const int dev = local % n;
   EP_CHECK_CUDA(cudaSetDevice(dev));
   return dev;
+}
+
+extern "C" void backend_cuda_profiler_range(int on) {
+  EP_CHECK_CUDA(cudaDeviceSynchronize());
+  if (on) EP_CHECK_CUDA(cudaProfilerStart());
+  else EP_CHECK_CUDA(cudaProfilerStop());
 }
 
 extern "C" void backend_cuda_mem_info(size_t *free_bytes, size_t *total_bytes) {

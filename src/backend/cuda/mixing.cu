@@ -76,6 +76,8 @@ extern "C" void cu_to_bf16(cu_ws *ws, const float *src, __nv_bfloat16 *dst, size
   EP_CHECK_LAUNCH();
 }
 
+#define RESID_THREADS 512 /* k_resid_bwd: one block per writer over all loss positions */
+
 /* ---- elementwise ------------------------------------------------------------------- */
 
 static __global__ void k_add_bias(float *y, const float *b, size_t n, int cols, float scale) {
@@ -154,13 +156,20 @@ static __global__ void k_node_grad(const float *x, const float *c, const float *
   if (threadIdx.x == 0) part[w * gridDim.x + blockIdx.x] = s;
 }
 
-/* out[w] = sum_b part[w * nb + b], in order. */
+/* out[w] = sum_b part[w * nb + b]: a warp per writer, lane-strided sums, then the warp's
+ * fixed tree (deterministic). */
 static __global__ void k_sum_rows(const double *part, int nb, int nw, double *out) {
-  const int w = blockIdx.x * blockDim.x + threadIdx.x;
-  if (w >= nw) return;
+  const int w = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+  if (w >= nw) return; /* whole warps: the shuffles below see all 32 lanes */
   double s = 0;
-  for (int b = 0; b < nb; b++) s += part[(size_t)w * nb + b];
-  out[w] = s;
+  for (int b = lane; b < nb; b += 32) s += part[(size_t)w * nb + b];
+  s = cu_warp_sum(s);
+  if (lane == 0) out[w] = s;
+}
+
+static void sum_rows(cu_ws *ws, const double *part, int nb, int nw, double *out) {
+  k_sum_rows<<<(nw + 3) / 4, 128, 0, ws->st>>>(part, nb, nw, out);
+  EP_CHECK_LAUNCH();
 }
 
 extern "C" void cu_node_grad(cu_ws *ws, const float *x, const float *c, const float *dd, const float *zn,
@@ -175,10 +184,7 @@ extern "C" void cu_node_grad(cu_ws *ws, const float *x, const float *c, const fl
   if (v4) k_node_grad<4><<<dim3(nb, nw), 256, 0, ws->st>>>(x, c, dd, zn, dz ? ws->part : NULL, dx, ND);
   else k_node_grad<1><<<dim3(nb, nw), 256, 0, ws->st>>>(x, c, dd, zn, dz ? ws->part : NULL, dx, ND);
   EP_CHECK_LAUNCH();
-  if (dz) {
-    k_sum_rows<<<(nw + 127) / 128, 128, 0, ws->st>>>(ws->part, nb, nw, dz);
-    EP_CHECK_LAUNCH();
-  }
+  if (dz) sum_rows(ws, ws->part, nb, nw, dz);
 }
 
 /* Sums of the per-chunk partials, deterministic and coalesced in two levels:
@@ -359,12 +365,14 @@ extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int w0, int n, c
 }
 
 /* yf[p, d] = base[row, d] + sum_w z[w] delta_w[row, d] (writer order, as the CPU). */
-static __global__ void k_resid_fwd(const float *base, const float *delta, const float *z, int n,
-                                   const int32_t *prow, int P, int D, size_t ND, float *yf) {
+static __global__ void k_resid_fwd(const float *__restrict__ base, const float *__restrict__ delta,
+                                   const float *__restrict__ z, int n, const int32_t *__restrict__ prow, int P, int D,
+                                   size_t ND, float *__restrict__ yf) {
   const size_t total = (size_t)P * D;
   for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
     const size_t p = i / D, d = i % D, row = (size_t)prow[p] * D + d;
     float y = base[row];
+#pragma unroll 8
     for (int w = 0; w < n; w++) y += z[w] * delta[(size_t)w * ND + row];
     yf[i] = y;
   }
@@ -373,23 +381,39 @@ static __global__ void k_resid_fwd(const float *base, const float *delta, const 
 extern "C" void cu_resid_fwd(cu_ws *ws, const float *base, const float *z, int n, float *yf) {
   const size_t total = (size_t)ws->P * ws->D;
   if (total == 0) return;
-  k_resid_fwd<<<cu_blocks(total, 256), 256, 0, ws->st>>>(base, ws->delta, z, n, ws->prow_d, (int)ws->P, ws->D,
+  k_resid_fwd<<<cu_blocks(total, 128), 128, 0, ws->st>>>(base, ws->delta, z, n, ws->prow_d, (int)ws->P, ws->D,
                                                          ws->N * (size_t)ws->D, yf);
   EP_CHECK_LAUNCH();
 }
 
 /* One block per writer: loss positions are distinct rows, so each ddelta entry has one
- * writer thread. */
-static __global__ void k_resid_bwd(const float *dy, const float *delta, float *ddelta, const float *z,
-                                   const int32_t *prow, int P, int D, size_t ND, double *dz) {
+ * writer thread. V = 4: float4 columns (D a multiple of 4), else V = 1. */
+template <int V>
+static __global__ void __launch_bounds__(RESID_THREADS)
+    k_resid_bwd(const float *__restrict__ dy, const float *__restrict__ delta, float *__restrict__ ddelta,
+                const float *__restrict__ z, const int32_t *__restrict__ prow, int P, int D, size_t ND,
+                double *__restrict__ dz) {
+  typedef typename std::conditional<V == 4, float4, float>::type vec;
   __shared__ double sh[32];
-  const size_t w = blockIdx.x, total = (size_t)P * D;
+  const size_t w = blockIdx.x;
+  const int DV = D / V, total = P * DV;
   const float zw = z[w];
   double s = 0;
-  for (size_t i = threadIdx.x; i < total; i += blockDim.x) {
-    const size_t p = i / D, d = i % D, row = w * ND + (size_t)prow[p] * D + d;
-    s += (double)dy[i] * delta[row];
-    ddelta[row] += zw * dy[i];
+  for (int i = threadIdx.x; i < total; i += blockDim.x) {
+    const int p = i / DV, dv = i - p * DV;
+    const size_t row = w * ND + (size_t)prow[p] * D;
+    const vec g = reinterpret_cast<const vec *>(dy + (size_t)p * D)[dv];
+    const vec x = reinterpret_cast<const vec *>(delta + row)[dv];
+    vec *o = reinterpret_cast<vec *>(ddelta + row) + dv;
+    vec a = *o;
+    const float *gf = reinterpret_cast<const float *>(&g), *xf = reinterpret_cast<const float *>(&x);
+    float *af = reinterpret_cast<float *>(&a);
+#pragma unroll
+    for (int e = 0; e < V; e++) {
+      s += (double)gf[e] * xf[e];
+      af[e] += zw * gf[e];
+    }
+    *o = a;
   }
   s = cu_block_sum(s, sh);
   if (threadIdx.x == 0) dz[w] = s;
@@ -397,8 +421,14 @@ static __global__ void k_resid_bwd(const float *dy, const float *delta, float *d
 
 extern "C" void cu_resid_bwd(cu_ws *ws, const float *dy, const float *z, int n, double *dz) {
   if (n == 0) return;
-  k_resid_bwd<<<n, 256, 0, ws->st>>>(dy, ws->delta, ws->ddelta, z, ws->prow_d, (int)ws->P, ws->D,
-                                     ws->N * (size_t)ws->D, dz);
+  const size_t ND = ws->N * (size_t)ws->D;
+  const int v4 = ws->D % 4 == 0 && !(((uintptr_t)dy | (uintptr_t)ws->delta | (uintptr_t)ws->ddelta) & 15);
+  if (v4)
+    k_resid_bwd<4><<<n, RESID_THREADS, 0, ws->st>>>(dy, ws->delta, ws->ddelta, z, ws->prow_d, (int)ws->P, ws->D, ND,
+                                                    dz);
+  else
+    k_resid_bwd<1><<<n, RESID_THREADS, 0, ws->st>>>(dy, ws->delta, ws->ddelta, z, ws->prow_d, (int)ws->P, ws->D, ND,
+                                                    dz);
   EP_CHECK_LAUNCH();
 }
 

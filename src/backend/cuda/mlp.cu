@@ -1,6 +1,8 @@
 /* mlp.cu — MLP activation (GELU-tanh / ReLU) forward and backward, residual adds.
  * Activations are evaluated in double from the float pre-activation, as the CPU
  * reference does, so the two agree to rounding. */
+#include <type_traits>
+
 #include "cuda_internal.h"
 #include "cuda_util.cuh"
 
@@ -17,12 +19,27 @@ static __device__ __forceinline__ double act_grad(int relu, double x) {
   return 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * c * (1 + 3 * 0.044715 * x * x);
 }
 
+/* Elementwise kernels: float4 groups when the row length cols is a multiple of 4 and the
+ * pointers are 16-byte aligned (a group then lies in one row), else single floats. */
+static int mlp_vec4(int cols, const void *a, const void *b) {
+  return cols % 4 == 0 && !(((uintptr_t)a | (uintptr_t)b) & 15);
+}
+
+template <int V>
 static __global__ void k_bias_act(float *h, const float *b, float *a, size_t n, int cols, int relu) {
-  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-    float x = h[i];
-    if (b) x += b[i % (size_t)cols];
-    h[i] = x;
-    a[i] = (float)act_fwd(relu, (double)x);
+  typedef typename std::conditional<V == 4, float4, float>::type vec;
+  const size_t nv = n / V;
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < nv; i += (size_t)gridDim.x * blockDim.x) {
+    vec x = reinterpret_cast<const vec *>(h)[i], y;
+    float *xf = reinterpret_cast<float *>(&x), *yf = reinterpret_cast<float *>(&y);
+    const int c0 = (int)((i * V) % (size_t)cols);
+#pragma unroll
+    for (int e = 0; e < V; e++) {
+      if (b) xf[e] += b[c0 + e];
+      yf[e] = (float)act_fwd(relu, (double)xf[e]);
+    }
+    if (b) reinterpret_cast<vec *>(h)[i] = x;
+    reinterpret_cast<vec *>(a)[i] = y;
   }
 }
 
@@ -31,30 +48,47 @@ extern "C" void cu_bias_act(cu_ws *ws, float *h, const float *b, float *a, size_
   if (n == 0) return;
   EP_CHECK(ws->m->cfg.act == EP_ACT_GELU_TANH || ws->m->cfg.act == EP_ACT_RELU,
            "the CUDA backend supports GELU-tanh and ReLU MLPs only");
-  k_bias_act<<<cu_blocks(n, 256), 256, 0, ws->st>>>(h, b, a, n, cols, ws->m->cfg.act == EP_ACT_RELU);
+  const int relu = ws->m->cfg.act == EP_ACT_RELU;
+  if (mlp_vec4(cols, h, a)) k_bias_act<4><<<cu_blocks(n / 4, 256), 256, 0, ws->st>>>(h, b, a, n, cols, relu);
+  else k_bias_act<1><<<cu_blocks(n, 256), 256, 0, ws->st>>>(h, b, a, n, cols, relu);
   EP_CHECK_LAUNCH();
 }
 
+template <int V>
 static __global__ void k_act_bwd(const float *h, float *dh, size_t n, int relu) {
-  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-    dh[i] = (float)(dh[i] * act_grad(relu, (double)h[i]));
+  typedef typename std::conditional<V == 4, float4, float>::type vec;
+  const size_t nv = n / V;
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < nv; i += (size_t)gridDim.x * blockDim.x) {
+    const vec x = reinterpret_cast<const vec *>(h)[i];
+    vec g = reinterpret_cast<const vec *>(dh)[i];
+    const float *xf = reinterpret_cast<const float *>(&x);
+    float *gf = reinterpret_cast<float *>(&g);
+#pragma unroll
+    for (int e = 0; e < V; e++) gf[e] = (float)(gf[e] * act_grad(relu, (double)xf[e]));
+    reinterpret_cast<vec *>(dh)[i] = g;
+  }
 }
 
 extern "C" void cu_act_bwd(cu_ws *ws, const float *h, float *dh, size_t n) {
   if (n == 0) return;
-  k_act_bwd<<<cu_blocks(n, 256), 256, 0, ws->st>>>(h, dh, n, ws->m->cfg.act == EP_ACT_RELU);
+  const int relu = ws->m->cfg.act == EP_ACT_RELU;
+  if (n % 4 == 0 && mlp_vec4(4, h, dh)) k_act_bwd<4><<<cu_blocks(n / 4, 256), 256, 0, ws->st>>>(h, dh, n, relu);
+  else k_act_bwd<1><<<cu_blocks(n, 256), 256, 0, ws->st>>>(h, dh, n, relu);
   EP_CHECK_LAUNCH();
 }
 
-static __global__ void k_resid_add(float *res, const float *x, float *wout, size_t n) {
+/* x_i = x + b (b NULL: x); res += x_i, wout = x_i when non-NULL. */
+static __global__ void k_resid_add(float *res, const float *x, const float *b, int D, float *wout, size_t n) {
   for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-    res[i] += x[i];
-    if (wout) wout[i] = x[i];
+    float xi = x[i];
+    if (b) xi += b[i % (size_t)D];
+    res[i] += xi;
+    if (wout) wout[i] = xi;
   }
 }
 
-extern "C" void cu_resid_add(cu_ws *ws, float *res, const float *x, float *wout) {
+extern "C" void cu_resid_add(cu_ws *ws, float *res, const float *x, const float *b, float *wout) {
   const size_t n = ws->N * (size_t)ws->D;
-  k_resid_add<<<cu_blocks(n, 256), 256, 0, ws->st>>>(res, x, wout, n);
+  k_resid_add<<<cu_blocks(n, 256), 256, 0, ws->st>>>(res, x, b, ws->D, wout, n);
   EP_CHECK_LAUNCH();
 }
