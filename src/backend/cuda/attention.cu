@@ -175,29 +175,30 @@ static __device__ __forceinline__ const float *attn_head_bias(const float *b, in
   return b ? b + (size_t)h * dh : NULL;
 }
 
-/* p [H, B, T, T] = softmax(q k^T / sqrt(dh)) over the unmasked keys, o [H, N, dh] = p v. */
-static __global__ void __launch_bounds__(32 * ATTN_MAX_WARPS)
+/* p [H, B, T, T] = softmax(q k^T / sqrt(dh)) over the unmasked keys, o [H, N, dh] = p v.
+ * Two blocks an SM: 64 registers, no spills (ptxas aimed at three and spilled). */
+static __global__ void __launch_bounds__(32 * ATTN_MAX_WARPS, 2)
     k_attn_fwd(const float *q, const float *k, const float *v, attn_bias bias, float *p, float *o,
                const int32_t *len, int B, int T, int dh, int causal, float scale) {
-  extern __shared__ float sm[];
+  extern __shared__ float sm[]; /* indexed in int: at most CU_T_MAX rows */
   const int b = blockIdx.x, h = blockIdx.y, ld = attn_ld(dh);
   const size_t N = (size_t)B * T;
   const size_t base = (size_t)h * N * dh + (size_t)b * T * dh; /* row (b, 0) of head h */
   const size_t pbase = (size_t)h * N * T + (size_t)b * T * T;
-  float *qs = sm, *ks = qs + (size_t)T * ld, *vs = ks + (size_t)T * ld, *ps = vs + (size_t)T * ld;
+  float *qs = sm, *ks = qs + T * ld, *vs = ks + T * ld, *ps = vs + T * ld;
   attn_stage(qs, q + base, attn_head_bias(bias.b[0], h, dh), T, dh);
   attn_stage(ks, k + base, attn_head_bias(bias.b[1], h, dh), T, dh);
   attn_stage(vs, v + base, attn_head_bias(bias.b[2], h, dh), T, dh);
   __syncthreads();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
   const int L = len[b];
-  float *pw = ps + (size_t)warp * T;
+  float *pw = ps + warp * T;
   for (int t = warp; t < T; t += nwarps) {
     const int jmax = attn_jmax(t, L, causal);
-    const float *qt = qs + (size_t)t * ld;
+    const float *qt = qs + t * ld;
     float mx = -INFINITY;
     for (int j = lane; j < jmax; j += 32) {
-      const float s = attn_dot(qt, ks + (size_t)j * ld, dh) * scale;
+      const float s = attn_dot(qt, ks + j * ld, dh) * scale;
       pw[j] = s;
       mx = fmaxf(mx, s);
     }
@@ -209,7 +210,7 @@ static __global__ void __launch_bounds__(32 * ATTN_MAX_WARPS)
       sum += e;
     }
     sum = cu_warp_sumf(sum);
-    float *pr = p + pbase + (size_t)t * T;
+    float *pr = p + pbase + t * T;
     for (int j = lane; j < T; j += 32) {
       const float pv = j < jmax ? pw[j] / sum : 0.0f;
       pw[j] = pv;
@@ -221,10 +222,10 @@ static __global__ void __launch_bounds__(32 * ATTN_MAX_WARPS)
       float a0 = 0.0f, a1 = 0.0f;
       int j = 0;
       for (; j + 2 <= jmax; j += 2) {
-        a0 = fmaf(pw[j], vs[(size_t)j * ld + d], a0);
-        a1 = fmaf(pw[j + 1], vs[(size_t)(j + 1) * ld + d], a1);
+        a0 = fmaf(pw[j], vs[j * ld + d], a0);
+        a1 = fmaf(pw[j + 1], vs[(j + 1) * ld + d], a1);
       }
-      if (j < jmax) a0 = fmaf(pw[j], vs[(size_t)j * ld + d], a0);
+      if (j < jmax) a0 = fmaf(pw[j], vs[j * ld + d], a0);
       ot[d] = a0 + a1;
     }
     __syncwarp();
@@ -252,13 +253,13 @@ extern "C" void cu_attn_fwd(cu_ws *ws, int l, int folded, const float *q, const 
 static __global__ void __launch_bounds__(32 * ATTN_MAX_WARPS)
     k_attn_bwd(const float *q, const float *k, const float *v, attn_bias bias, const float *p, const float *dO,
                float *dq, float *dk, float *dv, int B, int T, int dh, float scale) {
-  extern __shared__ float sm[];
+  extern __shared__ float sm[]; /* indexed in int: at most CU_T_MAX rows */
   const int b = blockIdx.x, h = blockIdx.y, ld = attn_ld(dh), lt = T + 1;
   const size_t N = (size_t)B * T;
   const size_t base = (size_t)h * N * dh + (size_t)b * T * dh;
   const size_t pbase = (size_t)h * N * T + (size_t)b * T * T;
-  float *qs = sm, *ks = qs + (size_t)T * ld, *vs = ks + (size_t)T * ld, *dos = vs + (size_t)T * ld;
-  float *dss = dos + (size_t)T * ld; /* [T, T + 1] */
+  float *qs = sm, *ks = qs + T * ld, *vs = ks + T * ld, *dos = vs + T * ld;
+  float *dss = dos + T * ld; /* [T, T + 1] */
   attn_stage(qs, q + base, attn_head_bias(bias.b[0], h, dh), T, dh);
   attn_stage(ks, k + base, attn_head_bias(bias.b[1], h, dh), T, dh);
   attn_stage(vs, v + base, attn_head_bias(bias.b[2], h, dh), T, dh);
@@ -266,12 +267,12 @@ static __global__ void __launch_bounds__(32 * ATTN_MAX_WARPS)
   __syncthreads();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
   for (int t = warp; t < T; t += nwarps) {
-    const float *pr = p + pbase + (size_t)t * T;
-    float *dsr = dss + (size_t)t * lt;
+    const float *pr = p + pbase + t * T;
+    float *dsr = dss + t * lt;
     float acc = 0.0f;
     for (int j = lane; j < T; j += 32) {
       const float pj = pr[j];
-      const float dp = pj != 0.0f ? attn_dot(dos + (size_t)t * ld, vs + (size_t)j * ld, dh) : 0.0f;
+      const float dp = pj != 0.0f ? attn_dot(dos + t * ld, vs + j * ld, dh) : 0.0f;
       dsr[j] = dp;
       acc += pj * dp;
     }
@@ -287,9 +288,9 @@ static __global__ void __launch_bounds__(32 * ATTN_MAX_WARPS)
     const int r = i / dh, d = i - r * dh;
     float gq = 0.0f, gk = 0.0f, gv = 0.0f;
     for (int j = 0; j < T; j++) {
-      gq = fmaf(dss[(size_t)r * lt + j], ks[(size_t)j * ld + d], gq);
-      gk = fmaf(dss[(size_t)j * lt + r], qs[(size_t)j * ld + d], gk);
-      gv = fmaf(pb[(size_t)j * T + r], dos[(size_t)j * ld + d], gv);
+      gq = fmaf(dss[r * lt + j], ks[j * ld + d], gq);
+      gk = fmaf(dss[j * lt + r], qs[j * ld + d], gk);
+      gv = fmaf(pb[j * T + r], dos[j * ld + d], gv);
     }
     dq[base + i] = gq;
     dk[base + i] = gk;

@@ -845,9 +845,10 @@ static void cu_faith_bwd_dev(cu_ws *ws, int nm) {
  * kernels read batch contents (tokens, rows, weights, masks) from device memory, so
  * only those launch shapes and choices enter the key. Saves the ~700 launches a step. */
 static void cu_faith_graph(cu_ws *ws, int nm, int want_out, int grad) {
-  const int key[11] = {ws->B,          ws->T,         (int)ws->P,        nm,
-                       want_out,       grad,          ws->compute,       ws->keep_acts,
-                       cu_mixnorm_on(ws), ws->mixnorm_split, ws->dev_sample};
+  const int key[CU_GRAPH_KEY] = {ws->B,       ws->T,         (int)ws->P,        nm,
+                                 want_out,    grad,          ws->compute,       ws->keep_acts,
+                                 cu_mixnorm_on(ws), ws->mixnorm_split, ws->dev_sample};
+  static_assert(sizeof key == sizeof ws->gkey, "the graph key and its copy in the workspace differ");
   if (!ws->gexec || memcmp(key, ws->gkey, sizeof key)) {
     if (ws->gexec) EP_CHECK_CUDA(cudaGraphExecDestroy(ws->gexec));
     ws->gexec = NULL;

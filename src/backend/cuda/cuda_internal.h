@@ -45,6 +45,8 @@ typedef enum {
 /* Attention kernels keep one example's K/V (and Q, dO in the backward) of one head in
  * shared memory: short sequences only. */
 #define CU_T_MAX 128
+/* Launch shapes and choices a captured step graph is keyed by (cu_faith_graph). */
+#define CU_GRAPH_KEY 11
 
 typedef struct {
   const float *ln1_w, *ln1_b, *w_q, *b_q, *w_k, *b_k, *w_v, *b_v, *w_o, *b_o;
@@ -156,7 +158,7 @@ typedef struct {
   int fold;                 /* 1: the TF32 kernel's readers folded (cu_fold_weights; EP_CUDA_FOLD=0: off) */
   int graphs;               /* 1: the device-KL step replayed as a CUDA graph (EP_CUDA_GRAPH=0: off) */
   cudaGraphExec_t gexec;    /* the captured step, or NULL */
-  int gkey[10];             /* what it was captured for (cu_faith_graph) */
+  int gkey[CU_GRAPH_KEY];   /* what it was captured for (cu_faith_graph) */
   struct cu_cache *cache;  /* prepare outputs of examples seen before (cache.cu), or NULL */
   /* phase timing */
   int prof;
