@@ -155,16 +155,30 @@ static int64_t first_pos(const ep_batch *bt, int b) {
   return q;
 }
 
-/* c [W, N, D] of the batch from the examples' entries src[b] [W, T, D] (V floats at a time). */
+/* c [W, N, D] of the batch from the examples' entries src[b] [W, T, D] (V floats at a
+ * time), and the base points from the values as they pass (cu_base_walk, as
+ * cu_base_points computes them from c): one pass instead of a copy and a re-read. */
 template <int V>
-static __global__ void k_gather_c(const float *const *src, float *c, size_t ND, int T, int D, int W) {
+static __global__ void k_gather_c(const float *const *src, const float *x0, const float *x1, const int2 *slots,
+                                  int K, float *c, float *base, size_t ND, int T, int D) {
   typedef typename std::conditional<V == 4, float4, float>::type vec;
-  const size_t ndv = ND / V, total = (size_t)W * ndv;
+  const size_t ndv = ND / V;
   const int Dv = D / V;
-  for (size_t f = (size_t)blockIdx.x * blockDim.x + threadIdx.x; f < total; f += (size_t)gridDim.x * blockDim.x) {
-    const size_t w = f / ndv, r = f % ndv, row = r / Dv, dv = r % Dv;
-    const size_t b = row / (size_t)T, t = row % (size_t)T;
-    reinterpret_cast<vec *>(c)[f] = reinterpret_cast<const vec *>(src[b])[(w * T + t) * Dv + dv];
+  vec *cv = reinterpret_cast<vec *>(c);
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < ndv; i += (size_t)gridDim.x * blockDim.x) {
+    const size_t row = i / Dv, dv = i % Dv, b = row / (size_t)T, t = row % (size_t)T;
+    const vec *sv = reinterpret_cast<const vec *>(src[b]) + t * Dv + dv; /* writer 0 */
+    vec run;
+    if (x0) run = cu_vadd(reinterpret_cast<const vec *>(x0)[i], reinterpret_cast<const vec *>(x1)[i]);
+    else memset(&run, 0, sizeof run);
+    cu_base_walk(
+        run, slots, K,
+        [&](int w) {
+          const vec x = sv[(size_t)w * T * Dv];
+          cv[(size_t)w * ndv + i] = x;
+          return x;
+        },
+        reinterpret_cast<vec *>(base), ndv, i);
   }
 }
 
@@ -217,9 +231,14 @@ extern "C" int cu_cache_fetch(cu_ws *ws, const ep_batch *bt) {
                                 cudaMemcpyHostToDevice, ws->st));
   const float *const *dc = (const float *const *)cc->dptr;
   if (with_c) {
-    const size_t ND = ws->N * (size_t)D, n = (size_t)ws->W * ND;
-    if (D % 4 == 0) k_gather_c<4><<<cu_blocks(n / 4, 256), 256, 0, ws->st>>>(dc, ws->c, ND, T, D, ws->W);
-    else k_gather_c<1><<<cu_blocks(n, 256), 256, 0, ws->st>>>(dc, ws->c, ND, T, D, ws->W);
+    const size_t ND = ws->N * (size_t)D;
+    const float *x0 = ws->g->embedding_nodes ? NULL : ws->xtok, *x1 = ws->xpos;
+    if (D % 4 == 0)
+      k_gather_c<4><<<cu_blocks(ND / 4, 256), 256, 0, ws->st>>>(dc, x0, x1, ws->slots_d, ws->n_slots, ws->c, ws->base,
+                                                                ND, T, D);
+    else
+      k_gather_c<1><<<cu_blocks(ND, 256), 256, 0, ws->st>>>(dc, x0, x1, ws->slots_d, ws->n_slots, ws->c, ws->base, ND,
+                                                            T, D);
     EP_CHECK_LAUNCH();
   }
   if (P > 0) {

@@ -95,6 +95,28 @@ static int cu_env_int(const char *name, int dflt) {
   return v ? atoi(v) : dflt;
 }
 
+/* The base slots in the order the writers reach them: (2 l + part, writers before the
+ * reader group) for each layer's q/k/v readers (part 0) and MLP reader (part 1), then
+ * resid_post (2 L); layers without one are skipped. Uploaded once to ws->slots_d. */
+static void cu_base_slots(cu_ws *ws) {
+  const ep_graph *g = ws->g;
+  int2 *h = (int2 *)ep_calloc((size_t)(2 * ws->L + 1), sizeof(int2));
+  int K = 0, done = 0;
+  for (int l = 0; l <= ws->L; l++)
+    for (int part = 0; part < 2; part++) {
+      const int r = l == ws->L ? (part ? -1 : g->resid_reader) : part ? g->layer_mlp_reader[l] : g->layer_q_reader[l];
+      if (r < 0) continue;
+      const int n = g->readers[r].n_in;
+      if (n > done) done = n;
+      h[K++] = make_int2(2 * l + part, done);
+    }
+  EP_CHECK(done <= ws->W, "base slots reach writer %d of %d", done, ws->W);
+  ws->slots_d = (int2 *)cu_dalloc(ws, (size_t)K, sizeof(int2));
+  EP_CHECK_CUDA(cudaMemcpy(ws->slots_d, h, (size_t)K * sizeof(int2), cudaMemcpyHostToDevice));
+  ws->n_slots = K;
+  free(h);
+}
+
 static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opts *o, int Bmax, int Tmax) {
   const ep_model_config *c = &m->cfg;
   EP_CHECK(o->precision == EP_PREC_F32, "the CUDA backend computes in fp32 only");
@@ -131,6 +153,7 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   ws->gemm_type = CUDA_R_32F;
   ws->gemm_compute = CUBLAS_COMPUTE_32F;
   cu_attn_setup(ws);
+  cu_base_slots(ws);
   /* Environment switches, for measurements (docs/cuda-backend.md):
    * EP_CUDA_PROFILE=1 phase timing (no graph); EP_CUDA_GRAPH=0 no CUDA graph;
    * EP_CUDA_MIXNORM: 0 reader mixing as GEMMs and a separate norm, 2 the exact-fp32 fused
@@ -420,7 +443,6 @@ static void cu_writer_outputs(void *p, const int32_t *tok, const int32_t *length
 
 static int64_t cu_prepare(void *p, const ep_batch *bt, const float *mean_c) {
   cu_ws *ws = (cu_ws *)p;
-  const ep_graph *g = ws->g;
   cu_set_shape(ws, bt->B, bt->T, bt->length);
   const size_t ND = ws->N * (size_t)ws->D;
   ws->P = 0;
@@ -476,19 +498,9 @@ static int64_t cu_prepare(void *p, const ep_batch *bt, const float *mean_c) {
     /* mean_c is the caller's pageable memory: the copy must finish before returning */
     EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
   }
-  /* base points: the running corrupted residual at each reader group */
-  float *run = ws->tmp;
-  if (g->embedding_nodes) EP_CHECK_CUDA(cudaMemsetAsync(run, 0, ND * sizeof(float), ws->st));
-  else cu_add2(ws, run, ws->xtok, ws->xpos, ND);
-  int done = 0;
-  for (int l = 0; l <= ws->L; l++)
-    for (int part = 0; part < 2; part++) {
-      const int r = l == ws->L ? (part ? -1 : g->resid_reader) : part ? g->layer_mlp_reader[l] : g->layer_q_reader[l];
-      if (r < 0) continue;
-      const int n = g->readers[r].n_in;
-      cu_base_slot(ws, run, ws->c, done, n > done ? n : done, ws->base + (size_t)(2 * l + part) * ND);
-      if (n > done) done = n;
-    }
+  /* base points: the running corrupted residual at each reader group (a cache hit with
+   * interchange ablation made them while gathering c) */
+  if (!(cached && ws->o.ablation == EP_ABLATE_INTERCHANGE)) cu_base_points(ws);
   if (!cached && cu_device_kl(ws)) cu_cache_store(ws, bt);
   cu_mark(ws, CU_PH_PREP);
   cu_prof_end(ws);

@@ -104,6 +104,8 @@ typedef struct {
   /* device buffers (float unless noted) */
   int32_t *len_d, *prow_d, *tok_d; /* tok_d [2, Bmax*Tmax] */
   float *c, *base, *xtok, *xpos, *delta, *ddelta;
+  int2 *slots_d; /* [n_slots] base slots in writer order: (slot 2l + part, writers before it) */
+  int n_slots;
   float *Y, *Xn, *mu, *rs;
   float *q, *k, *v, *ob, *dob, *dq, *dk, *dv, *att;
   float *hx;              /* [H, N, D] head writer outputs (later their gradients) */
@@ -200,8 +202,9 @@ extern "C" void cu_embed(cu_ws *ws, const int32_t *tok_d, float *xt, float *xp);
 extern "C" void cu_add2(cu_ws *ws, float *out, const float *a, const float *b, size_t n);
 /* c[w, b, t, :] = mean[w, t, :] for every writer and example. */
 extern "C" void cu_mean_broadcast(cu_ws *ws, const float *mean, float *c);
-/* run += sum_{w in [w0, w1)} c_w (in writer order); base_out (if non-NULL) = run. */
-extern "C" void cu_base_slot(cu_ws *ws, float *run, const float *c, int w0, int w1, float *base_out);
+/* ws->base [2L + 1, N, D]: every base slot's running corrupted residual from ws->c (and
+ * the embeddings xtok + xpos without embedding nodes), one pass (ws->slots_d). */
+extern "C" void cu_base_points(cu_ws *ws);
 
 /* ---- layernorm.cu ---- */
 /* Rows x [rows, D] -> y; mu/rs get mean and reciprocal std. With add != NULL, first
@@ -334,8 +337,9 @@ extern "C" void cu_qkv_bwd(cu_ws *ws, int l, int folded);
 /* ---- cache.cu ---- */
 /* Budget in bytes (0: no cache); drops what was cached. */
 extern "C" void cu_cache_set_budget(cu_ws *ws, size_t bytes);
-/* All examples of bt cached: ws->c (interchange), ws->tgt_d and ws->lse_d filled from the
- * cache, returns 1; else 0 and nothing written. ws->N / B / T already set for bt. */
+/* All examples of bt cached: ws->c and the base points ws->base (interchange), ws->tgt_d
+ * and ws->lse_d filled from the cache, returns 1; else 0 and nothing written. ws->N / B /
+ * T and the embeddings xtok / xpos already set for bt. */
 extern "C" int cu_cache_fetch(cu_ws *ws, const ep_batch *bt);
 /* After a computed prepare of bt: cache its examples not cached yet, within the budget. */
 extern "C" void cu_cache_store(cu_ws *ws, const ep_batch *bt);

@@ -57,3 +57,25 @@ static __device__ __forceinline__ void cu_cp_wait() {
 __device__ __forceinline__ uint32_t cu_tf32_round(float x) {
   return (__float_as_uint(x) + 0x1000u) & 0xffffe000u;
 }
+
+/* ---- base points (embed.cu, cache.cu) ----------------------------------------------- */
+/* Element-wise sums in float4 groups or single floats. */
+static __device__ __forceinline__ float4 cu_vadd(float4 a, float4 b) {
+  return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w);
+}
+static __device__ __forceinline__ float cu_vadd(float a, float b) { return a + b; }
+
+/* One element's walk over the writers in order: run += get(w) for w = 0, 1, ...; when
+ * the writers before base slot slots[k].x (slots[k].y of them) are in, base[slots[k].x]
+ * = run (element i of slot rows of ndv elements). The CPU reference's summation order. */
+template <typename V, typename F>
+static __device__ __forceinline__ void cu_base_walk(V run, const int2 *slots, int K, F get, V *base, size_t ndv,
+                                                    size_t i) {
+  int w = 0;
+  for (int k = 0; k < K; k++) {
+    const int2 s = slots[k];
+#pragma unroll 4
+    for (; w < s.y; w++) run = cu_vadd(run, get(w));
+    base[(size_t)s.x * ndv + i] = run;
+  }
+}

@@ -1,4 +1,8 @@
 /* embed.cu — token/position embeddings, ablation values and base points. */
+#include <string.h>
+
+#include <type_traits>
+
 #include "cuda_internal.h"
 #include "cuda_util.cuh"
 
@@ -45,18 +49,30 @@ extern "C" void cu_mean_broadcast(cu_ws *ws, const float *mean, float *c) {
   EP_CHECK_LAUNCH();
 }
 
-/* run += c_w for w in [w0, w1), in writer order (the CPU reference's summation order). */
-static __global__ void k_base_slot(float *run, const float *c, int w0, int w1, size_t ND, float *base_out) {
-  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < ND; i += (size_t)gridDim.x * blockDim.x) {
-    float r = run[i];
-    for (int w = w0; w < w1; w++) r += c[(size_t)w * ND + i];
-    run[i] = r;
-    if (base_out) base_out[i] = r;
+/* base [slot] for every base slot: x0 + x1 (or 0 when x0 is NULL) plus the writers'
+ * c_w before the slot, in writer order (cu_base_walk). One pass over c. */
+template <int V>
+static __global__ void k_base_points(const float *x0, const float *x1, const float *c, const int2 *slots, int K,
+                                     size_t ND, float *base) {
+  typedef typename std::conditional<V == 4, float4, float>::type vec;
+  const size_t ndv = ND / V;
+  const vec *cv = reinterpret_cast<const vec *>(c);
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < ndv; i += (size_t)gridDim.x * blockDim.x) {
+    vec run;
+    if (x0) run = cu_vadd(reinterpret_cast<const vec *>(x0)[i], reinterpret_cast<const vec *>(x1)[i]);
+    else memset(&run, 0, sizeof run);
+    cu_base_walk(run, slots, K, [&](int w) { return cv[(size_t)w * ndv + i]; }, reinterpret_cast<vec *>(base), ndv,
+                 i);
   }
 }
 
-extern "C" void cu_base_slot(cu_ws *ws, float *run, const float *c, int w0, int w1, float *base_out) {
+extern "C" void cu_base_points(cu_ws *ws) {
   const size_t ND = ws->N * (size_t)ws->D;
-  k_base_slot<<<cu_blocks(ND, 256), 256, 0, ws->st>>>(run, c, w0, w1, ND, base_out);
+  const float *x0 = ws->g->embedding_nodes ? NULL : ws->xtok, *x1 = ws->xpos;
+  if (ND % 4 == 0)
+    k_base_points<4><<<cu_blocks(ND / 4, 256), 256, 0, ws->st>>>(x0, x1, ws->c, ws->slots_d, ws->n_slots, ND,
+                                                                 ws->base);
+  else
+    k_base_points<1><<<cu_blocks(ND, 256), 256, 0, ws->st>>>(x0, x1, ws->c, ws->slots_d, ws->n_slots, ND, ws->base);
   EP_CHECK_LAUNCH();
 }
