@@ -93,19 +93,35 @@ extern "C" void cu_add_bias(cu_ws *ws, float *y, const float *b, size_t rows, in
 }
 
 /* delta (and, in bf16 mode, its bf16 copy dbf at the same offset); with a bias b, first
- * x[i] += scale b[i mod D] (written back: x is the writer's output). */
+ * x[i] += scale b[i mod D] (written back: x is the writer's output). Grid (blocks, nw):
+ * writer blockIdx.y, V floats at a time (V = 4: D a multiple of 4, 16-byte aligned). */
+template <int V>
 static __global__ void k_delta_write(float *x, const float *b, float scale, const float *c, const float *zn,
-                                     float *delta, __nv_bfloat16 *dbf, size_t ND, int D, int nw) {
-  const size_t n = ND * (size_t)nw;
-  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-    float xi = x[i];
+                                     float *delta, __nv_bfloat16 *dbf, unsigned ndv, int Dv) {
+  typedef typename std::conditional<V == 4, float4, float>::type vec;
+  const size_t o = (size_t)blockIdx.y * ndv; /* this writer's first vector */
+  const float z = zn[blockIdx.y];
+  vec *xv = reinterpret_cast<vec *>(x) + o, *dv = reinterpret_cast<vec *>(delta) + o;
+  const vec *cv = reinterpret_cast<const vec *>(c) + o;
+  for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < ndv; i += gridDim.x * blockDim.x) {
+    vec xi = xv[i];
+    float *xf = reinterpret_cast<float *>(&xi);
     if (b) {
-      xi += scale * b[i % (size_t)D];
-      x[i] = xi;
+      const float *bd = b + (i % (unsigned)Dv) * V;
+#pragma unroll
+      for (int e = 0; e < V; e++) xf[e] += scale * bd[e];
+      xv[i] = xi;
     }
-    const float d = zn[i / ND] * (xi - c[i]);
-    delta[i] = d;
-    if (dbf) dbf[i] = __float2bfloat16(d);
+    const vec ci = cv[i];
+    const float *cf = reinterpret_cast<const float *>(&ci);
+    vec d;
+    float *df = reinterpret_cast<float *>(&d);
+#pragma unroll
+    for (int e = 0; e < V; e++) df[e] = z * (xf[e] - cf[e]);
+    dv[i] = d;
+    if (dbf)
+#pragma unroll
+      for (int e = 0; e < V; e++) dbf[(o + i) * V + e] = __float2bfloat16(df[e]);
   }
 }
 
@@ -113,7 +129,11 @@ extern "C" void cu_delta_write_bias(cu_ws *ws, float *x, const float *b, float s
                                     const float *zn, float *delta, int nw) {
   const size_t ND = ws->N * (size_t)ws->D;
   __nv_bfloat16 *dbf = ws->compute == 2 ? ws->delta_bf + (delta - ws->delta) : NULL;
-  k_delta_write<<<cu_blocks(ND * nw, 256), 256, 0, ws->st>>>(x, b, scale, c, zn, delta, dbf, ND, ws->D, nw);
+  const int v4 = ws->D % 4 == 0 && !(((uintptr_t)x | (uintptr_t)c | (uintptr_t)delta) & 15);
+  const unsigned ndv = (unsigned)(ND / (v4 ? 4 : 1));
+  const dim3 grid(cu_blocks(ndv, 256), (unsigned)nw);
+  if (v4) k_delta_write<4><<<grid, 256, 0, ws->st>>>(x, b, scale, c, zn, delta, dbf, ndv, ws->D / 4);
+  else k_delta_write<1><<<grid, 256, 0, ws->st>>>(x, b, scale, c, zn, delta, dbf, ndv, ws->D);
   EP_CHECK_LAUNCH();
 }
 
