@@ -325,25 +325,27 @@ extern "C" void cu_attn_setup(cu_ws *ws) {
 }
 
 /* x_i = hx_i[e] + scale b[e mod D] (b NULL: hx_i[e]); res[e] += sum_i x_i in head order
- * (the CPU reference's order); wout_i = x_i. */
-static __global__ void k_head_sum(const float *hx, const float *b, float scale, float *res, float *wout, size_t ND,
-                                  int D, int H) {
+ * (the CPU reference's order); from element off on, wout[i stride + e - off] = x_i. */
+static __global__ void k_head_sum(const float *hx, const float *b, float scale, float *res, float *wout,
+                                  size_t stride, size_t off, size_t ND, int D, int H) {
   for (size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x; e < ND; e += (size_t)gridDim.x * blockDim.x) {
     const float be = b ? b[e % (size_t)D] : 0.0f;
+    const int store = wout && e >= off;
     float s = 0.0f;
     for (int i = 0; i < H; i++) {
       float x = hx[(size_t)i * ND + e];
       if (b) x += scale * be;
       s += x;
-      if (wout) wout[(size_t)i * ND + e] = x;
+      if (store) wout[(size_t)i * stride + e - off] = x;
     }
     res[e] += s;
   }
 }
 
-extern "C" void cu_head_sum(cu_ws *ws, int l, const float *hx, float *res, float *wout) {
+extern "C" void cu_head_sum(cu_ws *ws, int l, const float *hx, float *res, const cu_wout *wo, int w0) {
   const size_t ND = ws->N * (size_t)ws->D;
-  k_head_sum<<<cu_blocks(ND, 256), 256, 0, ws->st>>>(hx, ws->lw[l].b_o, (float)(1.0 / ws->H), res, wout, ND, ws->D,
-                                                      ws->H);
+  float *out = wo ? wo->out + (size_t)w0 * wo->stride : NULL;
+  k_head_sum<<<cu_blocks(ND, 256), 256, 0, ws->st>>>(hx, ws->lw[l].b_o, (float)(1.0 / ws->H), res, out,
+                                                      wo ? wo->stride : 0, wo ? wo->off : 0, ND, ws->D, ws->H);
   EP_CHECK_LAUNCH();
 }

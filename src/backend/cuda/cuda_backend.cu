@@ -117,6 +117,20 @@ static void cu_base_slots(cu_ws *ws) {
   free(h);
 }
 
+/* Floats of the 2B-row plain forward's buffers in cu_plain_pair's order (sizes[18]), and
+ * their total with each piece rounded up to 64 floats. */
+static size_t pair_sizes(const cu_ws *ws, size_t B, size_t T, size_t sizes[18]) {
+  const size_t N2 = 2 * B * T, D = (size_t)ws->D, H = (size_t)ws->H, dh = (size_t)ws->dh, F = (size_t)ws->F;
+  const size_t s[18] = {N2 * D,      N2 * D,      N2 * D,      N2 * D, N2,     N2,     N2 * H * dh, N2 * H * dh,
+                        N2 * H * dh, H * N2 * T,  N2 * H * dh, H * N2 * D, N2 * D, N2, N2, N2 * F, N2 * F, N2 * D};
+  size_t total = 0;
+  for (int i = 0; i < 18; i++) {
+    sizes[i] = s[i];
+    total += (s[i] + 63) / 64 * 64;
+  }
+  return total;
+}
+
 static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opts *o, int Bmax, int Tmax) {
   const ep_model_config *c = &m->cfg;
   EP_CHECK(o->precision == EP_PREC_F32, "the CUDA backend computes in fp32 only");
@@ -166,7 +180,8 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
    * the ddelta update as a cuBLAS GEMM; EP_CUDA_EDGE_TC=0 the edge gradients as cuBLAS GEMMs over row
    * chunks (default: the tensor-core kernel); EP_CUDA_EDGE_ROWS=c c token rows per
    * edge-gradient chunk (c must divide B T); EP_CUDA_FOLD=0 the TF32 readers' norm
-   * weights not folded into the q/k/v projections (Y and Xn both written). */
+   * weights not folded into the q/k/v projections (Y and Xn both written); EP_CUDA_PAIR=0
+   * prepare's clean and corrupted runs as two forwards (cu_plain_pair). */
   ws->prof = cu_env_int("EP_CUDA_PROFILE", 0) > 0;
   ws->graphs = cu_env_int("EP_CUDA_GRAPH", 1) != 0;
   ws->mixnorm = cu_env_int("EP_CUDA_MIXNORM", 1);
@@ -178,6 +193,7 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   ws->edge_tc = cu_env_int("EP_CUDA_EDGE_TC", 1) != 0;
   ws->edge_rows = cu_env_int("EP_CUDA_EDGE_ROWS", 0);
   ws->fold = cu_env_int("EP_CUDA_FOLD", 1) != 0;
+  ws->pair = cu_env_int("EP_CUDA_PAIR", 1) != 0;
   ws->mpart_layer = -1;
   {
     int dev = 0;
@@ -223,7 +239,7 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   }
 
   /* host side */
-  ws->len_h = (int32_t *)ep_calloc((size_t)Bmax, sizeof(int32_t));
+  ws->len_h = (int32_t *)ep_calloc(2 * (size_t)Bmax, sizeof(int32_t)); /* 2B: cu_plain_pair */
   ws->npos_h = (int32_t *)ep_calloc((size_t)Bmax, sizeof(int32_t));
   ws->prow_h = (int32_t *)ep_calloc(N, sizeof(int32_t));
   ws->target = (double *)ep_calloc(N * Vo, sizeof(double));
@@ -239,7 +255,7 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
 
   /* device side */
 #define DALLOC(field, type, count) ws->field = (type *)cu_dalloc(ws, (count), sizeof(type))
-  DALLOC(len_d, int32_t, (size_t)Bmax);
+  DALLOC(len_d, int32_t, 2 * (size_t)Bmax);
   DALLOC(prow_d, int32_t, N);
   DALLOC(tok_d, int32_t, 2 * N);
   DALLOC(c, float, W * N * D);
@@ -247,7 +263,13 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   DALLOC(xtok, float, N * D);
   DALLOC(xpos, float, N * D);
   DALLOC(delta, float, W * N * D);
-  DALLOC(ddelta, float, W * N * D);
+  {
+    /* ddelta doubles as cu_plain_pair's scratch during prepare: at least that big */
+    size_t sz[18];
+    const size_t pair = pair_sizes(ws, (size_t)Bmax, (size_t)Tmax, sz);
+    ws->ddelta_cap = W * N * D > pair ? W * N * D : pair;
+    DALLOC(ddelta, float, ws->ddelta_cap);
+  }
   DALLOC(Y, float, 3 * H * N * D);
   DALLOC(Xn, float, (3 * H + 1) * N * D); /* + the MLP reader's gradient (merged backward) */
   DALLOC(mu, float, 3 * H * N);
@@ -392,16 +414,19 @@ static void cu_logits_to_host(cu_ws *ws) {
   EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
 }
 
-/* Plain model from embeddings xt, xp [N, D] (ws->B/T/len set). wout [W, N, D] gets every
- * writer's output when non-NULL. With logits, ws->logits gets the outputs at the loss
+/* Plain model from embeddings xt, xp [N, D] (ws->B/T/len set). With wo, every writer's
+ * output goes there (cu_wout). With logits, ws->logits gets the outputs at the loss
  * positions, and out_pos (when non-NULL) a host copy [P, Vo]. */
-static void cu_plain_fwd(cu_ws *ws, const float *xt, const float *xp, float *wout, int logits, double *out_pos) {
+static void cu_plain_fwd(cu_ws *ws, const float *xt, const float *xp, const cu_wout *wo, int logits,
+                         double *out_pos) {
   const ep_graph *g = ws->g;
   const size_t ND = ws->N * (size_t)ws->D;
   cu_add2(ws, ws->res, xt, xp, ND);
-  if (wout && g->embedding_nodes) {
-    EP_CHECK_CUDA(cudaMemcpyAsync(wout, xt, ND * sizeof(float), cudaMemcpyDeviceToDevice, ws->st));
-    EP_CHECK_CUDA(cudaMemcpyAsync(wout + ND, xp, ND * sizeof(float), cudaMemcpyDeviceToDevice, ws->st));
+  if (wo && g->embedding_nodes) {
+    const size_t n = ND - wo->off;
+    EP_CHECK_CUDA(cudaMemcpyAsync(wo->out, xt + wo->off, n * sizeof(float), cudaMemcpyDeviceToDevice, ws->st));
+    EP_CHECK_CUDA(
+        cudaMemcpyAsync(wo->out + wo->stride, xp + wo->off, n * sizeof(float), cudaMemcpyDeviceToDevice, ws->st));
   }
   for (int l = 0; l < ws->L; l++) {
     const cu_lw *w = &ws->lw[l];
@@ -410,11 +435,11 @@ static void cu_plain_fwd(cu_ws *ws, const float *xt, const float *xp, float *wou
       cu_qkv(ws, l, ws->Xn, 0, 0, 0);
       cu_attn_fwd(ws, l, 0, ws->q, ws->k, ws->v, ws->att, ws->ob);
       cu_head_out(ws, l, 0); /* cu_head_sum adds the bias */
-      cu_head_sum(ws, l, ws->hx, ws->res, wout ? wout + (size_t)g->layer_head_writer[l] * ND : NULL);
+      cu_head_sum(ws, l, ws->hx, ws->res, wo, g->layer_head_writer[l]);
     }
     if (ws->m->cfg.has_mlp[l]) {
       cu_mlp_core(ws, l, ws->res, NULL, ws->xo, 0); /* cu_resid_add adds the bias */
-      cu_resid_add(ws, ws->res, ws->xo, ws->lw[l].b_proj, wout ? wout + (size_t)g->layer_mlp_writer[l] * ND : NULL);
+      cu_resid_add(ws, ws->res, ws->xo, ws->lw[l].b_proj, wo, g->layer_mlp_writer[l]);
     }
   }
   if (!logits) return;
@@ -428,6 +453,72 @@ static void cu_plain_fwd(cu_ws *ws, const float *xt, const float *xp, float *wou
   for (size_t i = 0; i < PV; i++) out_pos[i] = ws->h_logits[i];
 }
 
+/* The working buffers of a plain forward (the pointers cu_plain_fwd uses). */
+typedef struct {
+  float *res, *Xn, *mu, *rs, *q, *k, *v, *att, *ob, *hx, *mn, *mmu, *mrs, *hpre, *hact, *xo;
+} cu_plain_bufs;
+
+static cu_plain_bufs plain_bufs_get(const cu_ws *ws) {
+  const cu_plain_bufs b = {ws->res, ws->Xn,  ws->mu,  ws->rs, ws->q,   ws->k,    ws->v,    ws->att,
+                           ws->ob,  ws->hx,  ws->mn,  ws->mmu, ws->mrs, ws->hpre, ws->hact, ws->xo};
+  return b;
+}
+
+static void plain_bufs_set(cu_ws *ws, const cu_plain_bufs *b) {
+  ws->res = b->res;
+  ws->Xn = b->Xn;
+  ws->mu = b->mu;
+  ws->rs = b->rs;
+  ws->q = b->q;
+  ws->k = b->k;
+  ws->v = b->v;
+  ws->att = b->att;
+  ws->ob = b->ob;
+  ws->hx = b->hx;
+  ws->mn = b->mn;
+  ws->mmu = b->mmu;
+  ws->mrs = b->mrs;
+  ws->hpre = b->hpre;
+  ws->hact = b->hact;
+  ws->xo = b->xo;
+}
+
+/* Prepare's clean and corrupted runs as one plain forward of 2B rows (clean first, from
+ * the clean embeddings in ws->xtok / xpos and the corrupted tokens of bt): the
+ * GEMMs at M = 2N token rows fill the device better than two at N (at 32 x 20 tokens one
+ * wave is not full), and every small kernel runs once instead of twice. The buffers for
+ * 2N rows are carved from ddelta, free during prepare (the backward clears it first).
+ * ws->logits gets the clean run's outputs at the loss positions, ws->c the corrupted run's
+ * writer outputs. Returns 0 (nothing done) when the scratch would not fit. */
+static int cu_plain_pair(cu_ws *ws, const ep_batch *bt) {
+  const size_t B = (size_t)ws->B, N = ws->N, D = (size_t)ws->D;
+  size_t sizes[18];
+  if (pair_sizes(ws, B, (size_t)ws->T, sizes) > ws->ddelta_cap) return 0;
+  float *p[18], *cur = ws->ddelta; /* xt, xp, then cu_plain_bufs' order */
+  for (int i = 0; i < 18; i++) {
+    p[i] = cur;
+    cur += (sizes[i] + 63) / 64 * 64;
+  }
+  /* embeddings: the clean rows (already in ws->xtok / xpos), then the corrupted rows */
+  EP_CHECK_CUDA(cudaMemcpyAsync(p[0], ws->xtok, N * D * sizeof(float), cudaMemcpyDeviceToDevice, ws->st));
+  EP_CHECK_CUDA(cudaMemcpyAsync(p[1], ws->xpos, N * D * sizeof(float), cudaMemcpyDeviceToDevice, ws->st));
+  cu_embed(ws, cu_upload_tokens(ws, bt->corrupted, 1), p[0] + N * D, p[1] + N * D);
+  for (size_t b = 0; b < B; b++) ws->len_h[B + b] = ws->len_h[b];
+  EP_CHECK_CUDA(cudaMemcpyAsync(ws->len_d, ws->len_h, 2 * B * sizeof(int32_t), cudaMemcpyHostToDevice, ws->st));
+  const cu_plain_bufs saved = plain_bufs_get(ws);
+  const cu_plain_bufs pair = {p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14],
+                              p[15], p[16], p[17]};
+  plain_bufs_set(ws, &pair);
+  ws->B = (int)(2 * B);
+  ws->N = 2 * N;
+  const cu_wout wo = {ws->c, N * D, N * D}; /* the corrupted half */
+  cu_plain_fwd(ws, p[0], p[1], &wo, 1, NULL);
+  ws->B = (int)B;
+  ws->N = N;
+  plain_bufs_set(ws, &saved);
+  return 1;
+}
+
 /* ---- entry points -------------------------------------------------------------------- */
 
 static void cu_writer_outputs(void *p, const int32_t *tok, const int32_t *length, int B, int T, float *out) {
@@ -435,7 +526,8 @@ static void cu_writer_outputs(void *p, const int32_t *tok, const int32_t *length
   cu_set_shape(ws, B, T, length);
   ws->P = 0;
   cu_embed(ws, cu_upload_tokens(ws, tok, 0), ws->tmp, ws->tmp2);
-  cu_plain_fwd(ws, ws->tmp, ws->tmp2, ws->c, 0, NULL);
+  const cu_wout wo = {ws->c, ws->N * (size_t)ws->D, 0};
+  cu_plain_fwd(ws, ws->tmp, ws->tmp2, &wo, 0, NULL);
   EP_CHECK_CUDA(cudaMemcpyAsync(out, ws->c, (size_t)ws->W * ws->N * ws->D * sizeof(float), cudaMemcpyDeviceToHost,
                                 ws->st));
   EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
@@ -458,6 +550,7 @@ static int64_t cu_prepare(void *p, const ep_batch *bt, const float *mean_c) {
   cu_prof_start(ws, 0);
   cu_embed(ws, cu_upload_tokens(ws, bt->clean, 0), ws->xtok, ws->xpos);
   int cached = 0; /* every example's outputs came from the prepare cache */
+  int paired = 0; /* the clean and corrupted runs were one forward (cu_plain_pair) */
   /* clean outputs at the loss positions: kept on the device for the device losses
    * (full_outputs copies them back on request), on the host for backend_loss */
   if (cu_device_kl(ws)) {
@@ -472,7 +565,8 @@ static int64_t cu_prepare(void *p, const ep_batch *bt, const float *mean_c) {
       EP_CHECK(bt->corrupted, "interchange ablation needs corrupted tokens"); /* the cache key reads them */
     cached = cu_cache_fetch(ws, bt);
     if (!cached) {
-      cu_plain_fwd(ws, ws->xtok, ws->xpos, NULL, 1, NULL);
+      paired = ws->o.ablation == EP_ABLATE_INTERCHANGE && ws->pair && cu_plain_pair(ws, bt);
+      if (!paired) cu_plain_fwd(ws, ws->xtok, ws->xpos, NULL, 1, NULL);
       cu_mark(ws, CU_PH_PLAIN);
       cu_kl_prepare(ws);
     }
@@ -483,9 +577,10 @@ static int64_t cu_prepare(void *p, const ep_batch *bt, const float *mean_c) {
   }
   if (ws->o.ablation == EP_ABLATE_INTERCHANGE) {
     EP_CHECK(bt->corrupted, "interchange ablation needs corrupted tokens");
-    if (!cached) { /* else the cache filled ws->c */
+    if (!cached && !paired) { /* else the cache or the paired forward filled ws->c */
       cu_embed(ws, cu_upload_tokens(ws, bt->corrupted, 1), ws->tmp, ws->tmp2);
-      cu_plain_fwd(ws, ws->tmp, ws->tmp2, ws->c, 0, NULL);
+      const cu_wout wo = {ws->c, ND, 0};
+      cu_plain_fwd(ws, ws->tmp, ws->tmp2, &wo, 0, NULL);
       cu_mark(ws, CU_PH_PLAIN);
     }
   } else if (ws->o.ablation == EP_ABLATE_ZERO) {

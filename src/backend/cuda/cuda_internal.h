@@ -104,6 +104,7 @@ typedef struct {
   /* device buffers (float unless noted) */
   int32_t *len_d, *prow_d, *tok_d; /* tok_d [2, Bmax*Tmax] */
   float *c, *base, *xtok, *xpos, *delta, *ddelta;
+  size_t ddelta_cap; /* floats of ddelta: [W, N, D], or more for cu_plain_pair's scratch */
   int2 *slots_d; /* [n_slots] base slots in writer order: (slot 2l + part, writers before it) */
   int n_slots;
   float *Y, *Xn, *mu, *rs;
@@ -158,6 +159,7 @@ typedef struct {
   int sm_count;             /* multiprocessors of the device */
   int edge_rows;            /* token rows per edge-gradient chunk (EP_CUDA_EDGE_ROWS; 0: automatic) */
   int fold;                 /* 1: the TF32 kernel's readers folded (cu_fold_weights; EP_CUDA_FOLD=0: off) */
+  int pair;                 /* 1: prepare's two plain runs as one forward (cu_plain_pair; EP_CUDA_PAIR=0: off) */
   int graphs;               /* 1: the device-KL step replayed as a CUDA graph (EP_CUDA_GRAPH=0: off) */
   cudaGraphExec_t gexec;    /* the captured step, or NULL */
   int gkey[CU_GRAPH_KEY];   /* what it was captured for (cu_faith_graph) */
@@ -292,9 +294,16 @@ extern "C" void cu_attn_fwd(cu_ws *ws, int l, int folded, const float *q, const 
 /* Backward: dO [H, N, dh] -> dq, dk, dv [H, N, dh]. */
 extern "C" void cu_attn_bwd(cu_ws *ws, int l, int folded, const float *q, const float *k, const float *v,
                             const float *p, const float *dO, float *dq, float *dk, float *dv);
+/* Where a plain forward stores writer outputs: writer w's at out + w stride, from element
+ * `off` of the forward's rows on (off = 0: all of them; a forward of the clean and the
+ * corrupted rows together stores only the corrupted half). */
+typedef struct {
+  float *out;
+  size_t stride, off;
+} cu_wout;
 /* Plain forward of layer l: x_i = hx_i + b_O / H (hx from cu_head_out without the bias),
- * res += sum_i x_i (head order), wout_i = x_i when wout != NULL. */
-extern "C" void cu_head_sum(cu_ws *ws, int l, const float *hx, float *res, float *wout);
+ * res += sum_i x_i (head order); with wo, head i's x_i goes to writer w0 + i. */
+extern "C" void cu_head_sum(cu_ws *ws, int l, const float *hx, float *res, const cu_wout *wo, int w0);
 /* Shared-memory limits for the attention kernels (called once in create). */
 extern "C" void cu_attn_setup(cu_ws *ws);
 
@@ -303,8 +312,8 @@ extern "C" void cu_attn_setup(cu_ws *ws);
 extern "C" void cu_bias_act(cu_ws *ws, float *h, const float *b, float *a, size_t rows, int cols);
 /* dh = dh * act'(h) (dh in place). */
 extern "C" void cu_act_bwd(cu_ws *ws, const float *h, float *dh, size_t n);
-/* x_i = x + b (rows of D; b NULL: x), res += x_i, wout = x_i when non-NULL. */
-extern "C" void cu_resid_add(cu_ws *ws, float *res, const float *x, const float *b, float *wout);
+/* x_i = x + b (rows of D; b NULL: x), res += x_i; with wo, x_i goes to writer w. */
+extern "C" void cu_resid_add(cu_ws *ws, float *res, const float *x, const float *b, const cu_wout *wo, int w);
 
 /* ---- logits.cu ---- */
 /* Output head at the loss positions: ws->yf [P, D] -> final norm ws->xf -> ws->logits [P, Vo]. */

@@ -77,18 +77,20 @@ extern "C" void cu_act_bwd(cu_ws *ws, const float *h, float *dh, size_t n) {
   EP_CHECK_LAUNCH();
 }
 
-/* x_i = x + b (b NULL: x); res += x_i, wout = x_i when non-NULL. */
-static __global__ void k_resid_add(float *res, const float *x, const float *b, int D, float *wout, size_t n) {
+/* x_i = x + b (b NULL: x); res += x_i; from element off on, wout[i - off] = x_i. */
+static __global__ void k_resid_add(float *res, const float *x, const float *b, int D, float *wout, size_t off,
+                                   size_t n) {
   for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
     float xi = x[i];
     if (b) xi += b[i % (size_t)D];
     res[i] += xi;
-    if (wout) wout[i] = xi;
+    if (wout && i >= off) wout[i - off] = xi;
   }
 }
 
-extern "C" void cu_resid_add(cu_ws *ws, float *res, const float *x, const float *b, float *wout) {
+extern "C" void cu_resid_add(cu_ws *ws, float *res, const float *x, const float *b, const cu_wout *wo, int w) {
   const size_t n = ws->N * (size_t)ws->D;
-  k_resid_add<<<cu_blocks(n, 256), 256, 0, ws->st>>>(res, x, b, ws->D, wout, n);
+  float *out = wo ? wo->out + (size_t)w * wo->stride : NULL;
+  k_resid_add<<<cu_blocks(n, 256), 256, 0, ws->st>>>(res, x, b, ws->D, out, wo ? wo->off : 0, n);
   EP_CHECK_LAUNCH();
 }
