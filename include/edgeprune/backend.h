@@ -82,8 +82,8 @@ typedef struct ep_backend_ops {
    * z_edge / z_node and dz/dlog_alpha dzdla_edge / dzdla_node (host arrays, [E] / [W];
    * the node ones NULL iff la_node is), then dz_edge / dz_node as faith. Returns the loss. */
   double (*faith_sampled)(void *ws, uint64_t seed, int64_t step, const double *la_edge, const double *la_node,
-                          double *z_edge, double *dzdla_edge, double *z_node, double *dzdla_node, double *dz_edge,
-                          double *dz_node);
+                          double *z_edge, double *dzdla_edge, double *z_node, double *dzdla_node,
+                          double *dz_edge, double *dz_node);
 } ep_backend_ops;
 
 /* The CPU reference backend. */

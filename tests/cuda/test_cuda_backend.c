@@ -268,7 +268,8 @@ static void run_case(const model_case *mc, int emb, ep_ablation abl, int nm, ep_
         const double zh = node ? oh.z_node[i - E] : oh.z_edge[i], zd = node ? od.z_node[i - E] : od.z_edge[i];
         const double ah = node ? oh.dzdla_node[i - E] : oh.dzdla_edge[i];
         const double ad = node ? od.dzdla_node[i - E] : od.dzdla_edge[i];
-        const double gh = node ? oh.dz_node[i - E] : oh.dz_edge[i], gd = node ? od.dz_node[i - E] : od.dz_edge[i];
+        const double gh = node ? oh.dz_node[i - E] : oh.dz_edge[i],
+                     gd = node ? od.dz_node[i - E] : od.dz_edge[i];
         dz_max = fmax(dz_max, fabs(zd - zh));
         dl_max = fmax(dl_max, fabs(ad - ah));
         dz_ref = fmax(dz_ref, fabs(ah));
@@ -278,14 +279,15 @@ static void run_case(const model_case *mc, int emb, ep_ablation abl, int nm, ep_
         n1 += zh == 1.0;
         nmid += zh > 0.0 && zh < 1.0;
       }
-      T_CHECK(n0 > 0 && n1 > 0 && nmid > 0, "%s: device masks: the draw has %zu zeros, %zu ones, %zu between", lb, n0,
-              n1, nmid);
+      T_CHECK(n0 > 0 && n1 > 0 && nmid > 0, "%s: device masks: the draw has %zu zeros, %zu ones, %zu between",
+              lb, n0, n1, nmid);
       T_CHECK(dz_max <= 1e-12, "%s: device masks: z differs from the host's by %.3g", lb, dz_max);
-      T_CHECK(dl_max <= 1e-12 * fmax(dz_ref, 1.0), "%s: device masks: dz/dlog_alpha differs by %.3g", lb, dl_max);
-      T_CHECK(fabs(od.faith - oh.faith) <= 1e-6 * fmax(fabs(oh.faith), 1e-30), "%s: device masks: loss %.17g vs %.17g",
-              lb, od.faith, oh.faith);
-      T_CHECK(g_ref > 0 && g_max <= 1e-5 * g_ref, "%s: device masks: dz differs by %.3g (largest %.3g)", lb, g_max,
-              g_ref);
+      T_CHECK(dl_max <= 1e-12 * fmax(dz_ref, 1.0), "%s: device masks: dz/dlog_alpha differs by %.3g", lb,
+              dl_max);
+      T_CHECK(fabs(od.faith - oh.faith) <= 1e-6 * fmax(fabs(oh.faith), 1e-30),
+              "%s: device masks: loss %.17g vs %.17g", lb, od.faith, oh.faith);
+      T_CHECK(g_ref > 0 && g_max <= 1e-5 * g_ref, "%s: device masks: dz differs by %.3g (largest %.3g)", lb,
+              g_max, g_ref);
       prune_step_out_free(&oh);
       prune_step_out_free(&od);
       prune_params_free(&mp);

@@ -238,8 +238,8 @@ static attn_bias attn_biases(const cu_ws *ws, int l, int folded) {
   return a;
 }
 
-extern "C" void cu_attn_fwd(cu_ws *ws, int l, int folded, const float *q, const float *k, const float *v, float *p,
-                            float *o) {
+extern "C" void cu_attn_fwd(cu_ws *ws, int l, int folded, const float *q, const float *k, const float *v,
+                            float *p, float *o) {
   const dim3 grid((unsigned)ws->B, (unsigned)ws->H);
   k_attn_fwd<<<grid, 32 * attn_warps(ws->T), attn_smem_fwd(ws->T, ws->dh), ws->st>>>(
       q, k, v, attn_biases(ws, l, folded), p, o, ws->len_d, ws->B, ws->T, ws->dh, ws->m->cfg.causal,
@@ -251,8 +251,8 @@ extern "C" void cu_attn_fwd(cu_ws *ws, int l, int folded, const float *q, const 
  * into shared ds); then dq = ds k, dk = ds^T q, dv = p^T dO (phase 2). Masked entries
  * have p = 0 and contribute nothing. */
 static __global__ void __launch_bounds__(32 * ATTN_MAX_WARPS)
-    k_attn_bwd(const float *q, const float *k, const float *v, attn_bias bias, const float *p, const float *dO,
-               float *dq, float *dk, float *dv, int B, int T, int dh, float scale) {
+    k_attn_bwd(const float *q, const float *k, const float *v, attn_bias bias, const float *p,
+               const float *dO, float *dq, float *dk, float *dv, int B, int T, int dh, float scale) {
   extern __shared__ float sm[]; /* indexed in int: at most CU_T_MAX rows */
   const int b = blockIdx.x, h = blockIdx.y, ld = attn_ld(dh), lt = T + 1;
   const size_t N = (size_t)B * T;
@@ -346,6 +346,6 @@ extern "C" void cu_head_sum(cu_ws *ws, int l, const float *hx, float *res, const
   const size_t ND = ws->N * (size_t)ws->D;
   float *out = wo ? wo->out + (size_t)w0 * wo->stride : NULL;
   k_head_sum<<<cu_blocks(ND, 256), 256, 0, ws->st>>>(hx, ws->lw[l].b_o, (float)(1.0 / ws->H), res, out,
-                                                      wo ? wo->stride : 0, wo ? wo->off : 0, ND, ws->D, ws->H);
+                                                     wo ? wo->stride : 0, wo ? wo->off : 0, ND, ws->D, ws->H);
   EP_CHECK_LAUNCH();
 }

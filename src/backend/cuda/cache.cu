@@ -159,13 +159,14 @@ static int64_t first_pos(const ep_batch *bt, int b) {
  * time), and the base points from the values as they pass (cu_base_walk, as
  * cu_base_points computes them from c): one pass instead of a copy and a re-read. */
 template <int V>
-static __global__ void k_gather_c(const float *const *src, const float *x0, const float *x1, const int2 *slots,
-                                  int K, float *c, float *base, size_t ND, int T, int D) {
+static __global__ void k_gather_c(const float *const *src, const float *x0, const float *x1,
+                                  const int2 *slots, int K, float *c, float *base, size_t ND, int T, int D) {
   typedef typename std::conditional<V == 4, float4, float>::type vec;
   const size_t ndv = ND / V;
   const int Dv = D / V;
   vec *cv = reinterpret_cast<vec *>(c);
-  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < ndv; i += (size_t)gridDim.x * blockDim.x) {
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < ndv;
+       i += (size_t)gridDim.x * blockDim.x) {
     const size_t row = i / Dv, dv = i % Dv, b = row / (size_t)T, t = row % (size_t)T;
     const vec *sv = reinterpret_cast<const vec *>(src[b]) + t * Dv + dv; /* writer 0 */
     vec run;
@@ -234,11 +235,11 @@ extern "C" int cu_cache_fetch(cu_ws *ws, const ep_batch *bt) {
     const size_t ND = ws->N * (size_t)D;
     const float *x0 = ws->g->embedding_nodes ? NULL : ws->xtok, *x1 = ws->xpos;
     if (D % 4 == 0)
-      k_gather_c<4><<<cu_blocks(ND / 4, 256), 256, 0, ws->st>>>(dc, x0, x1, ws->slots_d, ws->n_slots, ws->c, ws->base,
-                                                                ND, T, D);
+      k_gather_c<4><<<cu_blocks(ND / 4, 256), 256, 0, ws->st>>>(dc, x0, x1, ws->slots_d, ws->n_slots, ws->c,
+                                                                ws->base, ND, T, D);
     else
-      k_gather_c<1><<<cu_blocks(ND, 256), 256, 0, ws->st>>>(dc, x0, x1, ws->slots_d, ws->n_slots, ws->c, ws->base, ND,
-                                                            T, D);
+      k_gather_c<1><<<cu_blocks(ND, 256), 256, 0, ws->st>>>(dc, x0, x1, ws->slots_d, ws->n_slots, ws->c,
+                                                            ws->base, ND, T, D);
     EP_CHECK_LAUNCH();
   }
   if (P > 0) {

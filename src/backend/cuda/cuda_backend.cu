@@ -104,7 +104,9 @@ static void cu_base_slots(cu_ws *ws) {
   int K = 0, done = 0;
   for (int l = 0; l <= ws->L; l++)
     for (int part = 0; part < 2; part++) {
-      const int r = l == ws->L ? (part ? -1 : g->resid_reader) : part ? g->layer_mlp_reader[l] : g->layer_q_reader[l];
+      const int r = l == ws->L ? (part ? -1 : g->resid_reader)
+                    : part     ? g->layer_mlp_reader[l]
+                               : g->layer_q_reader[l];
       if (r < 0) continue;
       const int n = g->readers[r].n_in;
       if (n > done) done = n;
@@ -121,8 +123,9 @@ static void cu_base_slots(cu_ws *ws) {
  * their total with each piece rounded up to 64 floats. */
 static size_t pair_sizes(const cu_ws *ws, size_t B, size_t T, size_t sizes[18]) {
   const size_t N2 = 2 * B * T, D = (size_t)ws->D, H = (size_t)ws->H, dh = (size_t)ws->dh, F = (size_t)ws->F;
-  const size_t s[18] = {N2 * D,      N2 * D,      N2 * D,      N2 * D, N2,     N2,     N2 * H * dh, N2 * H * dh,
-                        N2 * H * dh, H * N2 * T,  N2 * H * dh, H * N2 * D, N2 * D, N2, N2, N2 * F, N2 * F, N2 * D};
+  const size_t s[18] = {N2 * D,      N2 * D,      N2 * D,      N2 * D,     N2,          N2,
+                        N2 * H * dh, N2 * H * dh, N2 * H * dh, H * N2 * T, N2 * H * dh, H * N2 * D,
+                        N2 * D,      N2,          N2,          N2 * F,     N2 * F,      N2 * D};
   size_t total = 0;
   for (int i = 0; i < 18; i++) {
     sizes[i] = s[i];
@@ -424,9 +427,10 @@ static void cu_plain_fwd(cu_ws *ws, const float *xt, const float *xp, const cu_w
   cu_add2(ws, ws->res, xt, xp, ND);
   if (wo && g->embedding_nodes) {
     const size_t n = ND - wo->off;
-    EP_CHECK_CUDA(cudaMemcpyAsync(wo->out, xt + wo->off, n * sizeof(float), cudaMemcpyDeviceToDevice, ws->st));
     EP_CHECK_CUDA(
-        cudaMemcpyAsync(wo->out + wo->stride, xp + wo->off, n * sizeof(float), cudaMemcpyDeviceToDevice, ws->st));
+        cudaMemcpyAsync(wo->out, xt + wo->off, n * sizeof(float), cudaMemcpyDeviceToDevice, ws->st));
+    EP_CHECK_CUDA(cudaMemcpyAsync(wo->out + wo->stride, xp + wo->off, n * sizeof(float),
+                                  cudaMemcpyDeviceToDevice, ws->st));
   }
   for (int l = 0; l < ws->L; l++) {
     const cu_lw *w = &ws->lw[l];
@@ -504,10 +508,11 @@ static int cu_plain_pair(cu_ws *ws, const ep_batch *bt) {
   EP_CHECK_CUDA(cudaMemcpyAsync(p[1], ws->xpos, N * D * sizeof(float), cudaMemcpyDeviceToDevice, ws->st));
   cu_embed(ws, cu_upload_tokens(ws, bt->corrupted, 1), p[0] + N * D, p[1] + N * D);
   for (size_t b = 0; b < B; b++) ws->len_h[B + b] = ws->len_h[b];
-  EP_CHECK_CUDA(cudaMemcpyAsync(ws->len_d, ws->len_h, 2 * B * sizeof(int32_t), cudaMemcpyHostToDevice, ws->st));
+  EP_CHECK_CUDA(
+      cudaMemcpyAsync(ws->len_d, ws->len_h, 2 * B * sizeof(int32_t), cudaMemcpyHostToDevice, ws->st));
   const cu_plain_bufs saved = plain_bufs_get(ws);
-  const cu_plain_bufs pair = {p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14],
-                              p[15], p[16], p[17]};
+  const cu_plain_bufs pair = {p[2],  p[3],  p[4],  p[5],  p[6],  p[7],  p[8],  p[9],
+                              p[10], p[11], p[12], p[13], p[14], p[15], p[16], p[17]};
   plain_bufs_set(ws, &pair);
   ws->B = (int)(2 * B);
   ws->N = 2 * N;
@@ -875,7 +880,8 @@ static void cu_faith_fwd_dev(cu_ws *ws) {
   const ep_model_config *c = &ws->m->cfg;
   const size_t ND = ws->N * (size_t)ws->D, E = (size_t)ws->E, W = (size_t)ws->W;
   if (ws->dev_sample) cu_hc_sample(ws);
-  else EP_CHECK_CUDA(cudaMemcpyAsync(ws->zd, ws->h_z, (E + W) * sizeof(float), cudaMemcpyHostToDevice, ws->st));
+  else
+    EP_CHECK_CUDA(cudaMemcpyAsync(ws->zd, ws->h_z, (E + W) * sizeof(float), cudaMemcpyHostToDevice, ws->st));
   const float *zn = ws->zd + E;
   if (ws->compute == 2) cu_to_bf16(ws, ws->zd, ws->z_bf, E);
   if (g->embedding_nodes) {
@@ -1002,7 +1008,8 @@ static double cu_faith_run(cu_ws *ws, int nm, float *out, int grad) {
   cu_mark(ws, CU_PH_HEAD);
   if (grad) {
     for (size_t i = 0; i < PV; i++) ws->h_logits[i] = (float)ws->dlog[i];
-    EP_CHECK_CUDA(cudaMemcpyAsync(ws->logits, ws->h_logits, PV * sizeof(float), cudaMemcpyHostToDevice, ws->st));
+    EP_CHECK_CUDA(
+        cudaMemcpyAsync(ws->logits, ws->h_logits, PV * sizeof(float), cudaMemcpyHostToDevice, ws->st));
     cu_faith_bwd_dev(ws, nm);
   }
   cu_prof_end(ws);
@@ -1032,14 +1039,15 @@ static double cu_faith(void *p, const double *z_edge, const double *z_node, doub
 /* backend.h faith_sampled: the log-alphas and (seed, step) staged in h_la, the masks drawn
  * on the device (cu_hc_sample), one step; masks, dz/dlog_alpha and dz come back in one
  * copy. */
-static double cu_faith_sampled(void *p, uint64_t seed, int64_t step, const double *la_edge, const double *la_node,
-                               double *z_edge, double *dzdla_edge, double *z_node, double *dzdla_node,
-                               double *dz_edge, double *dz_node) {
+static double cu_faith_sampled(void *p, uint64_t seed, int64_t step, const double *la_edge,
+                               const double *la_node, double *z_edge, double *dzdla_edge, double *z_node,
+                               double *dzdla_node, double *dz_edge, double *dz_node) {
   cu_ws *ws = (cu_ws *)p;
   const size_t E = (size_t)ws->E, W = (size_t)ws->W, n = E + W;
   EP_CHECK(!ws->o.node_masks == !la_node, "node masks %s but la_node %s", ws->o.node_masks ? "on" : "off",
            la_node ? "given" : "missing");
-  EP_CHECK(!la_node == !z_node && !la_node == !dzdla_node, "node masks: la_node, z_node, dzdla_node go together");
+  EP_CHECK(!la_node == !z_node && !la_node == !dzdla_node,
+           "node masks: la_node, z_node, dzdla_node go together");
   EP_CHECK(dz_edge && (!la_node || dz_node), "faith_sampled runs the backward: dz_edge (and dz_node) needed");
   EP_CHECK(step >= 0, "step %lld: must be at least 0", (long long)step);
   EP_CHECK_CUDA(cudaStreamSynchronize(ws->st)); /* staging buffers free */

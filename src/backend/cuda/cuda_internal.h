@@ -159,7 +159,7 @@ typedef struct {
   int sm_count;             /* multiprocessors of the device */
   int edge_rows;            /* token rows per edge-gradient chunk (EP_CUDA_EDGE_ROWS; 0: automatic) */
   int fold;                 /* 1: the TF32 kernel's readers folded (cu_fold_weights; EP_CUDA_FOLD=0: off) */
-  int pair;                 /* 1: prepare's two plain runs as one forward (cu_plain_pair; EP_CUDA_PAIR=0: off) */
+  int pair;                 /* 1: prepare's two runs as one forward (cu_plain_pair; EP_CUDA_PAIR=0) */
   int graphs;               /* 1: the device-KL step replayed as a CUDA graph (EP_CUDA_GRAPH=0: off) */
   cudaGraphExec_t gexec;    /* the captured step, or NULL */
   int gkey[CU_GRAPH_KEY];   /* what it was captured for (cu_faith_graph) */
@@ -289,8 +289,8 @@ extern "C" void cu_hc_sample(cu_ws *ws);
 /* ---- attention.cu ---- */
 /* Attention of all heads of layer l: q, k, v, o [H, N, dh] (q, k, v without their biases,
  * as cu_qkv leaves them; folded: the folded biases), probabilities p [H, B, T, T]. */
-extern "C" void cu_attn_fwd(cu_ws *ws, int l, int folded, const float *q, const float *k, const float *v, float *p,
-                            float *o);
+extern "C" void cu_attn_fwd(cu_ws *ws, int l, int folded, const float *q, const float *k, const float *v,
+                            float *p, float *o);
 /* Backward: dO [H, N, dh] -> dq, dk, dv [H, N, dh]. */
 extern "C" void cu_attn_bwd(cu_ws *ws, int l, int folded, const float *q, const float *k, const float *v,
                             const float *p, const float *dO, float *dq, float *dk, float *dv);

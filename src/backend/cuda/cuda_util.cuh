@@ -69,8 +69,8 @@ static __device__ __forceinline__ float cu_vadd(float a, float b) { return a + b
  * the writers before base slot slots[k].x (slots[k].y of them) are in, base[slots[k].x]
  * = run (element i of slot rows of ndv elements). The CPU reference's summation order. */
 template <typename V, typename F>
-static __device__ __forceinline__ void cu_base_walk(V run, const int2 *slots, int K, F get, V *base, size_t ndv,
-                                                    size_t i) {
+static __device__ __forceinline__ void cu_base_walk(V run, const int2 *slots, int K, F get, V *base,
+                                                    size_t ndv, size_t i) {
   int w = 0;
   for (int k = 0; k < K; k++) {
     const int2 s = slots[k];

@@ -52,17 +52,18 @@ extern "C" void cu_mean_broadcast(cu_ws *ws, const float *mean, float *c) {
 /* base [slot] for every base slot: x0 + x1 (or 0 when x0 is NULL) plus the writers'
  * c_w before the slot, in writer order (cu_base_walk). One pass over c. */
 template <int V>
-static __global__ void k_base_points(const float *x0, const float *x1, const float *c, const int2 *slots, int K,
-                                     size_t ND, float *base) {
+static __global__ void k_base_points(const float *x0, const float *x1, const float *c, const int2 *slots,
+                                     int K, size_t ND, float *base) {
   typedef typename std::conditional<V == 4, float4, float>::type vec;
   const size_t ndv = ND / V;
   const vec *cv = reinterpret_cast<const vec *>(c);
-  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < ndv; i += (size_t)gridDim.x * blockDim.x) {
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < ndv;
+       i += (size_t)gridDim.x * blockDim.x) {
     vec run;
     if (x0) run = cu_vadd(reinterpret_cast<const vec *>(x0)[i], reinterpret_cast<const vec *>(x1)[i]);
     else memset(&run, 0, sizeof run);
-    cu_base_walk(run, slots, K, [&](int w) { return cv[(size_t)w * ndv + i]; }, reinterpret_cast<vec *>(base), ndv,
-                 i);
+    cu_base_walk(
+        run, slots, K, [&](int w) { return cv[(size_t)w * ndv + i]; }, reinterpret_cast<vec *>(base), ndv, i);
   }
 }
 
@@ -73,6 +74,7 @@ extern "C" void cu_base_points(cu_ws *ws) {
     k_base_points<4><<<cu_blocks(ND / 4, 256), 256, 0, ws->st>>>(x0, x1, ws->c, ws->slots_d, ws->n_slots, ND,
                                                                  ws->base);
   else
-    k_base_points<1><<<cu_blocks(ND, 256), 256, 0, ws->st>>>(x0, x1, ws->c, ws->slots_d, ws->n_slots, ND, ws->base);
+    k_base_points<1>
+        <<<cu_blocks(ND, 256), 256, 0, ws->st>>>(x0, x1, ws->c, ws->slots_d, ws->n_slots, ND, ws->base);
   EP_CHECK_LAUNCH();
 }

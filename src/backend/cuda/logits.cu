@@ -98,8 +98,8 @@ extern "C" void cu_kl_prepare(cu_ws *ws) {
 
 /* Chunk c of row `row`: KL part sum_i p_i (lp_i - lq_i) into kpart[row C + c] and, with
  * grad, x_i = w (q_i - p_i); lq's log-sum-exp from the row's partials in part. */
-static __global__ void k_kl_part(const float *tgt, const double *lse_p, const double *part, const double *wrow,
-                                 float *x, int Vo, int grad, double *kpart) {
+static __global__ void k_kl_part(const float *tgt, const double *lse_p, const double *part,
+                                 const double *wrow, float *x, int Vo, int grad, double *kpart) {
   __shared__ double sh[32];
   const int C = gridDim.x, c = blockIdx.x;
   const size_t row = blockIdx.y;
@@ -132,9 +132,8 @@ extern "C" void cu_kl_rows(cu_ws *ws, int grad) {
   const int C = kl_chunks(ws->Vo);
   double *kpart = ws->klpart + (size_t)2 * ws->P * C; /* after the lse partials */
   kl_lse_parts(ws, ws->logits, C);
-  k_kl_part<<<dim3((unsigned)C, (unsigned)ws->P), KL_THREADS, 0, ws->st>>>(ws->tgt_d, ws->lse_d, ws->klpart,
-                                                                           ws->wrow_d, ws->logits, ws->Vo, grad,
-                                                                           kpart);
+  k_kl_part<<<dim3((unsigned)C, (unsigned)ws->P), KL_THREADS, 0, ws->st>>>(
+      ws->tgt_d, ws->lse_d, ws->klpart, ws->wrow_d, ws->logits, ws->Vo, grad, kpart);
   EP_CHECK_LAUNCH();
   k_kl_fin<<<(unsigned)(ws->P + 127) / 128, 128, 0, ws->st>>>(kpart, (int)ws->P, C, ws->klrow_d);
   EP_CHECK_LAUNCH();

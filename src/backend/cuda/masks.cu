@@ -16,7 +16,8 @@ static __global__ void k_hc_sample(const double *hdr, const double *la, long lon
   int64_t step;
   memcpy(&seed, hdr, sizeof seed);
   memcpy(&step, hdr + 1, sizeof step);
-  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+       i += (long long)gridDim.x * blockDim.x) {
     const int node = i >= E;
     if (node && !Nn) {
       zd[i] = 1.0f;
@@ -37,7 +38,8 @@ static __global__ void k_hc_sample(const double *hdr, const double *la, long lon
 extern "C" void cu_hc_sample(cu_ws *ws) {
   const size_t E = (size_t)ws->E, W = (size_t)ws->W, n = E + W;
   const int Nn = ws->o.node_masks ? ws->W : 0;
-  EP_CHECK_CUDA(cudaMemcpyAsync(ws->la_d, ws->h_la, (2 + E + Nn) * sizeof(double), cudaMemcpyHostToDevice, ws->st));
+  EP_CHECK_CUDA(
+      cudaMemcpyAsync(ws->la_d, ws->h_la, (2 + E + Nn) * sizeof(double), cudaMemcpyHostToDevice, ws->st));
   k_hc_sample<<<cu_blocks(n, 256), 256, 0, ws->st>>>(ws->la_d, ws->la_d + 2, (long long)E, Nn, ws->W, ws->zd,
                                                      ws->dzd + n);
   EP_CHECK_LAUNCH();

@@ -386,8 +386,8 @@ extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int w0, int n, c
 
 /* yf[p, d] = base[row, d] + sum_w z[w] delta_w[row, d] (writer order, as the CPU). */
 static __global__ void k_resid_fwd(const float *__restrict__ base, const float *__restrict__ delta,
-                                   const float *__restrict__ z, int n, const int32_t *__restrict__ prow, int P, int D,
-                                   size_t ND, float *__restrict__ yf) {
+                                   const float *__restrict__ z, int n, const int32_t *__restrict__ prow,
+                                   int P, int D, size_t ND, float *__restrict__ yf) {
   const size_t total = (size_t)P * D;
   for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
     const size_t p = i / D, d = i % D, row = (size_t)prow[p] * D + d;
@@ -444,11 +444,11 @@ extern "C" void cu_resid_bwd(cu_ws *ws, const float *dy, const float *z, int n, 
   const size_t ND = ws->N * (size_t)ws->D;
   const int v4 = ws->D % 4 == 0 && !(((uintptr_t)dy | (uintptr_t)ws->delta | (uintptr_t)ws->ddelta) & 15);
   if (v4)
-    k_resid_bwd<4><<<n, RESID_THREADS, 0, ws->st>>>(dy, ws->delta, ws->ddelta, z, ws->prow_d, (int)ws->P, ws->D, ND,
-                                                    dz);
+    k_resid_bwd<4><<<n, RESID_THREADS, 0, ws->st>>>(dy, ws->delta, ws->ddelta, z, ws->prow_d, (int)ws->P,
+                                                    ws->D, ND, dz);
   else
-    k_resid_bwd<1><<<n, RESID_THREADS, 0, ws->st>>>(dy, ws->delta, ws->ddelta, z, ws->prow_d, (int)ws->P, ws->D, ND,
-                                                    dz);
+    k_resid_bwd<1><<<n, RESID_THREADS, 0, ws->st>>>(dy, ws->delta, ws->ddelta, z, ws->prow_d, (int)ws->P,
+                                                    ws->D, ND, dz);
   EP_CHECK_LAUNCH();
 }
 

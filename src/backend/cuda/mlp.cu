@@ -19,17 +19,18 @@ static __device__ __forceinline__ double act_grad(int relu, double x) {
   return 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * c * (1 + 3 * 0.044715 * x * x);
 }
 
-/* Elementwise kernels: float4 groups when the row length cols is a multiple of 4 and the
- * pointers are 16-byte aligned (a group then lies in one row), else single floats. */
-static int mlp_vec4(int cols, const void *a, const void *b) {
-  return cols % 4 == 0 && !(((uintptr_t)a | (uintptr_t)b) & 15);
+/* float4 groups for the elementwise kernels: m (the row length of bias_act, the count
+ * of act_bwd) a multiple of 4 and both pointers 16-byte aligned; else single floats. */
+static int mlp_vec4(size_t m, const void *a, const void *b) {
+  return m % 4 == 0 && !(((uintptr_t)a | (uintptr_t)b) & 15);
 }
 
 template <int V>
 static __global__ void k_bias_act(float *h, const float *b, float *a, size_t n, int cols, int relu) {
   typedef typename std::conditional<V == 4, float4, float>::type vec;
   const size_t nv = n / V;
-  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < nv; i += (size_t)gridDim.x * blockDim.x) {
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < nv;
+       i += (size_t)gridDim.x * blockDim.x) {
     vec x = reinterpret_cast<const vec *>(h)[i], y;
     float *xf = reinterpret_cast<float *>(&x), *yf = reinterpret_cast<float *>(&y);
     const int c0 = (int)((i * V) % (size_t)cols);
@@ -49,8 +50,10 @@ extern "C" void cu_bias_act(cu_ws *ws, float *h, const float *b, float *a, size_
   EP_CHECK(ws->m->cfg.act == EP_ACT_GELU_TANH || ws->m->cfg.act == EP_ACT_RELU,
            "the CUDA backend supports GELU-tanh and ReLU MLPs only");
   const int relu = ws->m->cfg.act == EP_ACT_RELU;
-  if (mlp_vec4(cols, h, a)) k_bias_act<4><<<cu_blocks(n / 4, 256), 256, 0, ws->st>>>(h, b, a, n, cols, relu);
-  else k_bias_act<1><<<cu_blocks(n, 256), 256, 0, ws->st>>>(h, b, a, n, cols, relu);
+  if (mlp_vec4((size_t)cols, h, a))
+    k_bias_act<4><<<cu_blocks(n / 4, 256), 256, 0, ws->st>>>(h, b, a, n, cols, relu);
+  else
+    k_bias_act<1><<<cu_blocks(n, 256), 256, 0, ws->st>>>(h, b, a, n, cols, relu);
   EP_CHECK_LAUNCH();
 }
 
@@ -58,7 +61,8 @@ template <int V>
 static __global__ void k_act_bwd(const float *h, float *dh, size_t n, int relu) {
   typedef typename std::conditional<V == 4, float4, float>::type vec;
   const size_t nv = n / V;
-  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < nv; i += (size_t)gridDim.x * blockDim.x) {
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < nv;
+       i += (size_t)gridDim.x * blockDim.x) {
     const vec x = reinterpret_cast<const vec *>(h)[i];
     vec g = reinterpret_cast<const vec *>(dh)[i];
     const float *xf = reinterpret_cast<const float *>(&x);
@@ -72,7 +76,7 @@ static __global__ void k_act_bwd(const float *h, float *dh, size_t n, int relu) 
 extern "C" void cu_act_bwd(cu_ws *ws, const float *h, float *dh, size_t n) {
   if (n == 0) return;
   const int relu = ws->m->cfg.act == EP_ACT_RELU;
-  if (n % 4 == 0 && mlp_vec4(4, h, dh)) k_act_bwd<4><<<cu_blocks(n / 4, 256), 256, 0, ws->st>>>(h, dh, n, relu);
+  if (mlp_vec4(n, h, dh)) k_act_bwd<4><<<cu_blocks(n / 4, 256), 256, 0, ws->st>>>(h, dh, n, relu);
   else k_act_bwd<1><<<cu_blocks(n, 256), 256, 0, ws->st>>>(h, dh, n, relu);
   EP_CHECK_LAUNCH();
 }
@@ -88,7 +92,8 @@ static __global__ void k_resid_add(float *res, const float *x, const float *b, i
   }
 }
 
-extern "C" void cu_resid_add(cu_ws *ws, float *res, const float *x, const float *b, const cu_wout *wo, int w) {
+extern "C" void cu_resid_add(cu_ws *ws, float *res, const float *x, const float *b, const cu_wout *wo,
+                             int w) {
   const size_t n = ws->N * (size_t)ws->D;
   float *out = wo ? wo->out + (size_t)w * wo->stride : NULL;
   k_resid_add<<<cu_blocks(n, 256), 256, 0, ws->st>>>(res, x, b, ws->D, out, wo ? wo->off : 0, n);
