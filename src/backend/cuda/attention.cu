@@ -12,7 +12,9 @@
 #include "cuda_internal.h"
 #include "cuda_util.cuh"
 
-#define ATTN_MAX_WARPS 16 /* warps per block: one per query row, up to this many */
+/* Warps per block, one per query row up to this many: ATTN_MAX_WARPS, or 8 with
+ * EP_CUDA_ATTN_WARPS=8 (ws->attn_nw). */
+#define ATTN_MAX_WARPS 16
 
 /* ---- projections ---------------------------------------------------------------------- */
 
@@ -100,10 +102,10 @@ extern "C" void cu_qkv_bwd(cu_ws *ws, int l, int folded) {
  * q/k/v/dO sit in shared memory padded to attn_ld(dh) floats: dh + 4 when dh is a
  * multiple of 4, so a lane that walks key j reads it as float4s and the 8 lanes of each
  * quarter-warp hit distinct banks (else dh + 1, scalar reads, lanes also apart). */
-static int attn_warps(int T) { return T < ATTN_MAX_WARPS ? T : ATTN_MAX_WARPS; }
+static int attn_warps(int T, int nw) { return T < nw ? T : nw; }
 static __host__ __device__ __forceinline__ int attn_ld(int dh) { return dh % 4 == 0 ? dh + 4 : dh + 1; }
-static size_t attn_smem_fwd(int T, int dh) {
-  return ((size_t)3 * T * attn_ld(dh) + (size_t)attn_warps(T) * T) * sizeof(float);
+static size_t attn_smem_fwd(int T, int dh, int nw) {
+  return ((size_t)3 * T * attn_ld(dh) + (size_t)attn_warps(T, nw) * T) * sizeof(float);
 }
 static size_t attn_smem_bwd(int T, int dh) {
   return ((size_t)4 * T * attn_ld(dh) + (size_t)T * (T + 1)) * sizeof(float);
@@ -176,8 +178,10 @@ static __device__ __forceinline__ const float *attn_head_bias(const float *b, in
 }
 
 /* p [H, B, T, T] = softmax(q k^T / sqrt(dh)) over the unmasked keys, o [H, N, dh] = p v.
- * Two blocks an SM: 64 registers, no spills (ptxas aimed at three and spilled). */
-static __global__ void __launch_bounds__(32 * ATTN_MAX_WARPS, 2)
+ * Blocks of NW warps, 32 / NW of them an SM: 64 registers, no spills (with 16 warps and
+ * no minimum ptxas aimed at three blocks and spilled). */
+template <int NW>
+static __global__ void __launch_bounds__(32 * NW, 32 / NW)
     k_attn_fwd(const float *q, const float *k, const float *v, attn_bias bias, float *p, float *o,
                const int32_t *len, int B, int T, int dh, int causal, float scale) {
   extern __shared__ float sm[]; /* indexed in int: at most CU_T_MAX rows */
@@ -241,7 +245,8 @@ static attn_bias attn_biases(const cu_ws *ws, int l, int folded) {
 extern "C" void cu_attn_fwd(cu_ws *ws, int l, int folded, const float *q, const float *k, const float *v,
                             float *p, float *o) {
   const dim3 grid((unsigned)ws->B, (unsigned)ws->H);
-  k_attn_fwd<<<grid, 32 * attn_warps(ws->T), attn_smem_fwd(ws->T, ws->dh), ws->st>>>(
+  auto *kern = ws->attn_nw == 8 ? k_attn_fwd<8> : k_attn_fwd<ATTN_MAX_WARPS>;
+  kern<<<grid, 32 * attn_warps(ws->T, ws->attn_nw), attn_smem_fwd(ws->T, ws->dh, ws->attn_nw), ws->st>>>(
       q, k, v, attn_biases(ws, l, folded), p, o, ws->len_d, ws->B, ws->T, ws->dh, ws->m->cfg.causal,
       (float)(1.0 / sqrt((double)ws->dh)));
   EP_CHECK_LAUNCH();
@@ -250,7 +255,8 @@ extern "C" void cu_attn_fwd(cu_ws *ws, int l, int folded, const float *q, const 
 /* ds_tj = p_tj (dp_tj - sum_j p_tj dp_tj) / sqrt(dh) with dp_tj = dO_t . v_j (phase 1,
  * into shared ds); then dq = ds k, dk = ds^T q, dv = p^T dO (phase 2). Masked entries
  * have p = 0 and contribute nothing. */
-static __global__ void __launch_bounds__(32 * ATTN_MAX_WARPS)
+template <int NW> /* ptxas's own register choice: 55 (16 warps), 53 (8), no spills */
+static __global__ void __launch_bounds__(32 * NW)
     k_attn_bwd(const float *q, const float *k, const float *v, attn_bias bias, const float *p,
                const float *dO, float *dq, float *dk, float *dv, int B, int T, int dh, float scale) {
   extern __shared__ float sm[]; /* indexed in int: at most CU_T_MAX rows */
@@ -301,7 +307,8 @@ static __global__ void __launch_bounds__(32 * ATTN_MAX_WARPS)
 extern "C" void cu_attn_bwd(cu_ws *ws, int l, int folded, const float *q, const float *k, const float *v,
                             const float *p, const float *dO, float *dq, float *dk, float *dv) {
   const dim3 grid((unsigned)ws->B, (unsigned)ws->H);
-  k_attn_bwd<<<grid, 32 * attn_warps(ws->T), attn_smem_bwd(ws->T, ws->dh), ws->st>>>(
+  auto *kern = ws->attn_nw == 8 ? k_attn_bwd<8> : k_attn_bwd<ATTN_MAX_WARPS>;
+  kern<<<grid, 32 * attn_warps(ws->T, ws->attn_nw), attn_smem_bwd(ws->T, ws->dh), ws->st>>>(
       q, k, v, attn_biases(ws, l, folded), p, dO, dq, dk, dv, ws->B, ws->T, ws->dh,
       (float)(1.0 / sqrt((double)ws->dh)));
   EP_CHECK_LAUNCH();
@@ -310,18 +317,28 @@ extern "C" void cu_attn_bwd(cu_ws *ws, int l, int folded, const float *q, const 
 extern "C" void cu_attn_setup(cu_ws *ws) {
   EP_CHECK(ws->Tmax <= CU_T_MAX, "the CUDA attention kernels handle sequences up to %d tokens (asked for %d)",
            CU_T_MAX, ws->Tmax);
+  EP_CHECK(ws->attn_nw == 8 || ws->attn_nw == ATTN_MAX_WARPS, "EP_CUDA_ATTN_WARPS=%d: 8 or %d", ws->attn_nw,
+           ATTN_MAX_WARPS);
   int dev = 0, optin = 0;
   EP_CHECK_CUDA(cudaGetDevice(&dev));
   EP_CHECK_CUDA(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  ws->attn_smem_fwd = attn_smem_fwd(ws->Tmax, ws->dh);
+  ws->attn_smem_fwd = attn_smem_fwd(ws->Tmax, ws->dh, ws->attn_nw);
   ws->attn_smem_bwd = attn_smem_bwd(ws->Tmax, ws->dh);
-  EP_CHECK(ws->attn_smem_bwd <= (size_t)optin,
-           "attention backward needs %zu bytes of shared memory per block (T %d, d_head %d); the device allows %d",
-           ws->attn_smem_bwd, ws->Tmax, ws->dh, optin);
-  EP_CHECK_CUDA(cudaFuncSetAttribute(k_attn_fwd, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     (int)ws->attn_smem_fwd));
-  EP_CHECK_CUDA(cudaFuncSetAttribute(k_attn_bwd, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     (int)ws->attn_smem_bwd));
+  EP_CHECK(
+      ws->attn_smem_bwd <= (size_t)optin,
+      "attention backward needs %zu bytes of shared memory per block (T %d, d_head %d); the device allows %d",
+      ws->attn_smem_bwd, ws->Tmax, ws->dh, optin);
+  if (ws->attn_nw == 8) {
+    EP_CHECK_CUDA(cudaFuncSetAttribute(k_attn_fwd<8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       (int)ws->attn_smem_fwd));
+    EP_CHECK_CUDA(cudaFuncSetAttribute(k_attn_bwd<8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       (int)ws->attn_smem_bwd));
+  } else {
+    EP_CHECK_CUDA(cudaFuncSetAttribute(k_attn_fwd<ATTN_MAX_WARPS>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, (int)ws->attn_smem_fwd));
+    EP_CHECK_CUDA(cudaFuncSetAttribute(k_attn_bwd<ATTN_MAX_WARPS>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, (int)ws->attn_smem_bwd));
+  }
 }
 
 /* x_i = hx_i[e] + scale b[e mod D] (b NULL: hx_i[e]); res[e] += sum_i x_i in head order

@@ -169,6 +169,7 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   EP_CHECK_CUBLAS(cublasSetMathMode(ws->blas, CUBLAS_DEFAULT_MATH));
   ws->gemm_type = CUDA_R_32F;
   ws->gemm_compute = CUBLAS_COMPUTE_32F;
+  ws->attn_nw = cu_env_int("EP_CUDA_ATTN_WARPS", 16);
   cu_attn_setup(ws);
   cu_base_slots(ws);
   /* Environment switches, for measurements (docs/cuda-backend.md):
