@@ -169,9 +169,6 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   EP_CHECK_CUBLAS(cublasSetMathMode(ws->blas, CUBLAS_DEFAULT_MATH));
   ws->gemm_type = CUDA_R_32F;
   ws->gemm_compute = CUBLAS_COMPUTE_32F;
-  ws->attn_nw = cu_env_int("EP_CUDA_ATTN_WARPS", 16);
-  cu_attn_setup(ws);
-  cu_base_slots(ws);
   /* Environment switches, for measurements (docs/cuda-backend.md):
    * EP_CUDA_PROFILE=1 phase timing (no graph); EP_CUDA_GRAPH=0 no CUDA graph;
    * EP_CUDA_MIXNORM: 0 reader mixing as GEMMs and a separate norm, 2 the exact-fp32 fused
@@ -185,7 +182,8 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
    * chunks (default: the tensor-core kernel); EP_CUDA_EDGE_ROWS=c c token rows per
    * edge-gradient chunk (c must divide B T); EP_CUDA_FOLD=0 the TF32 readers' norm
    * weights not folded into the q/k/v projections (Y and Xn both written); EP_CUDA_PAIR=0
-   * prepare's clean and corrupted runs as two forwards (cu_plain_pair). */
+   * prepare's clean and corrupted runs as two forwards (cu_plain_pair);
+   * EP_CUDA_ATTN_WARPS=16 attention blocks of 16 warps instead of 8. */
   ws->prof = cu_env_int("EP_CUDA_PROFILE", 0) > 0;
   ws->graphs = cu_env_int("EP_CUDA_GRAPH", 1) != 0;
   ws->mixnorm = cu_env_int("EP_CUDA_MIXNORM", 1);
@@ -198,7 +196,10 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   ws->edge_rows = cu_env_int("EP_CUDA_EDGE_ROWS", 0);
   ws->fold = cu_env_int("EP_CUDA_FOLD", 1) != 0;
   ws->pair = cu_env_int("EP_CUDA_PAIR", 1) != 0;
+  ws->attn_nw = cu_env_int("EP_CUDA_ATTN_WARPS", 8);
   ws->mpart_layer = -1;
+  cu_attn_setup(ws);
+  cu_base_slots(ws);
   {
     int dev = 0;
     EP_CHECK_CUDA(cudaGetDevice(&dev));

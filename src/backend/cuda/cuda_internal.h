@@ -83,7 +83,7 @@ typedef struct {
   cudaDataType_t gemm_type;
   cublasComputeType_t gemm_compute;
   size_t attn_smem_fwd, attn_smem_bwd; /* dynamic shared memory per attention block */
-  int attn_nw;                          /* warps per attention block (EP_CUDA_ATTN_WARPS: 16 or 8) */
+  int attn_nw;                          /* warps per attention block: 8 (EP_CUDA_ATTN_WARPS=16: 16) */
   /* weights on the device (one copy of m->mem) */
   float *wmem;
   cu_lw *lw; /* [L] host array of device pointers */
