@@ -128,10 +128,7 @@ static double host_draw_ms(const ep_graph *g, int steps) {
   const double a = ep_time_now();
   for (int s = 0; s < steps; s++) {
     prune_sample_masks(&p, 5, s, &o);
-    for (int64_t e = 0; e < p.n_edges; e++)
-      o.z_edge[e] = prune_hc_sample(p.la_edge[e], o.u_edge[e], &o.dzdla_edge[e]);
-    for (int i = 0; i < p.n_nodes; i++)
-      o.z_node[i] = prune_hc_sample(p.la_node[i], o.u_node[i], &o.dzdla_node[i]);
+    prune_hc_masks(&p, &o);
   }
   const double ms = 1e3 * (ep_time_now() - a) / steps;
   prune_step_out_free(&o);

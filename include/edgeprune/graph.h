@@ -74,6 +74,15 @@ static inline int64_t graph_edge_index(const ep_graph *g, int w, int r) {
   return (w >= 0 && w < g->readers[r].n_in) ? g->readers[r].edge_offset + w : -1;
 }
 
+/* The reader group whose input is base slot s (0 <= s <= 2 L for L layers): layer l's
+ * q/k/v readers (its first, layer_q_reader) at s = 2 l, its MLP reader at 2 l + 1,
+ * resid_post at 2 L; -1 where the layer has none. */
+static inline int graph_slot_reader(const ep_graph *g, int s) {
+  const int l = s / 2;
+  if (l == g->readers[g->resid_reader].layer) return s % 2 ? -1 : g->resid_reader;
+  return s % 2 ? g->layer_mlp_reader[l] : g->layer_q_reader[l];
+}
+
 /* Writer and reader of edge e (binary search over readers). */
 void graph_edge_ends(const ep_graph *g, int64_t e, int *w, int *r);
 

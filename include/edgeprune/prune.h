@@ -72,6 +72,8 @@ void prune_step_out_free(ep_step_out *o);
 
 /* Draw u and z for (seed, step) into o. */
 void prune_sample_masks(const ep_mask_params *p, uint64_t seed, int64_t step, ep_step_out *o);
+/* z and dz/dlog_alpha of every mask from log_alpha and o's noise u (prune_hc_sample). */
+void prune_hc_masks(const ep_mask_params *p, ep_step_out *o);
 /* One step on a prepared batch: masks, faithfulness loss and gradient, regulariser,
  * total gradient. Returns o->total. */
 double prune_step(const ep_backend_ops *be, void *ws, const ep_mask_params *p, uint64_t seed, int64_t step,

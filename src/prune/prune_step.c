@@ -94,13 +94,16 @@ static double reg_group(const double *z, int64_t n, const double *lam, double t,
   return n ? -(lam[0] + 2 * lam[1] * d) / (double)n : 0;
 }
 
-void prune_step_faith(const ep_backend_ops *be, void *ws, const ep_mask_params *p, ep_step_out *o) {
-  const int64_t E = p->n_edges;
-  const int Nn = p->n_nodes;
-  for (int64_t e = 0; e < E; e++)
+void prune_hc_masks(const ep_mask_params *p, ep_step_out *o) {
+  for (int64_t e = 0; e < p->n_edges; e++)
     o->z_edge[e] = prune_hc_sample(p->la_edge[e], o->u_edge[e], &o->dzdla_edge[e]);
-  for (int i = 0; i < Nn; i++)
+  for (int i = 0; i < p->n_nodes; i++)
     o->z_node[i] = prune_hc_sample(p->la_node[i], o->u_node[i], &o->dzdla_node[i]);
+}
+
+void prune_step_faith(const ep_backend_ops *be, void *ws, const ep_mask_params *p, ep_step_out *o) {
+  const int Nn = p->n_nodes;
+  prune_hc_masks(p, o);
   o->faith = be->faith(ws, o->z_edge, Nn ? o->z_node : NULL, o->dz_edge, Nn ? o->dz_node : NULL, NULL);
 }
 

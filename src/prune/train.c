@@ -373,10 +373,7 @@ static int train_loop(const ep_prune_config *c, const ep_model *m, const ep_grap
       o.faith = 0;
       memset(o.dz_edge, 0, (size_t)p->n_edges * sizeof *o.dz_edge);
       if (p->n_nodes) memset(o.dz_node, 0, (size_t)p->n_nodes * sizeof *o.dz_node);
-      for (int64_t i = 0; i < p->n_edges; i++)
-        o.z_edge[i] = prune_hc_sample(p->la_edge[i], o.u_edge[i], &o.dzdla_edge[i]);
-      for (int i = 0; i < p->n_nodes; i++)
-        o.z_node[i] = prune_hc_sample(p->la_node[i], o.u_node[i], &o.dzdla_node[i]);
+      prune_hc_masks(p, &o);
     }
     if (step == c->inject_nan_step) o.faith = NAN;
     if (use_grid) {

@@ -95,23 +95,20 @@ static int cu_env_int(const char *name, int dflt) {
   return v ? atoi(v) : dflt;
 }
 
-/* The base slots in the order the writers reach them: (2 l + part, writers before the
- * reader group) for each layer's q/k/v readers (part 0) and MLP reader (part 1), then
- * resid_post (2 L); layers without one are skipped. Uploaded once to ws->slots_d. */
+/* The base slots in the order the writers reach them: (slot s, writers before its reader
+ * group, graph_slot_reader); slots without a reader group are skipped. Uploaded once to
+ * ws->slots_d. */
 static void cu_base_slots(cu_ws *ws) {
   const ep_graph *g = ws->g;
   int2 *h = (int2 *)ep_calloc((size_t)(2 * ws->L + 1), sizeof(int2));
   int K = 0, done = 0;
-  for (int l = 0; l <= ws->L; l++)
-    for (int part = 0; part < 2; part++) {
-      const int r = l == ws->L ? (part ? -1 : g->resid_reader)
-                    : part     ? g->layer_mlp_reader[l]
-                               : g->layer_q_reader[l];
-      if (r < 0) continue;
-      const int n = g->readers[r].n_in;
-      if (n > done) done = n;
-      h[K++] = make_int2(2 * l + part, done);
-    }
+  for (int s = 0; s <= 2 * ws->L; s++) {
+    const int r = graph_slot_reader(g, s);
+    if (r < 0) continue;
+    const int n = g->readers[r].n_in;
+    if (n > done) done = n;
+    h[K++] = make_int2(s, done);
+  }
   EP_CHECK(done <= ws->W, "base slots reach writer %d of %d", done, ws->W);
   ws->slots_d = (int2 *)cu_dalloc(ws, (size_t)K, sizeof(int2));
   EP_CHECK_CUDA(cudaMemcpy(ws->slots_d, h, (size_t)K * sizeof(int2), cudaMemcpyHostToDevice));
