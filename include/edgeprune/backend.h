@@ -60,8 +60,8 @@ typedef struct ep_backend_ops {
    * the mean-ablation statistics. */
   void (*writer_outputs)(void *ws, const int32_t *tokens, const int32_t *length, int B, int T, float *out);
   /* Per batch: clean full-model outputs at the loss positions and the ablation values c_w
-   * (interchange: corrupted run; zero: 0; mean: mean_c [W, T, D] broadcast over the batch).
-   * Returns P. */
+   * (interchange: corrupted run; zero: 0; mean: mean_c [W, T_max, D], T_max as given to
+   * create, its first b->T positions broadcast over the batch). Returns P. */
   int64_t (*prepare)(void *ws, const ep_batch *b, const float *mean_c);
   /* Masked forward + faithfulness loss (+ backward when dz_edge != NULL).
    *   z_edge  [E]          edge masks

@@ -70,7 +70,8 @@ void prune_mean_writers_accumulate(const ep_backend_ops *be, void *ws, const ep_
 void prune_mean_writers_finish(const ep_graph *g, const ep_model_config *cfg, int T, const double *sum,
                                const int64_t *cnt, float *out);
 
-/* Gather rows idx[0..n) of d into a contiguous batch (buffers owned by bb). */
+/* Gather rows idx[0..n) of d into a contiguous batch (buffers owned by bb), padded to its
+ * longest example: b.T = the largest length among the rows (at most d->max_len). */
 typedef struct {
   int32_t *clean, *corrupted, *length, *loss_start, *loss_end, *target, *distractor;
   ep_batch b;

@@ -57,7 +57,11 @@ void prune_check_rows(const ep_dataset *d, int64_t first, const ep_model_config 
 }
 
 void prune_batch_gather(ep_batch_buf *bb, const ep_dataset *d, const int64_t *idx, int n) {
-  const int T = d->max_len;
+  const int Td = d->max_len;
+  int T = 1; /* the batch's longest example: the rest of d's padding is dropped */
+  for (int i = 0; i < n; i++)
+    if (d->length[idx[i]] > T) T = d->length[idx[i]];
+  if (T > Td) T = Td;
   bb->clean = ep_realloc(bb->clean, (size_t)n * T * sizeof(int32_t) + 1);
   bb->corrupted = ep_realloc(bb->corrupted, (size_t)n * T * sizeof(int32_t) + 1);
   int32_t **cols[5] = {&bb->length, &bb->loss_start, &bb->loss_end, &bb->target, &bb->distractor};
@@ -65,8 +69,8 @@ void prune_batch_gather(ep_batch_buf *bb, const ep_dataset *d, const int64_t *id
   for (int k = 0; k < 5; k++)
     *cols[k] = ep_realloc(*cols[k], (size_t)n * sizeof(int32_t) + 1);
   for (int i = 0; i < n; i++) {
-    memcpy(bb->clean + (size_t)i * T, d->clean + idx[i] * T, (size_t)T * sizeof(int32_t));
-    memcpy(bb->corrupted + (size_t)i * T, d->corrupted + idx[i] * T, (size_t)T * sizeof(int32_t));
+    memcpy(bb->clean + (size_t)i * T, d->clean + idx[i] * Td, (size_t)T * sizeof(int32_t));
+    memcpy(bb->corrupted + (size_t)i * T, d->corrupted + idx[i] * Td, (size_t)T * sizeof(int32_t));
     for (int k = 0; k < 5; k++)
       (*cols[k])[i] = src[k] ? src[k][idx[i]] : -1;
   }

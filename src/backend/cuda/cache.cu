@@ -4,8 +4,12 @@
  * what prepare computes per example does not depend on the masks: the clean model's
  * logits at its loss positions (with their log-sum-exp) and, for interchange ablation,
  * every writer's output on its corrupted tokens. Entries are keyed by the example's
- * content (row length T, length, loss range, clean and corrupted tokens, padding
- * included), compared exactly, so a hit returns what recomputation would. Entries live in
+ * content (length, loss range, clean and corrupted tokens up to its length), compared
+ * exactly, and hold its first `length` positions, so an example is found again whatever
+ * its batch is padded to. Positions at or past an example's length cannot reach the loss
+ * (they are masked as keys, and only loss positions are scored) and get a gradient of
+ * exactly 0, so a hit gathers zeros there and the step's loss and gradients are the bits
+ * recomputation gives. Entries live in
  * device chunks of at most CACHE_CHUNK bytes allocated on demand up to the budget; once
  * the budget is used, further examples are recomputed every time (no eviction: the
  * cached set stays fixed and the hit pattern deterministic). Only the kl / kl_sum losses
@@ -20,9 +24,9 @@
 #define CACHE_CHUNK ((size_t)256 << 20)
 
 typedef struct {
-  int T, len, ls, le;
-  int32_t *tok; /* host copy [2, T]: clean, corrupted (exact match check) */
-  float *c;     /* device [W, T, D] corrupted writer outputs (interchange), or NULL */
+  int len, ls, le;
+  int32_t *tok; /* host copy [2, len]: clean, corrupted (exact match check) */
+  float *c;     /* device [W, len, D] corrupted writer outputs (interchange), or NULL */
   float *tgt;   /* device [le - ls, Vo] clean logits at the loss positions */
   double *lse;  /* device [le - ls] */
 } cache_entry;
@@ -52,21 +56,20 @@ static uint64_t mix64(uint64_t h, uint64_t v) {
 }
 
 static uint64_t example_key(const ep_batch *bt, int b) {
-  const int T = bt->T;
-  uint64_t h = mix64(0x51ed270b27ull, (uint64_t)T);
-  h = mix64(h, (uint64_t)bt->length[b]);
+  const int T = bt->T, len = bt->length[b];
+  uint64_t h = mix64(0x51ed270b27ull, (uint64_t)len);
   h = mix64(h, ((uint64_t)(uint32_t)bt->loss_start[b] << 32) | (uint32_t)bt->loss_end[b]);
-  for (int t = 0; t < T; t++) h = mix64(h, (uint32_t)bt->clean[(size_t)b * T + t]);
+  for (int t = 0; t < len; t++) h = mix64(h, (uint32_t)bt->clean[(size_t)b * T + t]);
   if (bt->corrupted)
-    for (int t = 0; t < T; t++) h = mix64(h, (uint32_t)bt->corrupted[(size_t)b * T + t]);
+    for (int t = 0; t < len; t++) h = mix64(h, (uint32_t)bt->corrupted[(size_t)b * T + t]);
   return h;
 }
 
 static int entry_matches(const cache_entry *e, const ep_batch *bt, int b) {
-  const int T = bt->T;
-  if (e->T != T || e->len != bt->length[b] || e->ls != bt->loss_start[b] || e->le != bt->loss_end[b]) return 0;
-  if (memcmp(e->tok, bt->clean + (size_t)b * T, (size_t)T * sizeof(int32_t))) return 0;
-  return !bt->corrupted || !memcmp(e->tok + T, bt->corrupted + (size_t)b * T, (size_t)T * sizeof(int32_t));
+  const int T = bt->T, len = e->len;
+  if (len != bt->length[b] || e->ls != bt->loss_start[b] || e->le != bt->loss_end[b]) return 0;
+  if (memcmp(e->tok, bt->clean + (size_t)b * T, (size_t)len * sizeof(int32_t))) return 0;
+  return !bt->corrupted || !memcmp(e->tok + len, bt->corrupted + (size_t)b * T, (size_t)len * sizeof(int32_t));
 }
 
 /* Entry index of example b, or -1; *pos gets the table slot (where to insert on a miss). */
@@ -155,11 +158,12 @@ static int64_t first_pos(const ep_batch *bt, int b) {
   return q;
 }
 
-/* c [W, N, D] of the batch from the examples' entries src[b] [W, T, D] (V floats at a
- * time), and the base points from the values as they pass (cu_base_walk, as
- * cu_base_points computes them from c): one pass instead of a copy and a re-read. */
+/* c [W, N, D] of the batch from the examples' entries src[b] [W, len[b], D], zeros at
+ * positions t >= len[b] (V floats at a time), and the base points from the values as they
+ * pass (cu_base_walk, as cu_base_points computes them from c): one pass instead of a copy
+ * and a re-read. */
 template <int V>
-static __global__ void k_gather_c(const float *const *src, const float *x0, const float *x1,
+static __global__ void k_gather_c(const float *const *src, const int32_t *len, const float *x0, const float *x1,
                                   const int2 *slots, int K, float *c, float *base, size_t ND, int T, int D) {
   typedef typename std::conditional<V == 4, float4, float>::type vec;
   const size_t ndv = ND / V;
@@ -168,14 +172,16 @@ static __global__ void k_gather_c(const float *const *src, const float *x0, cons
   for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < ndv;
        i += (size_t)gridDim.x * blockDim.x) {
     const size_t row = i / Dv, dv = i % Dv, b = row / (size_t)T, t = row % (size_t)T;
+    const size_t L = (size_t)len[b];
     const vec *sv = reinterpret_cast<const vec *>(src[b]) + t * Dv + dv; /* writer 0 */
-    vec run;
+    vec run, zero;
+    memset(&zero, 0, sizeof zero);
     if (x0) run = cu_vadd(reinterpret_cast<const vec *>(x0)[i], reinterpret_cast<const vec *>(x1)[i]);
-    else memset(&run, 0, sizeof run);
+    else run = zero;
     cu_base_walk(
         run, slots, K,
         [&](int w) {
-          const vec x = sv[(size_t)w * T * Dv];
+          const vec x = t < L ? sv[(size_t)w * L * Dv] : zero;
           cv[(size_t)w * ndv + i] = x;
           return x;
         },
@@ -235,11 +241,11 @@ extern "C" int cu_cache_fetch(cu_ws *ws, const ep_batch *bt) {
     const size_t ND = ws->N * (size_t)D;
     const float *x0 = ws->g->embedding_nodes ? NULL : ws->xtok, *x1 = ws->xpos;
     if (D % 4 == 0)
-      k_gather_c<4><<<cu_blocks(ND / 4, 256), 256, 0, ws->st>>>(dc, x0, x1, ws->slots_d, ws->n_slots, ws->c,
-                                                                ws->base, ND, T, D);
+      k_gather_c<4><<<cu_blocks(ND / 4, 256), 256, 0, ws->st>>>(dc, ws->len_d, x0, x1, ws->slots_d, ws->n_slots,
+                                                                ws->c, ws->base, ND, T, D);
     else
-      k_gather_c<1><<<cu_blocks(ND, 256), 256, 0, ws->st>>>(dc, x0, x1, ws->slots_d, ws->n_slots, ws->c,
-                                                            ws->base, ND, T, D);
+      k_gather_c<1><<<cu_blocks(ND, 256), 256, 0, ws->st>>>(dc, ws->len_d, x0, x1, ws->slots_d, ws->n_slots,
+                                                            ws->c, ws->base, ND, T, D);
     EP_CHECK_LAUNCH();
   }
   if (P > 0) {
@@ -260,10 +266,10 @@ extern "C" void cu_cache_store(cu_ws *ws, const ep_batch *bt) {
     const uint64_t k = example_key(bt, b);
     int64_t pos;
     if (cache_find(cc, bt, b, k, &pos) >= 0) continue;
-    const size_t np = (size_t)(bt->loss_end[b] - bt->loss_start[b]);
+    const size_t np = (size_t)(bt->loss_end[b] - bt->loss_start[b]), L = (size_t)bt->length[b];
     float *c = NULL, *tgt;
     double *lse;
-    if (with_c && !(c = (float *)cache_carve(ws, cc, W * T * D * sizeof(float)))) {
+    if (with_c && !(c = (float *)cache_carve(ws, cc, W * L * D * sizeof(float)))) {
       cc->full = 1;
       return;
     }
@@ -274,8 +280,8 @@ extern "C" void cu_cache_store(cu_ws *ws, const ep_batch *bt) {
     }
     const int64_t q = first_pos(bt, b);
     if (c)
-      EP_CHECK_CUDA(cudaMemcpy2DAsync(c, T * D * sizeof(float), ws->c + (size_t)b * T * D, N * D * sizeof(float),
-                                      T * D * sizeof(float), W, cudaMemcpyDeviceToDevice, ws->st));
+      EP_CHECK_CUDA(cudaMemcpy2DAsync(c, L * D * sizeof(float), ws->c + (size_t)b * T * D, N * D * sizeof(float),
+                                      L * D * sizeof(float), W, cudaMemcpyDeviceToDevice, ws->st));
     EP_CHECK_CUDA(cudaMemcpyAsync(tgt, ws->tgt_d + (size_t)q * Vo, np * Vo * sizeof(float),
                                   cudaMemcpyDeviceToDevice, ws->st));
     EP_CHECK_CUDA(cudaMemcpyAsync(lse, ws->lse_d + q, np * sizeof(double), cudaMemcpyDeviceToDevice, ws->st));
@@ -284,13 +290,12 @@ extern "C" void cu_cache_store(cu_ws *ws, const ep_batch *bt) {
       cc->ent = (cache_entry *)ep_realloc(cc->ent, (size_t)cc->cap_ent * sizeof *cc->ent);
     }
     cache_entry *e = &cc->ent[cc->n_ent];
-    e->T = bt->T;
     e->len = bt->length[b];
     e->ls = bt->loss_start[b];
     e->le = bt->loss_end[b];
-    e->tok = (int32_t *)ep_calloc(2 * T, sizeof(int32_t));
-    memcpy(e->tok, bt->clean + (size_t)b * T, T * sizeof(int32_t));
-    if (bt->corrupted) memcpy(e->tok + T, bt->corrupted + (size_t)b * T, T * sizeof(int32_t));
+    e->tok = (int32_t *)ep_calloc(2 * L, sizeof(int32_t));
+    memcpy(e->tok, bt->clean + (size_t)b * T, L * sizeof(int32_t));
+    if (bt->corrupted) memcpy(e->tok + L, bt->corrupted + (size_t)b * T, L * sizeof(int32_t));
     e->c = c;
     e->tgt = tgt;
     e->lse = lse;

@@ -591,7 +591,7 @@ static int64_t cu_prepare(void *p, const ep_batch *bt, const float *mean_c) {
     EP_CHECK_CUDA(cudaMemsetAsync(ws->c, 0, (size_t)ws->W * ND * sizeof(float), ws->st));
   } else {
     EP_CHECK(mean_c, "mean ablation needs the writer means");
-    EP_CHECK_CUDA(cudaMemcpyAsync(ws->meanc, mean_c, (size_t)ws->W * ws->T * ws->D * sizeof(float),
+    EP_CHECK_CUDA(cudaMemcpyAsync(ws->meanc, mean_c, (size_t)ws->W * ws->Tmax * ws->D * sizeof(float),
                                   cudaMemcpyHostToDevice, ws->st));
     cu_mean_broadcast(ws, ws->meanc, ws->c);
     /* mean_c is the caller's pageable memory: the copy must finish before returning */

@@ -34,18 +34,18 @@ extern "C" void cu_add2(cu_ws *ws, float *out, const float *a, const float *b, s
   EP_CHECK_LAUNCH();
 }
 
-/* c [W, B, T, D] from mean [W, T, D]. */
-static __global__ void k_mean_broadcast(const float *mean, float *c, int W, int B, int T, int D) {
+/* c [W, B, T, D] from the first T positions of mean [W, Tm, D]. */
+static __global__ void k_mean_broadcast(const float *mean, float *c, int W, int B, int T, int Tm, int D) {
   const size_t TD = (size_t)T * D, n = (size_t)W * B * TD;
   for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
     const size_t w = i / ((size_t)B * TD), r = i % TD;
-    c[i] = mean[w * TD + r];
+    c[i] = mean[w * (size_t)Tm * D + r];
   }
 }
 
 extern "C" void cu_mean_broadcast(cu_ws *ws, const float *mean, float *c) {
   const size_t n = (size_t)ws->W * ws->N * ws->D;
-  k_mean_broadcast<<<cu_blocks(n, 256), 256, 0, ws->st>>>(mean, c, ws->W, ws->B, ws->T, ws->D);
+  k_mean_broadcast<<<cu_blocks(n, 256), 256, 0, ws->st>>>(mean, c, ws->W, ws->B, ws->T, ws->Tmax, ws->D);
   EP_CHECK_LAUNCH();
 }
 
