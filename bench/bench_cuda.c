@@ -22,9 +22,16 @@
  * global_batch / K examples; rank 0 first times the whole global batch alone on its GPU,
  * then all ranks time the data-parallel step; scaling efficiency = t_1 / (K t_K).
  *
- * usage: bench_cuda [steps [fp32|tf32|bf16|all [global_batch [T]]]]   (default 20 all 32 20)
- * T = 20 is a short IOI batch: batches of 32 from `edgeprune dataset --task ioi` are
- * padded to their longest prompt: 20 to 24 GPT-2 tokens, 21.7 on average over 100 batches.
+ * usage: bench_cuda [steps [fp32|tf32|bf16|all [global_batch [T | DATA.h5[:split]]]]]
+ *        (default 20 all 32 20)
+ * T: every row T tokens, one batch for every step. T = 20 is a short IOI batch: batches
+ * of 32 from `edgeprune dataset --task ioi` are padded to their longest prompt, 19 to 24
+ * GPT-2 tokens, 21.7 on average. DATA.h5[:split] (split default train): the split's first
+ * steps x global_batch examples as `steps` batches, each padded to its longest example as
+ * training pads them (prune_batch_gather), one after another; a rank pads its share of
+ * the batch as training does. Every batch is seen in the warm-up steps, so the cached run
+ * serves each from the cache and no step graph is captured while timing (the line
+ * "graphs" says how many were).
  * With EP_CUDA_PROFILE=1 the backend prints device time per phase at destroy (without the
  * CUDA graph); EP_CUDA_GRAPH=0, EP_CUDA_MIXNORM=0|2 and EP_CUDA_MIXNORM_SPLIT=1 select the
  * variants compared in docs/cuda-backend.md. With EP_BENCH_PROFILE=1 the first timed step
@@ -43,30 +50,49 @@
 #include "edgeprune/model.h"
 #include "edgeprune/prune.h"
 #include "edgeprune/rng.h"
+#include "edgeprune/dataset.h"
+#include "edgeprune/train.h"
 
 #define REF_MS_PER_STEP 575.0
-static int t_len = 20; /* tokens per row (argument 4) */
 
 typedef struct {
   double prep, faith, host, step; /* ms per step */
 } timing;
 
-static double dense_flops(const ep_model_config *c, double N) {
-  const double D = c->d_model, F = c->d_mlp, T = t_len;
+/* N token rows in batches of T-token rows */
+static double dense_flops(const ep_model_config *c, double N, double T) {
+  const double D = c->d_model, F = c->d_mlp;
   return c->n_layer * (8 * N * D * D + 4 * N * T * D + 4 * N * D * F);
 }
 
-/* Time `steps` steps (after 3 warm-up steps) of batch rows [first, first + count) of the
- * global batch in workspace ws; with comm, the gradients are all-reduced over it. */
-static timing run_steps(const ep_backend_ops *be, void *ws, const ep_graph *g, const ep_batch *all, int first,
-                        int count, int steps, MPI_Comm comm, double share) {
-  ep_batch bt = *all;
-  bt.B = count;
-  bt.clean += (size_t)first * t_len;
-  bt.corrupted += (size_t)first * t_len;
-  bt.length += first;
-  bt.loss_start += first;
-  bt.loss_end += first;
+/* The batches a run cycles through: rows [first, first + count) of each global batch of
+ * GB consecutive examples of d, padded to their longest example. */
+typedef struct {
+  ep_batch_buf *b;
+  int n;
+} batch_set;
+
+static void batch_set_make(batch_set *s, const ep_dataset *d, int n, int GB, int first, int count) {
+  s->n = n;
+  s->b = ep_calloc((size_t)n, sizeof *s->b);
+  int64_t *idx = ep_malloc((size_t)count * sizeof *idx);
+  for (int k = 0; k < n; k++) {
+    for (int i = 0; i < count; i++) idx[i] = (int64_t)k * GB + first + i;
+    prune_batch_gather(&s->b[k], d, idx, count);
+  }
+  free(idx);
+}
+
+static void batch_set_free(batch_set *s) {
+  for (int k = 0; k < s->n; k++) prune_batch_free(&s->b[k]);
+  free(s->b);
+}
+
+/* Time `steps` steps of workspace ws, step s on batch s mod bs->n, after max(3, bs->n)
+ * warm-up steps (every batch seen once); with comm, the gradients are all-reduced over
+ * it. *captures gets the step graphs captured while timing. */
+static timing run_steps(const ep_backend_ops *be, void *ws, const ep_graph *g, const batch_set *bs, int steps,
+                        MPI_Comm comm, double share, int64_t *captures) {
   ep_mask_params p;
   prune_params_init(&p, g->n_edges, g->n_writers, 3);
   ep_step_out o;
@@ -75,14 +101,16 @@ static timing run_steps(const ep_backend_ops *be, void *ws, const ep_graph *g, c
   const double lr[4] = {0.8, 0.8, 0.8, 0.8};
   prune_adamw_init(&opt, &p, lr);
   timing t = {0, 0, 0, 0};
-  const int warm = 3;
+  const int warm = bs->n > 3 ? bs->n : 3;
+  int64_t launches, cap0 = 0, cap1;
   const char *pe = getenv("EP_BENCH_PROFILE");
   const int prof = pe && atoi(pe);
   for (int s = 0; s < warm + steps; s++) {
     if (comm != MPI_COMM_NULL) EP_CHECK_MPI(MPI_Barrier(comm));
     if (prof && s == warm) backend_cuda_profiler_range(1);
+    if (s == warm) backend_cuda_graph_stats(ws, &launches, &cap0);
     const double a = ep_time_now();
-    be->prepare(ws, &bt, NULL);
+    be->prepare(ws, &bs->b[s % bs->n].b, NULL);
     const double b = ep_time_now();
     ep_step_targets tg = {prune_target(0, 0.94, s, 2500, 0), prune_target(0, 0.72, s, 2500, 0), 1};
     prune_step_sample_faith(be, ws, &p, 5, s, &o); /* masks drawn on the device, as training does */
@@ -108,6 +136,8 @@ static timing run_steps(const ep_backend_ops *be, void *ws, const ep_graph *g, c
   t.faith *= 1e3 / steps;
   t.host *= 1e3 / steps;
   t.step = t.prep + t.faith + t.host;
+  backend_cuda_graph_stats(ws, &launches, &cap1);
+  *captures = cap1 - cap0;
   if (comm != MPI_COMM_NULL) {
     /* a step is as slow as the slowest rank */
     EP_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &t, 4, MPI_DOUBLE, MPI_MAX, comm));
@@ -148,8 +178,7 @@ int main(int argc, char **argv) {
   const int steps = argc > 1 ? atoi(argv[1]) : 20;
   const char *mode = argc > 2 ? argv[2] : "all";
   const int GB = argc > 3 ? atoi(argv[3]) : 32;
-  t_len = argc > 4 ? atoi(argv[4]) : 20;
-  EP_CHECK(t_len >= 2 && t_len <= 128, "tokens per row %d: 2 to 128", t_len);
+  const char *rows = argc > 4 ? argv[4] : "20";
   static const char *modes[3] = {"fp32", "tf32", "bf16"};
   EP_CHECK(steps >= 1, "steps must be at least 1");
   EP_CHECK(GB >= ep_size && GB % ep_size == 0, "global batch %d must be a multiple of the %d ranks", GB, ep_size);
@@ -182,16 +211,59 @@ int main(int argc, char **argv) {
   ep_graph g;
   graph_init(&g, &cfg, 1);
 
-  /* one IOI-shaped global batch: full-length rows, loss at the last token */
-  bench_batch bb;
-  bench_batch_make(&bb, GB, t_len, cfg.vocab, 7);
-  const ep_batch all = bb.b;
-  const double mix = 6.0 * t_len * cfg.d_model * (double)g.n_edges;
+  /* the examples: IOI-shaped rows of T tokens (full length, loss at the last token), one
+   * global batch; or a dataset file's first `steps` global batches */
+  bench_batch bb = {0};
+  ep_dataset data;
+  memset(&data, 0, sizeof data);
+  const char *colon = strrchr(rows, ':');
+  const int from_file = strstr(rows, ".h5") != NULL;
+  int nb = 1, Tmax;
+  if (from_file) {
+    char *path = ep_strdup(rows);
+    const char *split = "train";
+    if (colon && colon > strstr(rows, ".h5")) {
+      path[colon - rows] = 0;
+      split = colon + 1;
+    }
+    dataset_read(&data, path, split);
+    nb = steps;
+    EP_CHECK(data.n >= (int64_t)nb * GB, "%s split %s: %lld examples, %d batches of %d need %lld", path, split,
+             (long long)data.n, nb, GB, (long long)nb * GB);
+    free(path);
+    Tmax = data.max_len;
+  } else {
+    Tmax = atoi(rows);
+    EP_CHECK(Tmax >= 2 && Tmax <= 128, "tokens per row %s: 2 to 128, or a dataset file DATA.h5[:split]", rows);
+    bench_batch_make(&bb, GB, Tmax, cfg.vocab, 7);
+    data = (ep_dataset){.n = GB, .max_len = Tmax, .clean = bb.clean, .corrupted = bb.corrupted, .length = bb.len,
+                        .loss_start = bb.ls, .loss_end = bb.le};
+  }
+  batch_set global, mine;
+  batch_set_make(&global, &data, nb, GB, 0, GB);
+  batch_set_make(&mine, &data, nb, GB, ep_rank * B, B);
+  double Tsum = 0, P = 0; /* mean row length and loss positions of the global batches */
+  int Tlo = Tmax, Thi = 1;
+  for (int k = 0; k < nb; k++) {
+    const ep_batch *x = &global.b[k].b;
+    Tsum += x->T;
+    Tlo = x->T < Tlo ? x->T : Tlo;
+    Thi = x->T > Thi ? x->T : Thi;
+    for (int i = 0; i < x->B; i++) P += x->loss_end[i] - x->loss_start[i];
+  }
+  const double Tm = Tsum / nb;
+  P /= nb;
+  const double mix = 6.0 * Tm * cfg.d_model * (double)g.n_edges;
   const double PDV = (double)cfg.d_model * cfg.vocab_out; /* per loss position */
-  if (ep_rank == 0)
-    printf("GPT-2 small shape: %d writers, %d readers, %lld edges; global batch %d x %d over %d rank(s), %d timed "
-           "steps\n",
-           g.n_writers, g.n_readers, (long long)g.n_edges, GB, t_len, K, steps);
+  if (ep_rank == 0) {
+    printf("GPT-2 small shape: %d writers, %d readers, %lld edges; global batch %d over %d rank(s), %d timed steps\n",
+           g.n_writers, g.n_readers, (long long)g.n_edges, GB, K, steps);
+    if (from_file)
+      printf("rows: %s, %d batches padded to their longest example: %d to %d tokens, %.2f on average\n", rows, nb,
+             Tlo, Thi, Tm);
+    else
+      printf("rows: %d tokens, one batch\n", Tmax);
+  }
 
   ep_engine_opts eo = {EP_LOSS_KL, EP_ABLATE_INTERCHANGE, 1, EP_PREC_F32};
   for (int pi = 0; pi < 3; pi++) {
@@ -199,42 +271,46 @@ int main(int argc, char **argv) {
     timing t1 = {0, 0, 0, 0};
     if (K > 1 && ep_rank == 0) {
       /* the single-GPU reference for the scaling figure: the global batch on one GPU */
-      void *w1 = be->create(&m, &g, &eo, GB, t_len);
+      void *w1 = be->create(&m, &g, &eo, GB, Tmax);
       backend_cuda_set_precision(w1, pi);
       backend_cuda_set_keep_activations(w1, 1);
       backend_cuda_set_prepare_cache(w1, (size_t)8 << 30);
-      t1 = run_steps(be, w1, &g, &all, 0, GB, steps, MPI_COMM_NULL, 1.0);
+      int64_t cap;
+      t1 = run_steps(be, w1, &g, &global, steps, MPI_COMM_NULL, 1.0, &cap);
       be->destroy(w1);
     }
     size_t free0, total, free1;
     EP_CHECK_MPI(MPI_Barrier(MPI_COMM_WORLD));
     backend_cuda_mem_info(&free0, &total);
-    void *ws = be->create(&m, &g, &eo, B, t_len);
+    void *ws = be->create(&m, &g, &eo, B, Tmax);
     backend_cuda_set_precision(ws, pi);
     backend_cuda_set_keep_activations(ws, 1);
     const MPI_Comm comm = K > 1 ? MPI_COMM_WORLD : MPI_COMM_NULL;
     const double share = 1.0 / K;
-    const timing cold = run_steps(be, ws, &g, &all, ep_rank * B, B, steps, comm, share);
+    int64_t cap_cold, cap_hot;
+    const timing cold = run_steps(be, ws, &g, &mine, steps, comm, share, &cap_cold);
     backend_cuda_set_prepare_cache(ws, (size_t)8 << 30);
-    const timing hot = run_steps(be, ws, &g, &all, ep_rank * B, B, steps, comm, share);
+    const timing hot = run_steps(be, ws, &g, &mine, steps, comm, share, &cap_hot);
     backend_cuda_mem_info(&free1, NULL);
     double used = (double)(free0 - free1), wsb = (double)backend_cuda_workspace_bytes(ws);
     if (comm != MPI_COMM_NULL) {
       EP_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &used, 1, MPI_DOUBLE, MPI_MAX, comm));
       EP_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &wsb, 1, MPI_DOUBLE, MPI_MAX, comm));
     }
-    const double Ng = (double)GB * t_len;
-    const double f_cold = 4 * dense_flops(&cfg, Ng) + 6 * GB * PDV + mix * GB;
-    const double f_hot = 2 * dense_flops(&cfg, Ng) + 4 * GB * PDV + mix * GB;
+    const double Ng = (double)GB * Tm;
+    const double f_cold = 4 * dense_flops(&cfg, Ng, Tm) + 6 * P * PDV + mix * GB;
+    const double f_hot = 2 * dense_flops(&cfg, Ng, Tm) + 4 * P * PDV + mix * GB;
     if (ep_rank == 0) {
-      printf("%s (%s), activations kept, %d x %d per rank:\n", modes[pi],
+      printf("%s (%s), activations kept, %d x %.2f per rank:\n", modes[pi],
              pi == 0   ? "fp32 GEMMs, CUBLAS_COMPUTE_32F"
              : pi == 1 ? "TF32 tensor-core GEMMs, fp32 storage"
                        : "bf16 delta stack / reader gradients in the edge-gradient and ddelta GEMMs, "
                          "fp32 mixing, TF32 elsewhere",
-             B, t_len);
+             B, Tm);
       print_timing("cold", &cold, f_cold / 1e9);
       print_timing("cached", &hot, f_hot / 1e9);
+      printf("  graphs: %lld step graphs captured while timing (cold), %lld (cached)\n", (long long)cap_cold,
+             (long long)cap_hot);
       printf("  masks drawn on the device; the host draw they replace: %.2f ms/step on this node's CPU\n",
              host_draw_ms(&g, steps));
       printf("  device memory: %.2f GiB in use at the end (peak: nothing is freed during steps; max over ranks), "
@@ -250,9 +326,12 @@ int main(int argc, char **argv) {
     }
     be->destroy(ws);
   }
+  batch_set_free(&global);
+  batch_set_free(&mine);
+  if (from_file) dataset_free(&data);
+  else bench_batch_free(&bb);
   graph_free(&g);
   model_free(&m);
-  bench_batch_free(&bb);
   ep_mpi_finalize();
   return 0;
 }

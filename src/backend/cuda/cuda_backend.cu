@@ -338,7 +338,8 @@ static void cu_destroy(void *p) {
                (double)cb / 1048576.0, (long long)nh, (long long)nm);
   }
   cu_cache_free(ws);
-  if (ws->gexec) EP_CHECK_CUDA(cudaGraphExecDestroy(ws->gexec));
+  for (int i = 0; i < CU_GRAPH_SLOTS; i++)
+    if (ws->graph[i].exec) EP_CHECK_CUDA(cudaGraphExecDestroy(ws->graph[i].exec));
   for (int i = 0; i < ws->n_dbufs; i++) EP_CHECK_CUDA(cudaFree(ws->dbufs[i]));
   cu_prof_report(ws);
   void *pinned[] = {ws->tok_h, ws->h_logits, ws->h_z, ws->h_dz, ws->h_la, ws->klrow_h, ws->wrow_h};
@@ -953,28 +954,37 @@ static void cu_faith_bwd_dev(cu_ws *ws, int nm) {
 
 /* The device-KL step as one CUDA graph: captured on first use of a (B, T, P, outputs,
  * backward, node masks, precision, kept activations, mixing kernel) combination and
- * replayed while it stays the same. Every buffer is fixed in the workspace and the
+ * replayed while it recurs; up to CU_GRAPH_SLOTS combinations are kept, the least
+ * recently launched one making room. Every buffer is fixed in the workspace and the
  * kernels read batch contents (tokens, rows, weights, masks) from device memory, so
  * only those launch shapes and choices enter the key. Saves the ~700 launches a step. */
 static void cu_faith_graph(cu_ws *ws, int nm, int want_out, int grad) {
   const int key[CU_GRAPH_KEY] = {ws->B,       ws->T,         (int)ws->P,        nm,
                                  want_out,    grad,          ws->compute,       ws->keep_acts,
                                  cu_mixnorm_on(ws), ws->mixnorm_split, ws->dev_sample};
-  static_assert(sizeof key == sizeof ws->gkey, "the graph key and its copy in the workspace differ");
-  if (!ws->gexec || memcmp(key, ws->gkey, sizeof key)) {
-    if (ws->gexec) EP_CHECK_CUDA(cudaGraphExecDestroy(ws->gexec));
-    ws->gexec = NULL;
+  static_assert(sizeof key == sizeof ws->graph[0].key, "the graph key and its copy in the workspace differ");
+  cu_graph_slot *gs = NULL;
+  for (int i = 0; i < CU_GRAPH_SLOTS && !gs; i++)
+    if (ws->graph[i].exec && !memcmp(key, ws->graph[i].key, sizeof key)) gs = &ws->graph[i];
+  if (!gs) {
+    gs = &ws->graph[0]; /* an empty slot, else the least recently launched */
+    for (int i = 1; i < CU_GRAPH_SLOTS && gs->exec; i++)
+      if (!ws->graph[i].exec || ws->graph[i].used < gs->used) gs = &ws->graph[i];
+    if (gs->exec) EP_CHECK_CUDA(cudaGraphExecDestroy(gs->exec));
+    gs->exec = NULL;
     cudaGraph_t graph;
     EP_CHECK_CUDA(cudaStreamBeginCapture(ws->st, cudaStreamCaptureModeRelaxed));
     cu_faith_fwd_dev(ws);
     cu_faith_kl_dev(ws, want_out, grad);
     if (grad) cu_faith_bwd_dev(ws, nm);
     EP_CHECK_CUDA(cudaStreamEndCapture(ws->st, &graph));
-    EP_CHECK_CUDA(cudaGraphInstantiate(&ws->gexec, graph, 0));
+    EP_CHECK_CUDA(cudaGraphInstantiate(&gs->exec, graph, 0));
     EP_CHECK_CUDA(cudaGraphDestroy(graph));
-    memcpy(ws->gkey, key, sizeof key);
+    memcpy(gs->key, key, sizeof key);
+    ws->graph_captures++;
   }
-  EP_CHECK_CUDA(cudaGraphLaunch(ws->gexec, ws->st));
+  gs->used = ++ws->graph_clock;
+  EP_CHECK_CUDA(cudaGraphLaunch(gs->exec, ws->st));
 }
 
 /* The masked step with the masks staged (h_z) or to be drawn (h_la, dev_sample): forward,
@@ -1142,6 +1152,12 @@ extern "C" size_t backend_cuda_workspace_bytes(const void *p) {
   size_t cb;
   cu_cache_stats(ws, &ne, &nh, &nm, &cb);
   return ws->dev_bytes + cb;
+}
+
+extern "C" void backend_cuda_graph_stats(const void *p, int64_t *launches, int64_t *captures) {
+  const cu_ws *ws = (const cu_ws *)p;
+  *launches = (int64_t)ws->graph_clock;
+  *captures = ws->graph_captures;
 }
 
 extern "C" void backend_cuda_set_prepare_cache(void *p, size_t bytes) {

@@ -47,6 +47,16 @@ typedef enum {
 #define CU_T_MAX 128
 /* Launch shapes and choices a captured step graph is keyed by (cu_faith_graph). */
 #define CU_GRAPH_KEY 11
+/* Captured step graphs kept at once: a training run's batches are padded to their
+ * longest example, so consecutive steps alternate between a few row lengths (IOI
+ * batches of 32: 19 to 24 tokens); each keeps its own graph instead of capturing again. */
+#define CU_GRAPH_SLOTS 8
+
+typedef struct {
+  cudaGraphExec_t exec;    /* the captured step, or NULL */
+  int key[CU_GRAPH_KEY];   /* what it was captured for */
+  uint64_t used;           /* ws->graph_clock at its last launch (least recently used goes) */
+} cu_graph_slot;
 
 typedef struct {
   const float *ln1_w, *ln1_b, *w_q, *b_q, *w_k, *b_k, *w_v, *b_v, *w_o, *b_o;
@@ -162,8 +172,9 @@ typedef struct {
   int fold;                 /* 1: the TF32 kernel's readers folded (cu_fold_weights; EP_CUDA_FOLD=0: off) */
   int pair;                 /* 1: prepare's two runs as one forward (cu_plain_pair; EP_CUDA_PAIR=0) */
   int graphs;               /* 1: the device-KL step replayed as a CUDA graph (EP_CUDA_GRAPH=0: off) */
-  cudaGraphExec_t gexec;    /* the captured step, or NULL */
-  int gkey[CU_GRAPH_KEY];   /* what it was captured for (cu_faith_graph) */
+  cu_graph_slot graph[CU_GRAPH_SLOTS]; /* captured steps by key (cu_faith_graph) */
+  uint64_t graph_clock;     /* graph launches so far */
+  int64_t graph_captures;   /* graphs captured so far */
   struct cu_cache *cache;  /* prepare outputs of examples seen before (cache.cu), or NULL */
   /* phase timing */
   int prof;
@@ -204,6 +215,7 @@ extern "C" void cu_embed(cu_ws *ws, const int32_t *tok_d, float *xt, float *xp);
 /* out = a + b over n floats. */
 extern "C" void cu_add2(cu_ws *ws, float *out, const float *a, const float *b, size_t n);
 /* c[w, b, t, :] = mean[w, t, :] for every writer and example. */
+/* c [W, N, D] from the first T positions of mean [W, Tmax, D] */
 extern "C" void cu_mean_broadcast(cu_ws *ws, const float *mean, float *c);
 /* ws->base [2L + 1, N, D]: every base slot's running corrupted residual from ws->c (and
  * the embeddings xtok + xpos without embedding nodes), one pass (ws->slots_d). */
