@@ -84,6 +84,16 @@ typedef struct ep_backend_ops {
   double (*faith_sampled)(void *ws, uint64_t seed, int64_t step, const double *la_edge, const double *la_node,
                           double *z_edge, double *dzdla_edge, double *z_node, double *dzdla_node,
                           double *dz_edge, double *dz_node);
+  /* Optional (NULL when faith_sampled is, or the backend has no use for them):
+   * faith_sampled in two halves, so that the host can read and prepare the next batch
+   * while the device runs this step. faith_sampled_start queues the step (it has read
+   * la_edge / la_node when it returns); a prepare() of the next batch before
+   * faith_sampled_end is queued behind the step, which keeps its own batch;
+   * faith_sampled_end waits for the step, writes what faith_sampled writes and returns
+   * the loss. No other call on ws may come in between. */
+  void (*faith_sampled_start)(void *ws, uint64_t seed, int64_t step, const double *la_edge, const double *la_node);
+  double (*faith_sampled_end)(void *ws, double *z_edge, double *dzdla_edge, double *z_node, double *dzdla_node,
+                              double *dz_edge, double *dz_node);
 } ep_backend_ops;
 
 /* The CPU reference backend. */

@@ -70,6 +70,10 @@ void backend_cuda_set_prepare_cache(void *ws, size_t bytes);
 void backend_cuda_cache_stats(const void *ws, int64_t *entries, int64_t *hits, int64_t *misses, size_t *bytes);
 
 /* The CUDA backend's operations. */
+/* Wait for the work the workspace has queued on its device (prepare returns with its
+ * work queued). */
+void backend_cuda_wait(void *ws);
+
 /* Masked steps launched as a CUDA graph, and graphs captured for them (one per launch
  * shape and option set, CU_GRAPH_SLOTS kept; a capture costs about a step). */
 void backend_cuda_graph_stats(const void *ws, int64_t *launches, int64_t *captures);

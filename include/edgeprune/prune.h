@@ -89,6 +89,13 @@ double prune_step_finish(const ep_mask_params *p, const ep_step_targets *t, ep_s
  * u_edge / u_node are not filled (the same masks, z and dz/dlog_alpha, come back). */
 void prune_step_sample_faith(const ep_backend_ops *be, void *ws, const ep_mask_params *p, uint64_t seed,
                              int64_t step, ep_step_out *o);
+/* prune_step_sample_faith in two halves around other host work (be->faith_sampled_start
+ * and _end, which must both be set): _start queues the step on the backend's device;
+ * a prepare() of the next batch may come between them (backend.h); _end waits for the
+ * step and fills o as prune_step_sample_faith does. */
+void prune_step_sample_faith_start(const ep_backend_ops *be, void *ws, const ep_mask_params *p, uint64_t seed,
+                                   int64_t step);
+void prune_step_sample_faith_end(const ep_backend_ops *be, void *ws, const ep_mask_params *p, ep_step_out *o);
 /* The same with u already in o: used by gradient checks. */
 double prune_step_given_masks(const ep_backend_ops *be, void *ws, const ep_mask_params *p,
                               const ep_step_targets *t, ep_step_out *o);

@@ -120,6 +120,18 @@ void prune_step_sample_faith(const ep_backend_ops *be, void *ws, const ep_mask_p
                                Nn ? o->dz_node : NULL);
 }
 
+void prune_step_sample_faith_start(const ep_backend_ops *be, void *ws, const ep_mask_params *p, uint64_t seed,
+                                   int64_t step) {
+  EP_CHECK(be->faith_sampled_start && be->faith_sampled_end, "backend %s cannot queue a step", be->name);
+  be->faith_sampled_start(ws, seed, step, p->la_edge, p->n_nodes ? p->la_node : NULL);
+}
+
+void prune_step_sample_faith_end(const ep_backend_ops *be, void *ws, const ep_mask_params *p, ep_step_out *o) {
+  const int Nn = p->n_nodes;
+  o->faith = be->faith_sampled_end(ws, o->z_edge, o->dzdla_edge, Nn ? o->z_node : NULL, Nn ? o->dzdla_node : NULL,
+                                   o->dz_edge, Nn ? o->dz_node : NULL);
+}
+
 double prune_step_finish(const ep_mask_params *p, const ep_step_targets *t, ep_step_out *o) {
   const int64_t E = p->n_edges;
   const int Nn = p->n_nodes;

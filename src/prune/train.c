@@ -279,8 +279,48 @@ static int64_t read_checkpoint(const ep_prune_config *c, const char *dir, int dp
   return step;
 }
 
+/* Where a rank's batches come from: the split in memory or its shard of each batch read
+ * from the file, in the epoch order of (seed, epoch). */
+typedef struct {
+  const ep_backend_ops *be;
+  void *ws;                   /* NULL: this rank has no share of the batch */
+  const ep_dataset *train;    /* the split in memory, or NULL */
+  ep_dataset_file *file;      /* else the split's file */
+  const float *mean;          /* mean ablation's writer means, or NULL */
+  uint64_t seed;
+  int64_t n_train, batch, per_epoch, first, count, epoch;
+  int64_t *perm, *shard_idx;  /* [n_train], [count + 1] */
+  ep_dataset shard;           /* this rank's rows of the batch (file source) */
+  ep_batch_buf bb;
+} batch_feed;
+
+/* Read (file source: collective, a rank without a share joins with nothing) and prepare
+ * this rank's share of step's batch. */
+static void feed_batch(batch_feed *f, int64_t step) {
+  const int64_t e = step / f->per_epoch, k = step % f->per_epoch;
+  if (e != f->epoch) {
+    prune_epoch_order(f->seed, e, f->n_train, f->perm);
+    f->epoch = e;
+  }
+  const int64_t *rows = f->perm + k * f->batch + f->first;
+  if (f->file) {
+    dataset_file_read_indices(f->file, rows, f->count, &f->shard);
+    for (int64_t i = 0; i < f->count; i++)
+      f->shard_idx[i] = i;
+  }
+  if (!f->ws) return;
+  if (f->file)
+    prune_batch_gather(&f->bb, &f->shard, f->shard_idx, (int)f->count);
+  else
+    prune_batch_gather(&f->bb, f->train, rows, (int)f->count);
+  f->be->prepare(f->ws, &f->bb.b, f->mean);
+}
+
 /* The loop over one of two sources: the split in memory (train) or in its file (file),
- * where every rank reads only its shard of each batch. */
+ * where every rank reads only its shard of each batch. With a backend that can queue a
+ * step (faith_sampled_start / _end), the next batch is read and prepared while the device
+ * runs the current step, and its prepare runs on the device while the host finishes the
+ * step (all-reduce, regulariser, AdamW). */
 static int train_loop(const ep_prune_config *c, const ep_model *m, const ep_graph *g, const ep_dataset *train,
                       ep_dataset_file *file, const ep_dataset *val, ep_mask_params *p, ep_train_result *res) {
   const ep_backend_ops *be = backend_choose(&c->backend);
@@ -319,17 +359,27 @@ static int train_loop(const ep_prune_config *c, const ep_model *m, const ep_grap
   if (file)
     train_file_prepass(c, be, ws, g, &m->cfg, file, replica, dp, count, use_grid ? grid.dp : MPI_COMM_NULL,
                        mean);
-  ep_dataset shard; /* this rank's rows of the step's batch (file source) */
-  memset(&shard, 0, sizeof shard);
   ep_adamw opt;
   prune_adamw_init(&opt, p, c->lr);
   ep_step_out o;
   prune_step_out_init(&o, p);
-  ep_batch_buf bb = {0};
-  int64_t *perm = ep_malloc((size_t)n_train * sizeof *perm);
-  int64_t *shard_idx = ep_malloc((size_t)(count + 1) * sizeof *shard_idx);
-  const int64_t per_epoch = n_train / c->batch_size;
-  int64_t epoch = -1;
+  batch_feed feed;
+  memset(&feed, 0, sizeof feed);
+  feed.be = be;
+  feed.ws = ws;
+  feed.train = train;
+  feed.file = file;
+  feed.mean = mean;
+  feed.seed = (uint64_t)c->seed;
+  feed.n_train = n_train;
+  feed.batch = c->batch_size;
+  feed.per_epoch = n_train / c->batch_size;
+  feed.first = first;
+  feed.count = count;
+  feed.epoch = -1;
+  feed.perm = ep_malloc((size_t)n_train * sizeof *feed.perm);
+  feed.shard_idx = ep_malloc((size_t)(count + 1) * sizeof *feed.shard_idx);
+  const int queued = ws && dev_masks && be->faith_sampled_start && be->faith_sampled_end;
   double t0 = ep_time_now(), t_last = t0;
   int status = 0;
   const int use_mpi = ep_mpi_active();
@@ -346,38 +396,32 @@ static int train_loop(const ep_prune_config *c, const ep_model *m, const ep_grap
          "%lld steps",
          (long long)g->n_edges, g->n_writers, c->node_masks ? " (masked)" : " (unmasked)", (long long)n_train,
          T, (long long)c->batch_size, dp, (long long)c->steps);
+  if (start < c->steps) feed_batch(&feed, start);
   for (int64_t step = start; step < c->steps; step++) {
-    const int64_t e = step / per_epoch, k = step % per_epoch;
-    if (e != epoch) {
-      prune_epoch_order((uint64_t)c->seed, e, n_train, perm);
-      epoch = e;
-    }
+    const int next = step + 1 < c->steps; /* the next batch is read and prepared in this step */
     ep_step_targets tg = {
         prune_target(c->start_edge, c->target_edge, step, c->sparsity_warmup, c->log_schedule),
         prune_target(c->start_node, c->target_node, step, c->sparsity_warmup, c->log_schedule), c->node_loss};
-    if (file) { /* collective: a rank without a share joins with nothing */
-      dataset_file_read_indices(file, perm + k * c->batch_size + first, count, &shard);
-      for (int64_t i = 0; i < count; i++)
-        shard_idx[i] = i;
-    }
-    if (ws) {
-      if (file)
-        prune_batch_gather(&bb, &shard, shard_idx, (int)count);
-      else
-        prune_batch_gather(&bb, train, perm + k * c->batch_size + first, (int)count);
-      be->prepare(ws, &bb.b, mean);
+    if (queued) {
+      /* the device runs this step while the host reads and queues the next batch */
+      prune_step_sample_faith_start(be, ws, p, (uint64_t)c->seed, step);
+      if (next) feed_batch(&feed, step + 1);
+      prune_step_sample_faith_end(be, ws, p, &o);
+    } else if (ws) {
       if (dev_masks) {
         prune_step_sample_faith(be, ws, p, (uint64_t)c->seed, step, &o);
       } else {
         prune_sample_masks(p, (uint64_t)c->seed, step, &o);
         prune_step_faith(be, ws, p, &o);
       }
+      if (next) feed_batch(&feed, step + 1);
     } else {
       prune_sample_masks(p, (uint64_t)c->seed, step, &o);
       o.faith = 0;
       memset(o.dz_edge, 0, (size_t)p->n_edges * sizeof *o.dz_edge);
       if (p->n_nodes) memset(o.dz_node, 0, (size_t)p->n_nodes * sizeof *o.dz_node);
       prune_hc_masks(p, &o);
+      if (next) feed_batch(&feed, step + 1); /* the collective read of the next batch */
     }
     if (step == c->inject_nan_step) o.faith = NAN;
     if (use_grid) {
@@ -446,10 +490,10 @@ static int train_loop(const ep_prune_config *c, const ep_model *m, const ep_grap
   }
   if (use_mpi) stopper_free(&stp);
   free(ckdir);
-  free(perm);
-  free(shard_idx);
-  if (file) dataset_free(&shard);
-  prune_batch_free(&bb);
+  free(feed.perm);
+  free(feed.shard_idx);
+  if (file) dataset_free(&feed.shard);
+  prune_batch_free(&feed.bb);
   prune_step_out_free(&o);
   prune_adamw_free(&opt);
   free(mean);

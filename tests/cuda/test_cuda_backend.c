@@ -7,7 +7,8 @@
  * outputs, faith's loss and masked outputs (forward only and with backward), dz_edge
  * and dz_node; the same bits with kept activations instead of recomputation and with
  * prepare served by the device cache; masks drawn on the device (faith_sampled) against
- * the host's draw; TF32 steps within 1e-2 of fp32 (not on the D96 model, see main), bf16
+ * the host's draw, also queued with another batch prepared behind it (faith_sampled_start
+ * / _end); TF32 steps within 1e-2 of fp32 (not on the D96 model, see main), bf16
  * steps within 1e-1 (see lowp_cmp).
  *
  * Tolerance. Both backends compute in fp32 with different summation orders (cuBLAS
@@ -288,6 +289,38 @@ static void run_case(const model_case *mc, int emb, ep_ablation abl, int nm, ep_
               "%s: device masks: loss %.17g vs %.17g", lb, od.faith, oh.faith);
       T_CHECK(g_ref > 0 && g_max <= 1e-5 * g_ref, "%s: device masks: dz differs by %.3g (largest %.3g)", lb,
               g_max, g_ref);
+      /* in the training loop's order: the step queued, another batch (other tokens, other
+       * loss positions and so other row weights) prepared behind it, then the step
+       * finished: the bits of the step run at once; then the other batch is the one
+       * prepared (its step equals a step prepared afresh) */
+      {
+        fx_batch f2;
+        fx_batch_make(&f2, B, T, m->cfg.vocab, mc->npos > 1 ? 1 : 2, 57 + (uint64_t)s);
+        ep_step_out oq, o2, o2r;
+        prune_step_out_init(&oq, &mp);
+        prune_step_out_init(&o2, &mp);
+        prune_step_out_init(&o2r, &mp);
+        prune_step_sample_faith_start(cu, wc, &mp, 77, 3 + s);
+        cu->prepare(wc, &f2.b, mean);
+        prune_step_sample_faith_end(cu, wc, &mp, &oq);
+        const size_t nE = E * sizeof(double), nW = W * sizeof(double);
+        T_CHECK(oq.faith == od.faith && !memcmp(oq.z_edge, od.z_edge, nE) && !memcmp(oq.dz_edge, od.dz_edge, nE) &&
+                    !memcmp(oq.dzdla_edge, od.dzdla_edge, nE) &&
+                    (!nm || (!memcmp(oq.z_node, od.z_node, nW) && !memcmp(oq.dz_node, od.dz_node, nW))),
+                "%s: queued step: loss %.17g vs %.17g, or the masks or gradients differ from the step run at once",
+                lb, oq.faith, od.faith);
+        prune_step_sample_faith(cu, wc, &mp, 78, 3 + s, &o2);
+        cu->prepare(wc, &f2.b, mean);
+        prune_step_sample_faith(cu, wc, &mp, 78, 3 + s, &o2r);
+        T_CHECK(o2.faith == o2r.faith && !memcmp(o2.dz_edge, o2r.dz_edge, nE),
+                "%s: queued step: the batch prepared behind it gives loss %.17g, prepared afresh %.17g", lb,
+                o2.faith, o2r.faith);
+        cu->prepare(wc, &f.b, mean); /* back to this case's batch */
+        prune_step_out_free(&oq);
+        prune_step_out_free(&o2);
+        prune_step_out_free(&o2r);
+        fx_batch_free(&f2);
+      }
       prune_step_out_free(&oh);
       prune_step_out_free(&od);
       prune_params_free(&mp);

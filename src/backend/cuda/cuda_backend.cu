@@ -254,6 +254,9 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   ws->h_la = (double *)cu_host_pinned((2 + E + W) * sizeof(double));
   ws->wrow_h = (double *)cu_host_pinned(N * sizeof(double));
   ws->klrow_h = (double *)cu_host_pinned(N * sizeof(double));
+  ws->fin_wrow = (double *)ep_calloc(N, sizeof(double));
+  EP_CHECK_CUDA(cudaEventCreateWithFlags(&ws->step_ev, cudaEventDisableTiming));
+  EP_CHECK_CUDA(cudaEventCreateWithFlags(&ws->prep_ev, cudaEventDisableTiming));
 
   /* device side */
 #define DALLOC(field, type, count) ws->field = (type *)cu_dalloc(ws, (count), sizeof(type))
@@ -343,6 +346,9 @@ static void cu_destroy(void *p) {
   for (int i = 0; i < ws->n_dbufs; i++) EP_CHECK_CUDA(cudaFree(ws->dbufs[i]));
   cu_prof_report(ws);
   void *pinned[] = {ws->tok_h, ws->h_logits, ws->h_z, ws->h_dz, ws->h_la, ws->klrow_h, ws->wrow_h};
+  free(ws->fin_wrow);
+  EP_CHECK_CUDA(cudaEventDestroy(ws->step_ev));
+  EP_CHECK_CUDA(cudaEventDestroy(ws->prep_ev));
   for (size_t i = 0; i < sizeof pinned / sizeof *pinned; i++) EP_CHECK_CUDA(cudaFreeHost(pinned[i]));
   if (ws->prof)
     for (int i = 0; i < CU_PROF_MAX; i++) EP_CHECK_CUDA(cudaEventDestroy(ws->prof_ev[i]));
@@ -376,9 +382,9 @@ static void cu_set_shape(cu_ws *ws, int B, int T, const int32_t *length) {
 }
 
 /* Check token ids (padding may hold anything: it becomes id 0) and copy them to slot
- * (0 clean, 1 corrupted) of tok_d; returns the device pointer. Every entry point returns
- * with the stream idle, and one call uses each slot once, so the pinned staging slot is
- * free here. */
+ * (0 clean, 1 corrupted) of tok_d; returns the device pointer. The entry points that
+ * upload tokens first wait for the last prepare (the one entry point that returns with
+ * work queued), and one call uses each slot once, so the pinned staging slot is free. */
 static const int32_t *cu_upload_tokens(cu_ws *ws, const int32_t *tok, int slot) {
   const int V = ws->m->cfg.vocab;
   int32_t *th = ws->tok_h + (size_t)slot * ws->Bmax * ws->Tmax;
@@ -528,6 +534,8 @@ static int cu_plain_pair(cu_ws *ws, const ep_batch *bt) {
 
 static void cu_writer_outputs(void *p, const int32_t *tok, const int32_t *length, int B, int T, float *out) {
   cu_ws *ws = (cu_ws *)p;
+  EP_CHECK(!ws->pending, "writer_outputs called while a step from faith_sampled_start is unfinished");
+  EP_CHECK_CUDA(cudaStreamSynchronize(ws->st)); /* a queued prepare's staging buffers are free */
   cu_set_shape(ws, B, T, length);
   ws->P = 0;
   cu_embed(ws, cu_upload_tokens(ws, tok, 0), ws->tmp, ws->tmp2);
@@ -538,8 +546,12 @@ static void cu_writer_outputs(void *p, const int32_t *tok, const int32_t *length
   EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
 }
 
+/* backend.h prepare. Returns with its work queued, not waited for (a step queued by
+ * faith_sampled_start before it runs first, and keeps its own batch); the next prepare
+ * waits for this one before it reuses the staging buffers. */
 static int64_t cu_prepare(void *p, const ep_batch *bt, const float *mean_c) {
   cu_ws *ws = (cu_ws *)p;
+  EP_CHECK_CUDA(cudaEventSynchronize(ws->prep_ev)); /* the last prepare's staging buffers are free */
   cu_set_shape(ws, bt->B, bt->T, bt->length);
   const size_t ND = ws->N * (size_t)ws->D;
   ws->P = 0;
@@ -604,7 +616,7 @@ static int64_t cu_prepare(void *p, const ep_batch *bt, const float *mean_c) {
   if (!cached && cu_device_kl(ws)) cu_cache_store(ws, bt);
   cu_mark(ws, CU_PH_PREP);
   cu_prof_end(ws);
-  EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
+  EP_CHECK_CUDA(cudaEventRecord(ws->prep_ev, ws->st));
   return ws->P;
 }
 
@@ -1032,6 +1044,7 @@ static double cu_faith(void *p, const double *z_edge, const double *z_node, doub
   const size_t E = (size_t)ws->E, W = (size_t)ws->W;
   EP_CHECK(!ws->o.node_masks == !z_node, "node masks %s but z_node %s", ws->o.node_masks ? "on" : "off",
            z_node ? "given" : "missing");
+  EP_CHECK(!ws->pending, "faith called while a step from faith_sampled_start is unfinished");
   /* masks as float: z_edge [E] then z_node [W] (1 when node masks are off) */
   EP_CHECK_CUDA(cudaStreamSynchronize(ws->st)); /* staging buffers free */
   for (size_t e = 0; e < E; e++) ws->h_z[e] = (float)z_edge[e];
@@ -1045,38 +1058,76 @@ static double cu_faith(void *p, const double *z_edge, const double *z_node, doub
   return loss;
 }
 
-/* backend.h faith_sampled: the log-alphas and (seed, step) staged in h_la, the masks drawn
- * on the device (cu_hc_sample), one step; masks, dz/dlog_alpha and dz come back in one
- * copy. */
-static double cu_faith_sampled(void *p, uint64_t seed, int64_t step, const double *la_edge,
-                               const double *la_node, double *z_edge, double *dzdla_edge, double *z_node,
-                               double *dzdla_node, double *dz_edge, double *dz_node) {
+/* backend.h faith_sampled_start: the log-alphas and (seed, step) staged in h_la, the
+ * masks drawn on the device (cu_hc_sample), the step queued as its graph with the copy of
+ * dz, the masks and dz/dlog_alpha to the host; the loss weights of its batch kept, since
+ * a prepare of the next batch may come before faith_sampled_end. Without the graph (the
+ * phase profile, a host loss) the step runs to the end here. */
+static void cu_faith_sampled_start(void *p, uint64_t seed, int64_t step, const double *la_edge,
+                                   const double *la_node) {
   cu_ws *ws = (cu_ws *)p;
-  const size_t E = (size_t)ws->E, W = (size_t)ws->W, n = E + W;
+  const size_t E = (size_t)ws->E, W = (size_t)ws->W;
   EP_CHECK(!ws->o.node_masks == !la_node, "node masks %s but la_node %s", ws->o.node_masks ? "on" : "off",
            la_node ? "given" : "missing");
-  EP_CHECK(!la_node == !z_node && !la_node == !dzdla_node,
-           "node masks: la_node, z_node, dzdla_node go together");
-  EP_CHECK(dz_edge && (!la_node || dz_node), "faith_sampled runs the backward: dz_edge (and dz_node) needed");
   EP_CHECK(step >= 0, "step %lld: must be at least 0", (long long)step);
-  EP_CHECK_CUDA(cudaStreamSynchronize(ws->st)); /* staging buffers free */
+  EP_CHECK(!ws->pending, "faith_sampled_start: the previous step was not finished (faith_sampled_end)");
+  /* h_la is free: the last step that read it was waited for by its faith_sampled_end */
   memcpy(ws->h_la, &seed, sizeof seed);
   memcpy(ws->h_la + 1, &step, sizeof step);
   memcpy(ws->h_la + 2, la_edge, E * sizeof(double));
   if (la_node) memcpy(ws->h_la + 2 + E, la_node, W * sizeof(double));
   ws->dev_sample = 1;
-  const double loss = cu_faith_run(ws, la_node != NULL, NULL, 1);
+  ws->pending_nm = la_node != NULL;
+  if (cu_device_kl(ws) && ws->graphs && !ws->prof) {
+    ws->fin_P = ws->P;
+    memcpy(ws->fin_wrow, ws->wrow_h, (size_t)ws->P * sizeof(double));
+    cu_faith_graph(ws, ws->pending_nm, 0, 1);
+    EP_CHECK_CUDA(cudaEventRecord(ws->step_ev, ws->st));
+    ws->pending = 1;
+  } else {
+    ws->fin_loss = cu_faith_run(ws, ws->pending_nm, NULL, 1);
+    ws->pending = 2;
+  }
   ws->dev_sample = 0;
+}
+
+/* backend.h faith_sampled_end: waits for the step and hands back what it copied. */
+static double cu_faith_sampled_end(void *p, double *z_edge, double *dzdla_edge, double *z_node, double *dzdla_node,
+                                   double *dz_edge, double *dz_node) {
+  cu_ws *ws = (cu_ws *)p;
+  const size_t E = (size_t)ws->E, W = (size_t)ws->W, n = E + W;
+  EP_CHECK(ws->pending, "faith_sampled_end without faith_sampled_start");
+  EP_CHECK(dz_edge && z_edge && dzdla_edge, "faith_sampled_end: dz_edge, z_edge and dzdla_edge are needed");
+  EP_CHECK(!ws->pending_nm == !z_node && !ws->pending_nm == !dzdla_node && !ws->pending_nm == !dz_node,
+           "node masks: z_node, dzdla_node and dz_node go with la_node");
+  double loss = ws->fin_loss;
+  if (ws->pending == 1) {
+    EP_CHECK_CUDA(cudaEventSynchronize(ws->step_ev));
+    loss = 0;
+    for (int64_t q = 0; q < ws->fin_P; q++) loss += ws->fin_wrow[q] * ws->klrow_h[q];
+  }
+  ws->pending = 0;
   const double *dz = ws->h_dz, *z = dz + n, *dzdla = z + n;
   memcpy(dz_edge, dz, E * sizeof(double));
   memcpy(z_edge, z, E * sizeof(double));
   memcpy(dzdla_edge, dzdla, E * sizeof(double));
-  if (la_node) {
+  if (z_node) {
     memcpy(dz_node, dz + E, W * sizeof(double));
     memcpy(z_node, z + E, W * sizeof(double));
     memcpy(dzdla_node, dzdla + E, W * sizeof(double));
   }
   return loss;
+}
+
+/* backend.h faith_sampled: the two halves back to back. */
+static double cu_faith_sampled(void *p, uint64_t seed, int64_t step, const double *la_edge,
+                               const double *la_node, double *z_edge, double *dzdla_edge, double *z_node,
+                               double *dzdla_node, double *dz_edge, double *dz_node) {
+  EP_CHECK(!la_node == !z_node && !la_node == !dzdla_node,
+           "node masks: la_node, z_node, dzdla_node go together");
+  EP_CHECK(dz_edge && (!la_node || dz_node), "faith_sampled runs the backward: dz_edge (and dz_node) needed");
+  cu_faith_sampled_start(p, seed, step, la_edge, la_node);
+  return cu_faith_sampled_end(p, z_edge, dzdla_edge, z_node, dzdla_node, dz_edge, dz_node);
 }
 
 /* The q/k/v projections with each layer's reader norm folded in (cu_lw's fw_* / fb_*), for
@@ -1154,6 +1205,8 @@ extern "C" size_t backend_cuda_workspace_bytes(const void *p) {
   return ws->dev_bytes + cb;
 }
 
+extern "C" void backend_cuda_wait(void *p) { EP_CHECK_CUDA(cudaStreamSynchronize(((cu_ws *)p)->st)); }
+
 extern "C" void backend_cuda_graph_stats(const void *p, int64_t *launches, int64_t *captures) {
   const cu_ws *ws = (const cu_ws *)p;
   *launches = (int64_t)ws->graph_clock;
@@ -1172,7 +1225,8 @@ extern "C" void backend_cuda_cache_stats(const void *p, int64_t *entries, int64_
 }
 
 static const ep_backend_ops cuda_ops = {
-    "cuda", cu_create, cu_destroy, cu_writer_outputs, cu_prepare, cu_faith, cu_full_outputs, cu_faith_sampled,
+    "cuda",          cu_create,       cu_destroy,           cu_writer_outputs, cu_prepare, cu_faith, cu_full_outputs,
+    cu_faith_sampled, cu_faith_sampled_start, cu_faith_sampled_end,
 };
 
 extern "C" const ep_backend_ops *backend_cuda(void) { return &cuda_ops; }

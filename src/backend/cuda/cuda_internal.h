@@ -149,6 +149,15 @@ typedef struct {
   double *klrow_d;  /* [N] */
   double *klpart;   /* [3 N KL_MAX_CHUNKS] chunk partials of the rows' log-sum-exp and KL */
   double *wrow_h, *klrow_h; /* [N] host, pinned */
+  /* a step queued by faith_sampled_start, finished by faith_sampled_end: a prepare() in
+   * between may rewrite P and wrow_h, so the step keeps its own */
+  int pending;       /* 0 none, 1 queued (wait for step_ev), 2 already finished (fin_loss) */
+  int pending_nm;    /* it has node masks */
+  int64_t fin_P;     /* its loss positions */
+  double *fin_wrow;  /* [N] host: its row weights */
+  double fin_loss;   /* its loss when pending = 2 */
+  cudaEvent_t step_ev; /* after its last copy to the host */
+  cudaEvent_t prep_ev; /* after the last prepare's work (its staging buffers are free) */
   size_t dev_bytes;
   /* precision (backend_select.h ep_compute): 0 fp32, 1 TF32 GEMMs, 2 bf16 difference
    * stack (delta_bf, written next to delta) and reader gradients (dy_bf) for the mixing,
