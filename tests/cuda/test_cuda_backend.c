@@ -185,7 +185,14 @@ static void run_case(const model_case *mc, int emb, ep_ablation abl, int nm, ep_
     cmp_f(lb, "writers", W * N * D, wo[0], wo[1], wo[2]);
     for (int i = 0; i < 3; i++) free(wo[i]);
 
-    float *mean = abl == EP_ABLATE_MEAN ? fx_mean_writers(cpu, w32, &g, (int)D, &f) : NULL;
+    /* mean ablation: the batch's per-position means, laid out [W, T_max, D] (backend.h) */
+    float *mean = NULL;
+    if (abl == EP_ABLATE_MEAN) {
+      float *mb = fx_mean_writers(cpu, w32, &g, (int)D, &f); /* [W, T, D] */
+      mean = calloc(W * (size_t)mc->T * D, sizeof(float));
+      for (size_t w = 0; w < W; w++) memcpy(mean + w * mc->T * D, mb + w * T * D, (size_t)T * D * sizeof(float));
+      free(mb);
+    }
     const int64_t P = cu->prepare(wc, &f.b, mean);
     const int64_t P32 = cpu->prepare(w32, &f.b, mean);
     const int64_t P64 = cpu->prepare(w64, &f.b, mean);
