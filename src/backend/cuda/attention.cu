@@ -123,15 +123,23 @@ static __device__ __forceinline__ int attn_jmax(int t, int len, int causal) {
   return j < 1 ? 1 : j;
 }
 
-/* s [T, attn_ld(dh)] = rows x [T, dh] (+ bias [dh] when non-NULL); float4 loads when they can. */
-static __device__ void attn_stage(float *s, const float *x, const float *bias, int T, int dh) {
+/* Where a core reads q, k, v and writes o: element (head h, token row n, d) of x at
+ * x + h hs + n rs + d, of o at o + h ohs + n ors + d; opad > 0: o's columns dh, dh + 1
+ * of each head get 1 and the next opad - 2 get 0 (cu_attn_fwd_rows). */
+typedef struct {
+  long long hs, rs, ohs, ors;
+  int opad;
+} attn_io;
+
+/* s [T, attn_ld(dh)] = rows x [T, dh] at row stride rs (+ bias [dh] when non-NULL); float4
+ * loads when they can. */
+static __device__ void attn_stage(float *s, const float *x, long long rs, const float *bias, int T, int dh) {
   const int ld = attn_ld(dh);
-  if ((dh & 3) == 0 && ((uintptr_t)x & 15) == 0) {
-    const float4 *x4 = reinterpret_cast<const float4 *>(x);
+  if ((dh & 3) == 0 && (rs & 3) == 0 && ((uintptr_t)x & 15) == 0) {
     const int n4 = T * dh / 4;
     for (int i = threadIdx.x; i < n4; i += blockDim.x) {
-      float4 v = x4[i];
       const int r = 4 * i / dh, d = 4 * i - r * dh;
+      float4 v = *reinterpret_cast<const float4 *>(x + r * rs + d);
       if (bias) {
         v.x += bias[d];
         v.y += bias[d + 1];
@@ -144,7 +152,8 @@ static __device__ void attn_stage(float *s, const float *x, const float *bias, i
   }
   for (int i = threadIdx.x; i < T * dh; i += blockDim.x) {
     const int r = i / dh, d = i - r * dh;
-    s[r * ld + d] = bias ? x[i] + bias[d] : x[i];
+    const float xv = x[r * rs + d];
+    s[r * ld + d] = bias ? xv + bias[d] : xv;
   }
 }
 
@@ -178,22 +187,23 @@ static __device__ __forceinline__ const float *attn_head_bias(const float *b, in
   return b ? b + (size_t)h * dh : NULL;
 }
 
-/* p [H, B, T, T] = softmax(q k^T / sqrt(dh)) over the unmasked keys, o [H, N, dh] = p v.
+/* p [H, B, T, T] = softmax(q k^T / sqrt(dh)) over the unmasked keys, o = p v (layouts io).
  * Blocks of NW warps, 32 / NW of them an SM: 64 registers, no spills (with 16 warps and
  * no minimum ptxas aimed at three blocks and spilled). */
 template <int NW>
 static __global__ void __launch_bounds__(32 * NW, 32 / NW)
-    k_attn_fwd(const float *q, const float *k, const float *v, attn_bias bias, float *p, float *o,
+    k_attn_fwd(const float *q, const float *k, const float *v, attn_bias bias, float *p, float *o, attn_io io,
                const int32_t *len, int B, int T, int dh, int causal, float scale) {
   extern __shared__ float sm[]; /* indexed in int: at most CU_T_MAX rows */
   const int b = blockIdx.x, h = blockIdx.y, ld = attn_ld(dh);
   const size_t N = (size_t)B * T;
-  const size_t base = (size_t)h * N * dh + (size_t)b * T * dh; /* row (b, 0) of head h */
+  const size_t base = (size_t)h * io.hs + (size_t)b * T * io.rs; /* row (b, 0) of head h */
+  const size_t obase = (size_t)h * io.ohs + (size_t)b * T * io.ors;
   const size_t pbase = (size_t)h * N * T + (size_t)b * T * T;
   float *qs = sm, *ks = qs + T * ld, *vs = ks + T * ld, *ps = vs + T * ld;
-  attn_stage(qs, q + base, attn_head_bias(bias.b[0], h, dh), T, dh);
-  attn_stage(ks, k + base, attn_head_bias(bias.b[1], h, dh), T, dh);
-  attn_stage(vs, v + base, attn_head_bias(bias.b[2], h, dh), T, dh);
+  attn_stage(qs, q + base, io.rs, attn_head_bias(bias.b[0], h, dh), T, dh);
+  attn_stage(ks, k + base, io.rs, attn_head_bias(bias.b[1], h, dh), T, dh);
+  attn_stage(vs, v + base, io.rs, attn_head_bias(bias.b[2], h, dh), T, dh);
   __syncthreads();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
   const int L = len[b];
@@ -222,7 +232,8 @@ static __global__ void __launch_bounds__(32 * NW, 32 / NW)
       pr[j] = pv;
     }
     __syncwarp();
-    float *ot = o + base + (size_t)t * dh;
+    float *ot = o + obase + (size_t)t * io.ors;
+    for (int d = dh + lane; d < dh + io.opad; d += 32) ot[d] = d - dh < 2 ? 1.0f : 0.0f;
     for (int d = lane; d < dh; d += 32) {
       float a0 = 0.0f, a1 = 0.0f;
       int j = 0;
@@ -243,14 +254,41 @@ static attn_bias attn_biases(const cu_ws *ws, int l, int folded) {
   return a;
 }
 
-extern "C" void cu_attn_fwd(cu_ws *ws, int l, int folded, const float *q, const float *k, const float *v,
-                            float *p, float *o) {
+static void attn_fwd_io(cu_ws *ws, int l, int folded, const float *q, const float *k, const float *v, float *p,
+                        float *o, attn_io io) {
   const dim3 grid((unsigned)ws->B, (unsigned)ws->H);
   auto *kern = ws->attn_nw == 8 ? k_attn_fwd<8> : k_attn_fwd<ATTN_MAX_WARPS>;
   kern<<<grid, 32 * attn_warps(ws->T, ws->attn_nw), attn_smem_fwd(ws->T, ws->dh, ws->attn_nw), ws->st>>>(
-      q, k, v, attn_biases(ws, l, folded), p, o, ws->len_d, ws->B, ws->T, ws->dh, ws->m->cfg.causal,
+      q, k, v, attn_biases(ws, l, folded), p, o, io, ws->len_d, ws->B, ws->T, ws->dh, ws->m->cfg.causal,
       (float)(1.0 / sqrt((double)ws->dh)));
   EP_CHECK_LAUNCH();
+}
+
+extern "C" void cu_attn_fwd(cu_ws *ws, int l, int folded, const float *q, const float *k, const float *v,
+                            float *p, float *o) {
+  const long long Ndh = (long long)ws->N * ws->dh;
+  attn_fwd_io(ws, l, folded, q, k, v, p, o, attn_io{Ndh, ws->dh, Ndh, ws->dh, 0});
+}
+
+extern "C" void cu_attn_fwd_rows(cu_ws *ws, int l, const float *qkv, float *p, float *oa) {
+  const long long Q = (long long)ws->H * ws->dh, hp = ws->dh + 4;
+  attn_fwd_io(ws, l, 0, qkv, qkv + Q, qkv + 2 * Q, p, oa, attn_io{ws->dh, 3 * Q, hp, ws->H * hp, 4});
+}
+
+extern "C" void cu_qkv_rows(cu_ws *ws, int l, const float *X, float *qkv) {
+  const int N = (int)ws->N, D = ws->D, Q3 = 3 * ws->H * ws->dh;
+  cu_gemm(ws, 0, 0, N, Q3, D, 1.0f, X, D, ws->lw[l].w_qkv, Q3, 0.0f, qkv, Q3);
+}
+
+extern "C" void cu_head_out_rows(cu_ws *ws, int l, const float *oa, float *res, const cu_wout *wo, int w0) {
+  const int N = (int)ws->N, D = ws->D, H = ws->H, hp = ws->dh + 4, Hp = H * hp;
+  const float *W = ws->lw[l].w_oa;
+  if (wo) {
+    const size_t r0 = wo->off / (size_t)D; /* the first row stored */
+    cu_gemm_batched(ws, 0, 0, N - (int)r0, D, hp, 1.0f, oa + r0 * Hp, Hp, hp, W, D, (long long)hp * D, 0.0f,
+                    wo->out + (size_t)w0 * wo->stride, D, (long long)wo->stride, H);
+  }
+  cu_gemm(ws, 0, 0, N, D, Hp, 1.0f, oa, Hp, W, D, 1.0f, res, D);
 }
 
 /* ds_tj = p_tj (dp_tj - sum_j p_tj dp_tj) / sqrt(dh) with dp_tj = dO_t . v_j (phase 1,
@@ -267,10 +305,10 @@ static __global__ void __launch_bounds__(32 * NW)
   const size_t pbase = (size_t)h * N * T + (size_t)b * T * T;
   float *qs = sm, *ks = qs + T * ld, *vs = ks + T * ld, *dos = vs + T * ld;
   float *dss = dos + T * ld; /* [T, T + 1] */
-  attn_stage(qs, q + base, attn_head_bias(bias.b[0], h, dh), T, dh);
-  attn_stage(ks, k + base, attn_head_bias(bias.b[1], h, dh), T, dh);
-  attn_stage(vs, v + base, attn_head_bias(bias.b[2], h, dh), T, dh);
-  attn_stage(dos, dO + base, NULL, T, dh);
+  attn_stage(qs, q + base, dh, attn_head_bias(bias.b[0], h, dh), T, dh);
+  attn_stage(ks, k + base, dh, attn_head_bias(bias.b[1], h, dh), T, dh);
+  attn_stage(vs, v + base, dh, attn_head_bias(bias.b[2], h, dh), T, dh);
+  attn_stage(dos, dO + base, dh, NULL, T, dh);
   __syncthreads();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
   for (int t = warp; t < T; t += nwarps) {

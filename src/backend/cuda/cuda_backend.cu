@@ -117,18 +117,68 @@ static void cu_base_slots(cu_ws *ws) {
 }
 
 /* Floats of the 2B-row plain forward's buffers in cu_plain_pair's order (sizes[18]), and
- * their total with each piece rounded up to 64 floats. */
+ * their total with each piece rounded up to 64 floats. In the row layout (ws->rows_ok) q
+ * holds q | k | v [N, 3Q] and ob the [N, H (dh + 4)] head outputs; k, v and hx are unused. */
 static size_t pair_sizes(const cu_ws *ws, size_t B, size_t T, size_t sizes[18]) {
   const size_t N2 = 2 * B * T, D = (size_t)ws->D, H = (size_t)ws->H, dh = (size_t)ws->dh, F = (size_t)ws->F;
-  const size_t s[18] = {N2 * D,      N2 * D,      N2 * D,      N2 * D,     N2,          N2,
-                        N2 * H * dh, N2 * H * dh, N2 * H * dh, H * N2 * T, N2 * H * dh, H * N2 * D,
-                        N2 * D,      N2,          N2,          N2 * F,     N2 * F,      N2 * D};
+  const size_t Q = H * dh, r = (size_t)ws->rows_ok;
+  const size_t s[18] = {N2 * D,     N2 * D,     N2 * D,     N2 * D,     N2,
+                        N2,         N2 * (r ? 3 * Q : Q),   r ? 0 : N2 * Q, r ? 0 : N2 * Q,
+                        H * N2 * T, N2 * (r ? H * (dh + 4) : Q), r ? 0 : H * N2 * D,
+                        N2 * D,     N2,         N2,         N2 * F,     N2 * F,     N2 * D};
   size_t total = 0;
   for (int i = 0; i < 18; i++) {
     sizes[i] = s[i];
     total += (s[i] + 63) / 64 * 64;
   }
   return total;
+}
+
+/* The plain forward's row-layout weights (cu_lw's w_qkv, w_oa) of every attention layer,
+ * composed on the host: for heads of width a multiple of 4 with all four projections. */
+static void cu_rows_weights(cu_ws *ws) {
+  const ep_model *m = ws->m;
+  const ep_model_config *c = &m->cfg;
+  const size_t D = (size_t)ws->D, H = (size_t)ws->H, dh = (size_t)ws->dh, Q = H * dh, hp = dh + 4;
+  if (dh % 4 || !cu_env_int("EP_CUDA_ROWS", 1)) return;
+  for (int l = 0; l < ws->L; l++) {
+    const ep_layer_weights *s = &m->layers[l];
+    if (c->has_attn[l] && (!s->w_q || !s->w_k || !s->w_v || !s->w_o)) return;
+  }
+  float *hq = (float *)ep_malloc(D * 3 * Q * sizeof(float)), *ho = (float *)ep_calloc(H * hp * D, sizeof(float));
+  float *dq = (float *)cu_dalloc(ws, D * 3 * Q * (size_t)ws->L, sizeof(float));
+  float *dout = (float *)cu_dalloc(ws, H * hp * D * (size_t)ws->L, sizeof(float));
+  EP_CHECK_CUDA(cudaDeviceSynchronize()); /* zeroing ran on the legacy stream */
+  const float inv_h = (float)(1.0 / ws->H); /* the bias share of a head, as cu_head_sum scales it */
+  for (int l = 0; l < ws->L; l++) {
+    if (!c->has_attn[l]) continue;
+    const ep_layer_weights *s = &m->layers[l];
+    for (size_t i = 0; i < D; i++) {
+      memcpy(hq + i * 3 * Q, s->w_q + i * Q, Q * sizeof(float));
+      memcpy(hq + i * 3 * Q + Q, s->w_k + i * Q, Q * sizeof(float));
+      memcpy(hq + i * 3 * Q + 2 * Q, s->w_v + i * Q, Q * sizeof(float));
+    }
+    for (size_t h = 0; h < H; h++) {
+      memcpy(ho + h * hp * D, s->w_o + h * dh * D, dh * D * sizeof(float));
+      float *hi = ho + (h * hp + dh) * D, *lo = hi + D;
+      for (size_t e = 0; e < D; e++) {
+        const float v = s->b_o ? inv_h * s->b_o[e] : 0.0f;
+        uint32_t u;
+        memcpy(&u, &v, sizeof u);
+        u &= 0xffffe000u; /* 10 mantissa bits: exact in TF32 */
+        memcpy(&hi[e], &u, sizeof u);
+        lo[e] = v - hi[e]; /* exact; TF32 rounds it by 2^-11 of itself */
+      }
+    }
+    float *wq = dq + D * 3 * Q * (size_t)l, *wo = dout + H * hp * D * (size_t)l;
+    EP_CHECK_CUDA(cudaMemcpy(wq, hq, D * 3 * Q * sizeof(float), cudaMemcpyHostToDevice));
+    EP_CHECK_CUDA(cudaMemcpy(wo, ho, H * hp * D * sizeof(float), cudaMemcpyHostToDevice));
+    ws->lw[l].w_qkv = wq;
+    ws->lw[l].w_oa = wo;
+  }
+  free(hq);
+  free(ho);
+  ws->rows_ok = 1;
 }
 
 static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opts *o, int Bmax, int Tmax) {
@@ -179,7 +229,8 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
    * chunks (default: the tensor-core kernel); EP_CUDA_EDGE_ROWS=c c token rows per
    * edge-gradient chunk (c must divide B T); EP_CUDA_FOLD=0 the TF32 readers' norm
    * weights not folded into the q/k/v projections (Y and Xn both written); EP_CUDA_PAIR=0
-   * prepare's clean and corrupted runs as two forwards (cu_plain_pair);
+   * prepare's clean and corrupted runs as two forwards (cu_plain_pair); EP_CUDA_ROWS=0
+   * the paired forward's attention in the per-head layout (cu_rows_weights);
    * EP_CUDA_ATTN_WARPS=16 attention blocks of 16 warps instead of 8. */
   ws->prof = cu_env_int("EP_CUDA_PROFILE", 0) > 0;
   ws->graphs = cu_env_int("EP_CUDA_GRAPH", 1) != 0;
@@ -239,6 +290,8 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
     d->w_proj = cu_wdev(ws, s->w_proj);
     d->b_proj = cu_wdev(ws, s->b_proj);
   }
+
+  cu_rows_weights(ws);
 
   /* host side */
   ws->len_h = (int32_t *)ep_calloc(2 * (size_t)Bmax, sizeof(int32_t)); /* 2B: cu_plain_pair */
@@ -442,10 +495,16 @@ static void cu_plain_fwd(cu_ws *ws, const float *xt, const float *xp, const cu_w
     const cu_lw *w = &ws->lw[l];
     if (ws->m->cfg.has_attn[l]) {
       cu_norm_fwd(ws, ws->res, NULL, 1, ws->Xn, ws->mu, ws->rs, w->ln1_w, w->ln1_b, ws->N);
-      cu_qkv(ws, l, ws->Xn, 0, 0, 0);
-      cu_attn_fwd(ws, l, 0, ws->q, ws->k, ws->v, ws->att, ws->ob);
-      cu_head_out(ws, l, 0); /* cu_head_sum adds the bias */
-      cu_head_sum(ws, l, ws->hx, ws->res, wo, g->layer_head_writer[l]);
+      if (ws->plain_rows) { /* q | k | v in ws->q, head outputs with bias columns in ws->ob */
+        cu_qkv_rows(ws, l, ws->Xn, ws->q);
+        cu_attn_fwd_rows(ws, l, ws->q, ws->att, ws->ob);
+        cu_head_out_rows(ws, l, ws->ob, ws->res, wo, g->layer_head_writer[l]);
+      } else {
+        cu_qkv(ws, l, ws->Xn, 0, 0, 0);
+        cu_attn_fwd(ws, l, 0, ws->q, ws->k, ws->v, ws->att, ws->ob);
+        cu_head_out(ws, l, 0); /* cu_head_sum adds the bias */
+        cu_head_sum(ws, l, ws->hx, ws->res, wo, g->layer_head_writer[l]);
+      }
     }
     if (ws->m->cfg.has_mlp[l]) {
       cu_mlp_core(ws, l, ws->res, NULL, ws->xo, 0); /* cu_resid_add adds the bias */
@@ -523,7 +582,9 @@ static int cu_plain_pair(cu_ws *ws, const ep_batch *bt) {
   ws->B = (int)(2 * B);
   ws->N = 2 * N;
   const cu_wout wo = {ws->c, N * D, N * D}; /* the corrupted half */
+  ws->plain_rows = ws->rows_ok;
   cu_plain_fwd(ws, p[0], p[1], &wo, 1, NULL);
+  ws->plain_rows = 0;
   ws->B = (int)B;
   ws->N = N;
   plain_bufs_set(ws, &saved);

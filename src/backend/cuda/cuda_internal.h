@@ -64,6 +64,10 @@ typedef struct {
   /* the q/k/v projections with the reader norm's weight and bias folded in (cu_fold_weights):
    * W'_c = diag(ln1_w) W_c, b'_c = ln1_b W_c + b_c, so that q = xhat W'_q + b'_q */
   const float *fw_q, *fw_k, *fw_v, *fb_q, *fb_k, *fb_v;
+  /* the plain forward's row layout (cu_rows_weights): W_q | W_k | W_v as one [D, 3 Q], and
+   * W_O as [H (dh + 4), D]: head i's dh rows, then its bias b_O / H split into a part exact
+   * in TF32 and the rest (two rows), then a zero row */
+  const float *w_qkv, *w_oa;
 } cu_lw;
 
 /* A layer's forward state that the backward reads: the working pointers of cu_ws point
@@ -127,6 +131,8 @@ typedef struct {
   const float **qkv_ptr; /* device [3][3H]: A, B, C pointers of the batched q/k/v projections */
   int mpart_layer; /* the layer whose mpart the forward just computed, or -1 */
   int folded_ok;   /* the folded q/k/v weights exist (cu_fold_weights) */
+  int rows_ok;     /* the row-layout weights exist (cu_rows_weights) */
+  int plain_rows;  /* the plain forward runs in the row layout (set by cu_plain_pair) */
   int *lfold;      /* [L] 1: the layer's forward kept the q/k/v readers' normed rows xhat in Y (no
                       Xn) and projected them with the folded weights */
   float *gchunk; /* [Bmax*Tmax, 3H + 1, W] edge-gradient partials per chunk of token rows */
@@ -326,6 +332,15 @@ typedef struct {
 /* Plain forward of layer l: x_i = hx_i + b_O / H (hx from cu_head_out without the bias),
  * res += sum_i x_i (head order); with wo, head i's x_i goes to writer w0 + i. */
 extern "C" void cu_head_sum(cu_ws *ws, int l, const float *hx, float *res, const cu_wout *wo, int w0);
+/* Plain forward in the row layout (ws->rows_ok): q | k | v of layer l as one [N, 3Q]
+ * from the normed rows X [N, D] (biases left to the attention core). */
+extern "C" void cu_qkv_rows(cu_ws *ws, int l, const float *X, float *qkv);
+/* Attention from qkv [N, 3Q] to oa [N, H (dh + 4)]: head i's output in columns i (dh + 4)
+ * ... + dh, then 1, 1, 0, 0 (the columns that meet W_O's bias rows in cu_w_oa). */
+extern "C" void cu_attn_fwd_rows(cu_ws *ws, int l, const float *qkv, float *p, float *oa);
+/* From oa: with wo, head i's writer output x_i = oa_i W_O[i] + b_O / H goes to writer
+ * w0 + i (one strided-batched GEMM over the rows wo stores); res += sum_i x_i (one GEMM). */
+extern "C" void cu_head_out_rows(cu_ws *ws, int l, const float *oa, float *res, const cu_wout *wo, int w0);
 /* Shared-memory limits for the attention kernels (called once in create). */
 extern "C" void cu_attn_setup(cu_ws *ws);
 
