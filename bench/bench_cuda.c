@@ -316,11 +316,12 @@ int main(int argc, char **argv) {
     backend_cuda_set_prepare_cache(ws, (size_t)8 << 30);
     const timing hot = run_steps(be, ws, &g, &mine, steps, comm, share, &cap_hot);
     backend_cuda_mem_info(&free1, NULL);
-    double used = (double)(free0 - free1), wsb = (double)backend_cuda_workspace_bytes(ws);
-    if (comm != MPI_COMM_NULL) {
-      EP_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &used, 1, MPI_DOUBLE, MPI_MAX, comm));
-      EP_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &wsb, 1, MPI_DOUBLE, MPI_MAX, comm));
-    }
+    int64_t ce, ch, cm;
+    size_t cbytes;
+    backend_cuda_cache_stats(ws, &ce, &ch, &cm, &cbytes);
+    double mem[3] = {(double)(free0 - free1), (double)backend_cuda_workspace_bytes(ws) - (double)cbytes,
+                     (double)cbytes};
+    if (comm != MPI_COMM_NULL) EP_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, mem, 3, MPI_DOUBLE, MPI_MAX, comm));
     const double Ng = (double)GB * Tm;
     const double f_cold = 4 * dense_flops(&cfg, Ng, Tm) + 6 * P * PDV + mix * GB;
     const double f_hot = 2 * dense_flops(&cfg, Ng, Tm) + 4 * P * PDV + mix * GB;
@@ -337,9 +338,9 @@ int main(int argc, char **argv) {
              (long long)cap_hot);
       printf("  masks drawn on the device; the host draw they replace: %.2f ms/step on this node's CPU\n",
              host_draw_ms(&g, steps));
-      printf("  device memory: %.2f GiB in use at the end (peak: nothing is freed during steps; max over ranks), "
-             "workspace + cache %.2f GiB\n",
-             used / 1073741824.0, wsb / 1073741824.0);
+      printf("  device memory: %.2f GiB in use at the end (peak: nothing is freed during steps; max over ranks): "
+             "workspace %.2f GiB, prepare cache %.2f GiB (%lld examples)\n",
+             mem[0] / 1073741824.0, mem[1] / 1073741824.0, mem[2] / 1073741824.0, (long long)ce);
       if (K > 1) {
         print_timing("1 GPU", &t1, f_hot / 1e9);
         printf("  scaling 1 -> %d GPUs at global batch %d (cached, overlapped): %.2f -> %.2f ms/step, speed-up "
