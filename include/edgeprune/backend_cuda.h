@@ -69,7 +69,6 @@ void backend_cuda_set_prepare_cache(void *ws, size_t bytes);
 /* Cached examples, batches served from the cache, batches computed, cache bytes. */
 void backend_cuda_cache_stats(const void *ws, int64_t *entries, int64_t *hits, int64_t *misses, size_t *bytes);
 
-/* The CUDA backend's operations. */
 /* Wait for the work the workspace has queued on its device (prepare returns with its
  * work queued). */
 void backend_cuda_wait(void *ws);
@@ -78,6 +77,7 @@ void backend_cuda_wait(void *ws);
  * shape and option set, CU_GRAPH_SLOTS kept; a capture costs about a step). */
 void backend_cuda_graph_stats(const void *ws, int64_t *launches, int64_t *captures);
 
+/* The CUDA backend's operations. */
 const ep_backend_ops *backend_cuda(void);
 
 #ifdef __cplusplus
