@@ -22,7 +22,6 @@
 #define EP_PRUNE_HC_L ((double)EP_HC_LEFT)
 #define EP_PRUNE_HC_R ((double)EP_HC_RIGHT)
 #define EP_PRUNE_HC_BETA ((double)EP_HC_BETA)
-#define EP_PRUNE_HC_EPS ((double)EP_HC_EPS)
 
 typedef struct {
   int64_t n_edges;
