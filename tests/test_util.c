@@ -38,6 +38,17 @@ double t_max_abs_diff(const float *a, const float *b, size_t n) {
   return m;
 }
 
+double t_max_rel_diff(const double *a, const double *b, size_t n) {
+  double d = 0, m = 0;
+  for (size_t i = 0; i < n; i++) {
+    const double e = fabs(a[i] - b[i]);
+    if (isnan(e)) return INFINITY;
+    d = fmax(d, e);
+    m = fmax(m, fabs(b[i]));
+  }
+  return m > 0 ? d / m : d;
+}
+
 int t_run_capture(const char *cmd, char *out, size_t cap) {
   FILE *p = popen(cmd, "r");
   if (!p) return -1;

@@ -24,6 +24,9 @@ int t_close(double a, double b, double atol, double rtol);
 
 /* Largest |a[i]-b[i]| over n values. */
 double t_max_abs_diff(const float *a, const float *b, size_t n);
+/* Largest |a[i]-b[i]| over n values relative to the largest |b[i]| (the absolute
+ * difference when b is all zero); INFINITY when a difference is NaN. */
+double t_max_rel_diff(const double *a, const double *b, size_t n);
 
 /* Run a shell command, capture up to cap-1 bytes of its stdout (NUL-terminated) and
  * return its exit status (-1 when it could not run). */

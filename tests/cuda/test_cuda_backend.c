@@ -96,16 +96,6 @@ static void cmp_f(const char *label, const char *what, size_t n, const float *go
 /* largest loss / output / gradient error of a TF32 [0] and a bf16 [1] step */
 static double lowp_worst[2][3];
 
-/* max |got - ref| / max |ref| over n values (0 for an all-zero ref). */
-static double norm_err(size_t n, const double *got, const double *ref) {
-  double M = 0, d = 0;
-  for (size_t i = 0; i < n; i++) {
-    M = fmax(M, fabs(ref[i]));
-    d = fmax(d, fabs(got[i] - ref[i]));
-  }
-  return M > 0 ? d / M : d;
-}
-
 /* A TF32 / bf16 step against the fp32 CPU reference: loss, masked outputs, dz_edge and
  * dz_node (when dzn != NULL) within tol (relative to each array's largest value; the loss
  * relative to itself).
@@ -122,7 +112,8 @@ static void lowp_cmp(const char *lb, const char *prec, double loss, double loss_
                      const double *dzn, const double *dzn_ref, size_t W) {
   const double el = fabs(loss - loss_ref) / fmax(fabs(loss_ref), 1e-6);
   double *a = to_d(mo, PV), *b = to_d(mo_ref, PV);
-  const double eo = norm_err(PV, a, b), ee = norm_err(E, dze, dze_ref), en = dzn ? norm_err(W, dzn, dzn_ref) : 0;
+  const double eo = t_max_rel_diff(a, b, PV), ee = t_max_rel_diff(dze, dze_ref, E),
+               en = dzn ? t_max_rel_diff(dzn, dzn_ref, W) : 0;
   free(a);
   free(b);
   const double tol = strcmp(prec, "bf16") ? 1e-2 : 1e-1;

@@ -49,16 +49,6 @@ static void step_free(step_res *r) {
   free(r->out);
 }
 
-/* max |a - b| / max |b| */
-static double rel(const double *a, const double *b, size_t n) {
-  double d = 0, s = 0;
-  for (size_t i = 0; i < n; i++) {
-    d = fmax(d, fabs(a[i] - b[i]));
-    s = fmax(s, fabs(b[i]));
-  }
-  return s > 0 ? d / s : d;
-}
-
 /* The short batch sb against the fully padded fb on backend be (prec 1: fp64), every
  * ablation, embedding nodes off and on; with cache, the CUDA prepare cache is on. */
 static void compare(const ep_backend_ops *be, const char *bname, int prec, const ep_model *m, const ep_dataset *d,
@@ -101,8 +91,9 @@ static void compare(const ep_backend_ops *be, const char *bname, int prec, const
         so[i] = s.out[i];
         fo[i] = f.out[i];
       }
-      const double el = fabs(s.loss - f.loss) / fmax(fabs(f.loss), 1e-30), eo_ = rel(so, fo, PV),
-                   ee = rel(s.dze, f.dze, (size_t)g.n_edges), en = rel(s.dzn, f.dzn, (size_t)g.n_writers);
+      const double el = fabs(s.loss - f.loss) / fmax(fabs(f.loss), 1e-30), eo_ = t_max_rel_diff(so, fo, PV),
+                   ee = t_max_rel_diff(s.dze, f.dze, (size_t)g.n_edges),
+                   en = t_max_rel_diff(s.dzn, f.dzn, (size_t)g.n_writers);
       T_CHECK(s.P == f.P && el <= tol && eo_ <= tol && ee <= tol && en <= tol,
               "%s, embedding nodes %d, %s ablation, %s: padded to %d against %d tokens: P %lld/%lld, loss %.3g, "
               "outputs %.3g, dz_edge %.3g, dz_node %.3g relative (tolerance %g)",
