@@ -73,7 +73,8 @@ const ep_deck_key prune_deck_keys[] = {
      "(masks, norms and losses stay fp32)"},
     {"run.device_cache_mb", EP_DECK_FLOAT, "4096", 0, BIG, NULL,
      "CUDA backend: device memory (MiB) for the clean targets and corrupted writer outputs of examples seen "
-     "before, so repeated examples skip both plain runs (0: recompute every step)"},
+     "before, so repeated examples skip both plain runs (0: recompute every step; training uses it only when "
+     "prune.steps goes past one epoch, validation never)"},
     {"debug.exit_after_step", EP_DECK_INT, "-1", -1, BIG, NULL,
      "testing only: end the process after this step as a crash would (-1: never)"},
     {"debug.inject_nan_step", EP_DECK_INT, "-1", -1, BIG, NULL,

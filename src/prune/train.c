@@ -157,17 +157,21 @@ void prune_mean_writers(const ep_backend_ops *be, void *ws, const ep_graph *g, c
   free(cnt);
 }
 
+/* A workspace for batches of B x T; with cache = 0 without the CUDA prepare cache
+ * (run.device_cache_mb), which only pays when examples come back to the same workspace. */
 static void *make_ws(const ep_prune_config *c, const ep_backend_ops *be, const ep_model *m, const ep_graph *g,
-                     int B, int T) {
+                     int B, int T, int cache) {
   ep_engine_opts eo = {c->loss, c->ablation, c->node_masks, EP_PREC_F32};
-  return backend_open(be, &c->backend, m, g, &eo, B, T);
+  ep_backend_choice ch = c->backend;
+  if (!cache) ch.cache_mb = 0;
+  return backend_open(be, &ch, m, g, &eo, B, T);
 }
 
 double prune_eval_masks(const ep_prune_config *c, const ep_model *m, const ep_graph *g, const ep_dataset *d,
                         const double *z_edge, const double *z_node, float *out_masked, float *out_full) {
   const ep_backend_ops *be = backend_choose(&c->backend);
   const int64_t B = c->batch_size < d->n ? c->batch_size : d->n;
-  void *ws = make_ws(c, be, m, g, (int)B, d->max_len);
+  void *ws = make_ws(c, be, m, g, (int)B, d->max_len, 0); /* each example once */
   float *mean = NULL;
   if (c->ablation == EP_ABLATE_MEAN) {
     mean = ep_malloc((size_t)g->n_writers * d->max_len * m->cfg.d_model * sizeof *mean);
@@ -347,7 +351,9 @@ static int train_loop(const ep_prune_config *c, const ep_model *m, const ep_grap
   int64_t first, count;
   grid_batch_shard(c->batch_size, dp, replica, &first, &count);
   const int T = train ? train->max_len : dataset_file_max_len(file);
-  void *ws = count > 0 ? make_ws(c, be, m, g, (int)count, T) : NULL;
+  /* the prepare cache only when some example is drawn again: past the first epoch */
+  const int recur = c->steps > n_train / c->batch_size;
+  void *ws = count > 0 ? make_ws(c, be, m, g, (int)count, T, recur) : NULL;
   /* masks drawn by the backend on its device when it can and every replica has a share:
    * the replicas must all compute the same masks, and one without a share draws on the
    * host (the same formulas, but another libm could round a last bit differently) */
