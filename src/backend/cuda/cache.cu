@@ -199,6 +199,16 @@ static __global__ void k_gather_tgt(const float *const *rows, const double *cons
   }
 }
 
+extern "C" int cu_cache_has(const cu_ws *ws, const ep_batch *bt) {
+  const cu_cache *cc = ws->cache;
+  if (!cc) return 0;
+  for (int b = 0; b < bt->B; b++) {
+    int64_t pos;
+    if (cache_find(cc, bt, b, example_key(bt, b), &pos) < 0) return 0;
+  }
+  return 1;
+}
+
 extern "C" int cu_cache_fetch(cu_ws *ws, const ep_batch *bt) {
   cu_cache *cc = ws->cache;
   if (!cc) return 0;

@@ -181,6 +181,57 @@ static void cu_rows_weights(cu_ws *ws) {
   ws->rows_ok = 1;
 }
 
+/* Device buffers of batch state i. */
+static void cu_bset_alloc(cu_ws *ws, int i) {
+  const size_t N = (size_t)ws->Bmax * ws->Tmax, D = (size_t)ws->D, W = (size_t)ws->W, Vo = (size_t)ws->Vo;
+  cu_bset *bs = &ws->bset[i];
+  bs->len_d = (int32_t *)cu_dalloc(ws, 2 * (size_t)ws->Bmax, sizeof(int32_t));
+  bs->prow_d = (int32_t *)cu_dalloc(ws, N, sizeof(int32_t));
+  bs->c = (float *)cu_dalloc(ws, W * N * D, sizeof(float));
+  bs->base = (float *)cu_dalloc(ws, (2 * (size_t)ws->L + 1) * N * D, sizeof(float));
+  bs->xtok = (float *)cu_dalloc(ws, N * D, sizeof(float));
+  bs->xpos = (float *)cu_dalloc(ws, N * D, sizeof(float));
+  if (cu_device_kl(ws)) {
+    bs->tgt_d = (float *)cu_dalloc(ws, N * Vo, sizeof(float));
+    bs->lse_d = (double *)cu_dalloc(ws, N, sizeof(double));
+    bs->wrow_d = (double *)cu_dalloc(ws, N, sizeof(double));
+  }
+}
+
+/* What prepare needs on its own stream, allocated when it first runs there (a workspace
+ * that never queues a step, as validation's, does without): the second batch state, the
+ * paired forward's scratch, the output head's scratch, a cuBLAS workspace. */
+static void cu_side_alloc(cu_ws *ws) {
+  const size_t N = (size_t)ws->Bmax * ws->Tmax, D = (size_t)ws->D, blas_ws = (size_t)32 << 20;
+  size_t sz[18];
+  cu_bset_alloc(ws, 1);
+  ws->p_scr_cap = pair_sizes(ws, (size_t)ws->Bmax, (size_t)ws->Tmax, sz);
+  ws->p_scr = (float *)cu_dalloc(ws, ws->p_scr_cap, sizeof(float));
+  ws->p_yf = (float *)cu_dalloc(ws, N * D, sizeof(float));
+  ws->p_xf = (float *)cu_dalloc(ws, N * D, sizeof(float));
+  ws->p_fmu = (float *)cu_dalloc(ws, N, sizeof(float));
+  ws->p_frs = (float *)cu_dalloc(ws, N, sizeof(float));
+  ws->p_klpart = (double *)cu_dalloc(ws, 3 * N * (size_t)KL_MAX_CHUNKS, sizeof(double));
+  EP_CHECK_CUBLAS(cublasSetWorkspace(ws->blas_prep, cu_dalloc(ws, blas_ws, 1), blas_ws));
+  EP_CHECK_CUDA(cudaDeviceSynchronize()); /* cu_dalloc zeroes on the legacy stream */
+  ws->side_ready = 1;
+}
+
+/* Make bset[i] the current batch state (cu_ws's pointers of the same names). */
+static void cu_bset_use(cu_ws *ws, int i) {
+  const cu_bset *b = &ws->bset[i];
+  ws->cur = i;
+  ws->len_d = b->len_d;
+  ws->prow_d = b->prow_d;
+  ws->c = b->c;
+  ws->base = b->base;
+  ws->xtok = b->xtok;
+  ws->xpos = b->xpos;
+  ws->tgt_d = b->tgt_d;
+  ws->lse_d = b->lse_d;
+  ws->wrow_d = b->wrow_d;
+}
+
 static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opts *o, int Bmax, int Tmax) {
   const ep_model_config *c = &m->cfg;
   EP_CHECK(o->precision == EP_PREC_F32, "the CUDA backend computes in fp32 only");
@@ -209,11 +260,23 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   const size_t N = (size_t)Bmax * (size_t)Tmax, E = (size_t)ws->E, Vo = (size_t)ws->Vo;
   EP_CHECK(3 * H * N * D < (size_t)INT32_MAX, "batch too large for one GEMM (%zu rows)", N);
 
-  EP_CHECK_CUDA(cudaStreamCreateWithFlags(&ws->st, cudaStreamNonBlocking));
-  EP_CHECK_CUBLAS(cublasCreate(&ws->blas));
-  EP_CHECK_CUBLAS(cublasSetStream(ws->blas, ws->st));
+  {
+    /* the masked step's stream first in the block scheduler's order, prepare's last */
+    int least = 0, greatest = 0;
+    EP_CHECK_CUDA(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+    EP_CHECK_CUDA(cudaStreamCreateWithPriority(&ws->st_main, cudaStreamNonBlocking, greatest));
+    EP_CHECK_CUDA(cudaStreamCreateWithPriority(&ws->st_prep, cudaStreamNonBlocking, least));
+  }
+  EP_CHECK_CUBLAS(cublasCreate(&ws->blas_main));
+  EP_CHECK_CUBLAS(cublasCreate(&ws->blas_prep));
+  EP_CHECK_CUBLAS(cublasSetStream(ws->blas_main, ws->st_main));
+  EP_CHECK_CUBLAS(cublasSetStream(ws->blas_prep, ws->st_prep));
   /* fp32 everywhere: default math with CUBLAS_COMPUTE_32F never uses TF32 tensor cores */
-  EP_CHECK_CUBLAS(cublasSetMathMode(ws->blas, CUBLAS_DEFAULT_MATH));
+  EP_CHECK_CUBLAS(cublasSetMathMode(ws->blas_main, CUBLAS_DEFAULT_MATH));
+  EP_CHECK_CUBLAS(cublasSetMathMode(ws->blas_prep, CUBLAS_DEFAULT_MATH));
+  ws->st = ws->st_main;
+  ws->blas = ws->blas_main;
+  for (int i = 0; i < 2; i++) EP_CHECK_CUDA(cudaEventCreateWithFlags(&ws->rel_ev[i], cudaEventDisableTiming));
   ws->gemm_type = CUDA_R_32F;
   ws->gemm_compute = CUBLAS_COMPUTE_32F;
   /* Environment switches, for measurements (docs/cuda-backend.md):
@@ -231,7 +294,9 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
    * weights not folded into the q/k/v projections (Y and Xn both written); EP_CUDA_PAIR=0
    * prepare's clean and corrupted runs as two forwards (cu_plain_pair); EP_CUDA_ROWS=0
    * the paired forward's attention in the per-head layout (cu_rows_weights);
-   * EP_CUDA_ATTN_WARPS=16 attention blocks of 16 warps instead of 8. */
+   * EP_CUDA_ATTN_WARPS=16 attention blocks of 16 warps instead of 8; EP_CUDA_SIDE=0 prepare
+   * on the masked step's stream (one batch state); EP_CUDA_DDPIPE=0 k_ddelta without its
+   * next writers' loads in flight. */
   ws->prof = cu_env_int("EP_CUDA_PROFILE", 0) > 0;
   ws->graphs = cu_env_int("EP_CUDA_GRAPH", 1) != 0;
   ws->mixnorm = cu_env_int("EP_CUDA_MIXNORM", 1);
@@ -240,11 +305,17 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   ws->merge = cu_env_int("EP_CUDA_MERGE", 1) != 0;
   ws->merge_fwd = cu_env_int("EP_CUDA_MERGE_FWD", 1) != 0;
   ws->ddelta_kernel = cu_env_int("EP_CUDA_DDELTA", 1) != 0;
+  ws->dd_pipe = cu_env_int("EP_CUDA_DDPIPE", 1) != 0;
   ws->edge_tc = cu_env_int("EP_CUDA_EDGE_TC", 1) != 0;
   ws->edge_rows = cu_env_int("EP_CUDA_EDGE_ROWS", 0);
   ws->fold = cu_env_int("EP_CUDA_FOLD", 1) != 0;
   ws->pair = cu_env_int("EP_CUDA_PAIR", 1) != 0;
   ws->attn_nw = cu_env_int("EP_CUDA_ATTN_WARPS", 8);
+  /* prepare on its own stream: its one path then is the paired forward or the cache, which
+   * touch only the batch state and prepare's own scratch; the phase profile times
+   * prepare and the step apart, on one stream */
+  ws->side = cu_env_int("EP_CUDA_SIDE", 1) != 0 && cu_device_kl(ws) && o->ablation == EP_ABLATE_INTERCHANGE &&
+             ws->pair && !ws->prof;
   ws->mpart_layer = -1;
   cu_attn_setup(ws);
   cu_base_slots(ws);
@@ -259,7 +330,7 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   /* cuBLAS workspace of our own (set after cublasSetStream, which resets it): cuBLAS then
    * allocates nothing while a step is captured as a graph */
   const size_t blas_ws = (size_t)32 << 20;
-  EP_CHECK_CUBLAS(cublasSetWorkspace(ws->blas, cu_dalloc(ws, blas_ws, 1), blas_ws));
+  EP_CHECK_CUBLAS(cublasSetWorkspace(ws->blas_main, cu_dalloc(ws, blas_ws, 1), blas_ws));
   /* weights: one copy of the model's single allocation, pointers by offset */
   ws->wmem = (float *)cu_dalloc(ws, m->n_floats, sizeof(float));
   EP_CHECK_CUDA(cudaMemcpy(ws->wmem, m->mem, m->n_floats * sizeof(float), cudaMemcpyHostToDevice));
@@ -313,20 +384,19 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
 
   /* device side */
 #define DALLOC(field, type, count) ws->field = (type *)cu_dalloc(ws, (count), sizeof(type))
-  DALLOC(len_d, int32_t, 2 * (size_t)Bmax);
-  DALLOC(prow_d, int32_t, N);
   DALLOC(tok_d, int32_t, 2 * N);
-  DALLOC(c, float, W * N * D);
-  DALLOC(base, float, (2 * (size_t)ws->L + 1) * N * D);
-  DALLOC(xtok, float, N * D);
-  DALLOC(xpos, float, N * D);
+  cu_bset_alloc(ws, 0);
+  cu_bset_use(ws, 0);
   DALLOC(delta, float, W * N * D);
   {
-    /* ddelta doubles as cu_plain_pair's scratch during prepare: at least that big */
+    /* cu_plain_pair's scratch: ddelta during prepare on the step's stream (the backward
+     * clears it first), so ddelta is at least that big; with side its own */
     size_t sz[18];
     const size_t pair = pair_sizes(ws, (size_t)Bmax, (size_t)Tmax, sz);
     ws->ddelta_cap = W * N * D > pair ? W * N * D : pair;
     DALLOC(ddelta, float, ws->ddelta_cap);
+    ws->pscr = ws->ddelta;
+    ws->pscr_cap = ws->ddelta_cap;
   }
   DALLOC(Y, float, 3 * H * N * D);
   DALLOC(Xn, float, (3 * H + 1) * N * D); /* + the MLP reader's gradient (merged backward) */
@@ -367,9 +437,6 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   DALLOC(part, double, W * CU_RED_BLOCKS);
   DALLOC(part2, double, CU_CHUNK_SLICES * (3 * H + 1) * W);
   if (cu_device_kl(ws)) {
-    DALLOC(tgt_d, float, N * Vo);
-    DALLOC(lse_d, double, N);
-    DALLOC(wrow_d, double, N);
     DALLOC(klrow_d, double, N);
     DALLOC(klpart, double, 3 * N * (size_t)KL_MAX_CHUNKS);
   }
@@ -385,7 +452,8 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
 static void cu_destroy(void *p) {
   cu_ws *ws = (cu_ws *)p;
   if (!ws) return;
-  EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
+  EP_CHECK_CUDA(cudaStreamSynchronize(ws->st_prep));
+  EP_CHECK_CUDA(cudaStreamSynchronize(ws->st_main));
   if (ws->prof && ws->cache) {
     int64_t ne, nh, nm;
     size_t cb;
@@ -402,11 +470,14 @@ static void cu_destroy(void *p) {
   free(ws->fin_wrow);
   EP_CHECK_CUDA(cudaEventDestroy(ws->step_ev));
   EP_CHECK_CUDA(cudaEventDestroy(ws->prep_ev));
+  for (int i = 0; i < 2; i++) EP_CHECK_CUDA(cudaEventDestroy(ws->rel_ev[i]));
   for (size_t i = 0; i < sizeof pinned / sizeof *pinned; i++) EP_CHECK_CUDA(cudaFreeHost(pinned[i]));
   if (ws->prof)
     for (int i = 0; i < CU_PROF_MAX; i++) EP_CHECK_CUDA(cudaEventDestroy(ws->prof_ev[i]));
-  EP_CHECK_CUBLAS(cublasDestroy(ws->blas));
-  EP_CHECK_CUDA(cudaStreamDestroy(ws->st));
+  EP_CHECK_CUBLAS(cublasDestroy(ws->blas_main));
+  EP_CHECK_CUBLAS(cublasDestroy(ws->blas_prep));
+  EP_CHECK_CUDA(cudaStreamDestroy(ws->st_main));
+  EP_CHECK_CUDA(cudaStreamDestroy(ws->st_prep));
   free(ws->lw);
   free(ws->lfold);
   free(ws->kept);
@@ -556,14 +627,15 @@ static void plain_bufs_set(cu_ws *ws, const cu_plain_bufs *b) {
  * the clean embeddings in ws->xtok / xpos and the corrupted tokens of bt): the
  * GEMMs at M = 2N token rows fill the device better than two at N (at 32 x 20 tokens one
  * wave is not full), and every small kernel runs once instead of twice. The buffers for
- * 2N rows are carved from ddelta, free during prepare (the backward clears it first).
+ * 2N rows are carved from ws->pscr: ddelta, free during a prepare on the step's stream
+ * (the backward clears it first), or prepare's own scratch on its own stream.
  * ws->logits gets the clean run's outputs at the loss positions, ws->c the corrupted run's
  * writer outputs. Returns 0 (nothing done) when the scratch would not fit. */
 static int cu_plain_pair(cu_ws *ws, const ep_batch *bt) {
   const size_t B = (size_t)ws->B, N = ws->N, D = (size_t)ws->D;
   size_t sizes[18];
-  if (pair_sizes(ws, B, (size_t)ws->T, sizes) > ws->ddelta_cap) return 0;
-  float *p[18], *cur = ws->ddelta; /* xt, xp, then cu_plain_bufs' order */
+  if (pair_sizes(ws, B, (size_t)ws->T, sizes) > ws->pscr_cap) return 0;
+  float *p[18], *cur = ws->pscr; /* xt, xp, then cu_plain_bufs' order */
   for (int i = 0; i < 18; i++) {
     p[i] = cur;
     cur += (sizes[i] + 63) / 64 * 64;
@@ -596,7 +668,8 @@ static int cu_plain_pair(cu_ws *ws, const ep_batch *bt) {
 static void cu_writer_outputs(void *p, const int32_t *tok, const int32_t *length, int B, int T, float *out) {
   cu_ws *ws = (cu_ws *)p;
   EP_CHECK(!ws->pending, "writer_outputs called while a step from faith_sampled_start is unfinished");
-  EP_CHECK_CUDA(cudaStreamSynchronize(ws->st)); /* a queued prepare's staging buffers are free */
+  EP_CHECK_CUDA(cudaEventSynchronize(ws->prep_ev)); /* a queued prepare's staging buffers are free */
+  EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
   cu_set_shape(ws, B, T, length);
   ws->P = 0;
   cu_embed(ws, cu_upload_tokens(ws, tok, 0), ws->tmp, ws->tmp2);
@@ -607,12 +680,8 @@ static void cu_writer_outputs(void *p, const int32_t *tok, const int32_t *length
   EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
 }
 
-/* backend.h prepare. Returns with its work queued, not waited for (a step queued by
- * faith_sampled_start before it runs first, and keeps its own batch); the next prepare
- * waits for this one before it reuses the staging buffers. */
-static int64_t cu_prepare(void *p, const ep_batch *bt, const float *mean_c) {
-  cu_ws *ws = (cu_ws *)p;
-  EP_CHECK_CUDA(cudaEventSynchronize(ws->prep_ev)); /* the last prepare's staging buffers are free */
+/* prepare's work on ws->st into the current batch state; ends by recording prep_ev. */
+static int64_t cu_prepare_run(cu_ws *ws, const ep_batch *bt, const float *mean_c) {
   cu_set_shape(ws, bt->B, bt->T, bt->length);
   const size_t ND = ws->N * (size_t)ws->D;
   ws->P = 0;
@@ -644,6 +713,8 @@ static int64_t cu_prepare(void *p, const ep_batch *bt, const float *mean_c) {
     cached = cu_cache_fetch(ws, bt);
     if (!cached) {
       paired = ws->o.ablation == EP_ABLATE_INTERCHANGE && ws->pair && cu_plain_pair(ws, bt);
+      /* (prepare's own stream has its own scratch for the paired forward only) */
+      EP_CHECK(paired || ws->st != ws->st_prep, "prepare on its own stream without the paired forward");
       if (!paired) cu_plain_fwd(ws, ws->xtok, ws->xpos, NULL, 1, NULL);
       cu_mark(ws, CU_PH_PLAIN);
       cu_kl_prepare(ws);
@@ -679,6 +750,60 @@ static int64_t cu_prepare(void *p, const ep_batch *bt, const float *mean_c) {
   cu_prof_end(ws);
   EP_CHECK_CUDA(cudaEventRecord(ws->prep_ev, ws->st));
   return ws->P;
+}
+
+/* backend.h prepare. Returns with its work queued, not waited for (a step queued by
+ * faith_sampled_start before it runs first, and keeps its own batch); the next prepare
+ * waits for this one before it reuses the staging buffers.
+ *
+ * With a step queued and ws->side, a computed prepare runs on its own stream (st_prep,
+ * with its own cuBLAS handle and scratch) into the batch state the queued step does not
+ * read, alongside that step: the clean and corrupted runs fill the multiprocessors the
+ * masked step leaves idle (tf32 32 x 20 rows: 11.29 -> 10.55 ms a cold step in the
+ * training loop's order, an H200). The step's stream then waits for it, so whatever runs
+ * there next (the next step, full_outputs) sees this batch. Otherwise (nothing queued, or
+ * every example in the prepare cache) prepare runs in order on the step's stream into the
+ * current batch state: a cache hit's two gathers (0.2 ms) there fill the gap while the
+ * host finishes the step, where alongside the step they slowed it (9.22 -> 9.43 ms a
+ * cached step). */
+static int64_t cu_prepare(void *p, const ep_batch *bt, const float *mean_c) {
+  cu_ws *ws = (cu_ws *)p;
+  EP_CHECK_CUDA(cudaEventSynchronize(ws->prep_ev)); /* the last prepare's staging buffers are free */
+  if (!ws->side || ws->pending != 1 || cu_cache_has(ws, bt)) return cu_prepare_run(ws, bt, mean_c);
+  if (!ws->side_ready) cu_side_alloc(ws);
+  /* everything on the step's stream so far reads the current state; the other one was last
+   * read by what that stream held when it stopped being current (rel_ev, recorded then) */
+  const int next = 1 - ws->cur;
+  EP_CHECK_CUDA(cudaEventRecord(ws->rel_ev[ws->cur], ws->st_main));
+  EP_CHECK_CUDA(cudaStreamWaitEvent(ws->st_prep, ws->rel_ev[next], 0));
+  cu_bset_use(ws, next);
+  float *const yf = ws->yf, *const xf = ws->xf, *const fmu = ws->fmu, *const frs = ws->frs;
+  float *const logits = ws->logits, *const pscr = ws->pscr;
+  double *const klpart = ws->klpart;
+  const size_t pscr_cap = ws->pscr_cap;
+  ws->st = ws->st_prep;
+  ws->blas = ws->blas_prep;
+  ws->yf = ws->p_yf;
+  ws->xf = ws->p_xf;
+  ws->fmu = ws->p_fmu;
+  ws->frs = ws->p_frs;
+  ws->logits = ws->tgt_d; /* the clean logits straight into place (cu_kl_prepare) */
+  ws->klpart = ws->p_klpart;
+  ws->pscr = ws->p_scr;
+  ws->pscr_cap = ws->p_scr_cap;
+  const int64_t P = cu_prepare_run(ws, bt, mean_c);
+  ws->st = ws->st_main;
+  ws->blas = ws->blas_main;
+  ws->yf = yf;
+  ws->xf = xf;
+  ws->fmu = fmu;
+  ws->frs = frs;
+  ws->logits = logits;
+  ws->klpart = klpart;
+  ws->pscr = pscr;
+  ws->pscr_cap = pscr_cap;
+  EP_CHECK_CUDA(cudaStreamWaitEvent(ws->st_main, ws->prep_ev, 0));
+  return P;
 }
 
 static void cu_full_outputs(void *p, float *out) {
@@ -1034,7 +1159,7 @@ static void cu_faith_bwd_dev(cu_ws *ws, int nm) {
 static void cu_faith_graph(cu_ws *ws, int nm, int want_out, int grad) {
   const int key[CU_GRAPH_KEY] = {ws->B,       ws->T,         (int)ws->P,        nm,
                                  want_out,    grad,          ws->compute,       ws->keep_acts,
-                                 cu_mixnorm_on(ws), ws->mixnorm_split, ws->dev_sample};
+                                 cu_mixnorm_on(ws), ws->mixnorm_split, ws->dev_sample, ws->cur};
   static_assert(sizeof key == sizeof ws->graph[0].key, "the graph key and its copy in the workspace differ");
   cu_graph_slot *gs = NULL;
   for (int i = 0; i < CU_GRAPH_SLOTS && !gs; i++)

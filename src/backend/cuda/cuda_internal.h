@@ -46,11 +46,12 @@ typedef enum {
  * shared memory: short sequences only. */
 #define CU_T_MAX 128
 /* Launch shapes and choices a captured step graph is keyed by (cu_faith_graph). */
-#define CU_GRAPH_KEY 11
+#define CU_GRAPH_KEY 12
 /* Captured step graphs kept at once: a training run's batches are padded to their
  * longest example, so consecutive steps alternate between a few row lengths (IOI
- * batches of 32: 19 to 24 tokens); each keeps its own graph instead of capturing again. */
-#define CU_GRAPH_SLOTS 8
+ * batches of 32: 19 to 24 tokens), and with prepare on its own stream between the two
+ * batch states (cu_bset); each keeps its own graph instead of capturing again. */
+#define CU_GRAPH_SLOTS 16
 
 typedef struct {
   cudaGraphExec_t exec;    /* the captured step, or NULL */
@@ -80,6 +81,20 @@ typedef struct {
   float *ym, *mmu, *mrs, *hpre, *xo;         /* MLP reader and core */
 } cu_lstate;
 
+/* The batch state prepare writes and the masked step reads (device). With prepare on its
+ * own stream (cu_ws.side) there are two: a queued step reads one while the next batch is
+ * prepared into the other; cu_ws's pointers of the same names are the current one's. */
+typedef struct {
+  int32_t *len_d;      /* [2 Bmax] example lengths (twice: cu_plain_pair) */
+  int32_t *prow_d;     /* [Bmax Tmax] token row of each loss position */
+  float *c;            /* [W, N, D] ablated (corrupted) writer outputs */
+  float *base;         /* [2L + 1, N, D] base points */
+  float *xtok, *xpos;  /* [N, D] clean embeddings */
+  float *tgt_d;        /* [N, Vo] clean logits at the loss positions (device kl losses) */
+  double *lse_d;       /* [N] their log-sum-exp */
+  double *wrow_d;      /* [N] loss weight of each position */
+} cu_bset;
+
 typedef struct {
   const ep_model *m;
   const ep_graph *g;
@@ -89,9 +104,26 @@ typedef struct {
   size_t N; /* B*T */
   int D, H, dh, F, Vo, L, W;
   int64_t E;
-  /* device and libraries */
+  /* device and libraries: every launcher runs on st with blas (prepare switches them to
+   * st_prep / blas_prep while it runs there) */
   cudaStream_t st;
   cublasHandle_t blas;
+  /* prepare on its own stream (side; EP_CUDA_SIDE=0: off): with interchange ablation and the
+   * device kl losses, a prepare behind a queued step runs on st_prep (lower priority) into
+   * the batch state that step does not read (cu_prepare) */
+  int side;
+  int side_ready;         /* its buffers exist (cu_side_alloc, on first use) */
+  cudaStream_t st_main, st_prep;
+  cublasHandle_t blas_main, blas_prep;
+  cu_bset bset[2];
+  int cur;                /* the current batch state (bset[cur]) */
+  cudaEvent_t rel_ev[2];  /* on st_main after the last work that may read bset[i] */
+  float *pscr;            /* cu_plain_pair's scratch: ddelta, or on st_prep p_scr */
+  size_t pscr_cap;        /* its floats */
+  float *p_scr;           /* prepare's own scratch on st_prep: the paired forward's, */
+  size_t p_scr_cap;
+  float *p_yf, *p_xf, *p_fmu, *p_frs; /* the output head's, */
+  double *p_klpart;       /* the clean logits' log-sum-exp partials */
   /* GEMM element and compute types: fp32 storage with CUBLAS_COMPUTE_32F (no TF32).
    * One place to switch to TF32 / bf16 later. */
   cudaDataType_t gemm_type;
@@ -116,7 +148,8 @@ typedef struct {
                           the drawn masks z and their dz/dlog_alpha (cu_hc_sample) */
   double *h_la;        /* [2 + E + W] pinned staging of a device draw: seed, step (their bits),
                           log-alphas of the edges then the nodes */
-  /* device buffers (float unless noted) */
+  /* device buffers (float unless noted); len_d, prow_d, c, base, xtok, xpos, tgt_d, lse_d
+   * and wrow_d are the current batch state's (cu_bset) */
   int32_t *len_d, *prow_d, *tok_d; /* tok_d [2, Bmax*Tmax] */
   float *c, *base, *xtok, *xpos, *delta, *ddelta;
   size_t ddelta_cap; /* floats of ddelta: [W, N, D], or more for cu_plain_pair's scratch */
@@ -181,6 +214,8 @@ typedef struct {
   int merge;                /* 1: a layer's q/k/v and MLP readers share one edge-gradient and
                                ddelta pass over the writers before the layer (EP_CUDA_MERGE=0: off) */
   int ddelta_kernel;        /* 1: ddelta += Z^T dY in k_ddelta (EP_CUDA_DDELTA=0: cuBLAS GEMM) */
+  int dd_pipe;              /* 1: k_ddelta loads the next writers' ddelta while it sums
+                               (EP_CUDA_DDPIPE=0: off) */
   int edge_tc;              /* 1: edge gradients in k_edge_tc (EP_CUDA_EDGE_TC=0: cuBLAS over row chunks) */
   int sm_count;             /* multiprocessors of the device */
   int edge_rows;            /* token rows per edge-gradient chunk (EP_CUDA_EDGE_ROWS; 0: automatic) */
@@ -201,7 +236,7 @@ typedef struct {
   int prof_calls[3];
   double prof_wall[3];           /* host wall time per call kind */
   double prof_t0;
-  void *dbufs[64]; /* every device allocation, for destroy */
+  void *dbufs[128]; /* every device allocation, for destroy */
   int n_dbufs;
 } cu_ws;
 
@@ -387,6 +422,8 @@ extern "C" void cu_cache_set_budget(cu_ws *ws, size_t bytes);
  * and ws->lse_d filled from the cache, returns 1; else 0 and nothing written. ws->N / B /
  * T and the embeddings xtok / xpos already set for bt. */
 extern "C" int cu_cache_fetch(cu_ws *ws, const ep_batch *bt);
+/* Would cu_cache_fetch serve bt (every example cached)? Counts nothing. */
+extern "C" int cu_cache_has(const cu_ws *ws, const ep_batch *bt);
 /* After a computed prepare of bt: cache its examples not cached yet, within the budget. */
 extern "C" void cu_cache_store(cu_ws *ws, const ep_batch *bt);
 extern "C" void cu_cache_stats(const cu_ws *ws, int64_t *entries, int64_t *hits, int64_t *misses, size_t *bytes);

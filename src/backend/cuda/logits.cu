@@ -89,7 +89,8 @@ static void kl_lse_parts(cu_ws *ws, const float *x, int C) {
 extern "C" void cu_kl_prepare(cu_ws *ws) {
   const size_t PV = (size_t)ws->P * ws->Vo;
   if (ws->P == 0) return;
-  EP_CHECK_CUDA(cudaMemcpyAsync(ws->tgt_d, ws->logits, PV * sizeof(float), cudaMemcpyDeviceToDevice, ws->st));
+  if (ws->logits != ws->tgt_d) /* (prepare on its own stream writes them in place) */
+    EP_CHECK_CUDA(cudaMemcpyAsync(ws->tgt_d, ws->logits, PV * sizeof(float), cudaMemcpyDeviceToDevice, ws->st));
   const int C = kl_chunks(ws->Vo);
   kl_lse_parts(ws, ws->tgt_d, C);
   k_lse_fin<<<(unsigned)(ws->P + 127) / 128, 128, 0, ws->st>>>(ws->klpart, (int)ws->P, C, ws->lse_d);
