@@ -98,7 +98,8 @@ static void batch_set_free(batch_set *s) {
  * it. Twice: one part after another (prepare waited for, then the masked step, then the
  * host: the prep / faith / host columns), then in the training loop's order (the step
  * queued, the next batch prepared behind it, the host's part while that prepare runs:
- * t.pipe). *captures gets the step graphs captured while timing. */
+ * t.pipe). *captures gets the step graphs captured in the timed steps of both (not in
+ * the warm-up steps). */
 static timing run_steps(const ep_backend_ops *be, void *ws, const ep_graph *g, const batch_set *bs, int steps,
                         MPI_Comm comm, double share, int64_t *captures) {
   ep_mask_params p;
@@ -110,7 +111,7 @@ static timing run_steps(const ep_backend_ops *be, void *ws, const ep_graph *g, c
   prune_adamw_init(&opt, &p, lr);
   timing t = {0, 0, 0, 0, 0};
   const int warm = bs->n > 3 ? bs->n : 3;
-  int64_t launches, cap0 = 0, cap1;
+  int64_t launches, cap0 = 0, cap1, timed_captures = 0;
   const char *pe = getenv("EP_BENCH_PROFILE");
   const int prof = pe && atoi(pe);
   for (int queued = 0; queued < 2; queued++) {
@@ -118,7 +119,7 @@ static timing run_steps(const ep_backend_ops *be, void *ws, const ep_graph *g, c
     for (int s = 0; s < warm + steps; s++) {
       if (comm != MPI_COMM_NULL) EP_CHECK_MPI(MPI_Barrier(comm));
       if (prof && !queued && s == warm) backend_cuda_profiler_range(1);
-      if (!queued && s == warm) backend_cuda_graph_stats(ws, &launches, &cap0);
+      if (s == warm) backend_cuda_graph_stats(ws, &launches, &cap0);
       const double a = ep_time_now();
       double b = a;
       if (queued) { /* as training does: the next batch prepared while the device runs this step */
@@ -154,14 +155,15 @@ static timing run_steps(const ep_backend_ops *be, void *ws, const ep_graph *g, c
       }
     }
     if (queued) backend_cuda_wait(ws); /* the unused last prepare */
+    backend_cuda_graph_stats(ws, &launches, &cap1);
+    timed_captures += cap1 - cap0;
   }
   t.prep *= 1e3 / steps;
   t.faith *= 1e3 / steps;
   t.host *= 1e3 / steps;
   t.step = t.prep + t.faith + t.host;
   t.pipe *= 1e3 / steps;
-  backend_cuda_graph_stats(ws, &launches, &cap1);
-  *captures = cap1 - cap0;
+  *captures = timed_captures;
   if (comm != MPI_COMM_NULL) {
     /* a step is as slow as the slowest rank */
     EP_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &t, 5, MPI_DOUBLE, MPI_MAX, comm));
