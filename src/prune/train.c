@@ -353,6 +353,10 @@ static int train_loop(const ep_prune_config *c, const ep_model *m, const ep_grap
   const int T = train ? train->max_len : dataset_file_max_len(file);
   /* the prepare cache only when some example is drawn again: past the first epoch */
   const int recur = c->steps > n_train / c->batch_size;
+  if (!recur && c->backend.cache_mb > 0 && !strcmp(be->name, "cuda"))
+    ep_log("run.device_cache_mb: no training example comes back within prune.steps (%lld steps of %lld from "
+           "%lld examples), so the prepare cache is off",
+           (long long)c->steps, (long long)c->batch_size, (long long)n_train);
   void *ws = count > 0 ? make_ws(c, be, m, g, (int)count, T, recur) : NULL;
   /* masks drawn by the backend on its device when it can and every replica has a share:
    * the replicas must all compute the same masks, and one without a share draws on the
