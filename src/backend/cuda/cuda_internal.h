@@ -172,6 +172,8 @@ typedef struct {
   float *yf, *xf, *fmu, *frs, *logits;
   float *zd;     /* [E + W] z_edge, z_node */
   float *meanc;  /* [W, Tmax, D] */
+  float *h_mean; /* [W, Tmax, D] pinned: the means meanc holds (allocated by the first mean prepare) */
+  int mean_up;   /* meanc holds h_mean */
   double *dzd;   /* [3 (E + W)] dz_edge, dz_node; then z and dz/dlog_alpha of a device draw */
   double *la_d;  /* [2 + E + W] h_la on the device */
   int dev_sample; /* 1: this step's masks are drawn on the device (cu_faith_sampled) */
