@@ -352,7 +352,8 @@ static int train_loop(const ep_prune_config *c, const ep_model *m, const ep_grap
   grid_batch_shard(c->batch_size, dp, replica, &first, &count);
   const int T = train ? train->max_len : dataset_file_max_len(file);
   /* the prepare cache only when some example is drawn again: past the first epoch */
-  const int recur = c->steps > n_train / c->batch_size;
+  const int64_t per_epoch = n_train / c->batch_size;
+  const int recur = c->steps > per_epoch;
   if (!recur && c->backend.cache_mb > 0 && !strcmp(be->name, "cuda"))
     ep_log("run.device_cache_mb: no training example comes back within prune.steps (%lld steps of %lld from "
            "%lld examples), so the prepare cache is off",
@@ -383,7 +384,7 @@ static int train_loop(const ep_prune_config *c, const ep_model *m, const ep_grap
   feed.seed = (uint64_t)c->seed;
   feed.n_train = n_train;
   feed.batch = c->batch_size;
-  feed.per_epoch = n_train / c->batch_size;
+  feed.per_epoch = per_epoch;
   feed.first = first;
   feed.count = count;
   feed.epoch = -1;
