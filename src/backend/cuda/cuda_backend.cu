@@ -296,12 +296,14 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
    * the paired forward's attention in the per-head layout (cu_rows_weights);
    * EP_CUDA_ATTN_WARPS=16 attention blocks of 16 warps instead of 8; EP_CUDA_SIDE=0 prepare
    * on the masked step's stream (one batch state); EP_CUDA_DDPIPE=0 k_ddelta without its
-   * next writers' loads in flight. */
+   * next writers' loads in flight; EP_CUDA_TC_PERSIST=0 the TF32 mixing kernel one block a
+   * row (k_mix_norm_tc) instead of the persistent one (k_mix_norm_tcp). */
   ws->prof = cu_env_int("EP_CUDA_PROFILE", 0) > 0;
   ws->graphs = cu_env_int("EP_CUDA_GRAPH", 1) != 0;
   ws->mixnorm = cu_env_int("EP_CUDA_MIXNORM", 1);
   ws->mixnorm_split = cu_env_int("EP_CUDA_MIXNORM_SPLIT", 0) != 0;
   ws->tc_split = cu_env_int("EP_CUDA_TC_SPLIT", 0) != 0;
+  ws->tc_persist = cu_env_int("EP_CUDA_TC_PERSIST", 1) != 0 && !ws->tc_split;
   ws->merge = cu_env_int("EP_CUDA_MERGE", 1) != 0;
   ws->merge_fwd = cu_env_int("EP_CUDA_MERGE_FWD", 1) != 0;
   ws->ddelta_kernel = cu_env_int("EP_CUDA_DDELTA", 1) != 0;
@@ -323,6 +325,7 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
     int dev = 0;
     EP_CHECK_CUDA(cudaGetDevice(&dev));
     EP_CHECK_CUDA(cudaDeviceGetAttribute(&ws->sm_count, cudaDevAttrMultiProcessorCount, dev));
+    EP_CHECK_CUDA(cudaDeviceGetAttribute(&ws->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
   }
   if (ws->prof)
     for (int i = 0; i < CU_PROF_MAX; i++) EP_CHECK_CUDA(cudaEventCreate(&ws->prof_ev[i]));

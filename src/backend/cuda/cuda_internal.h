@@ -211,6 +211,7 @@ typedef struct {
                                1 in fp32 and bf16 (TF32 mixes through cuBLAS), 2 in every precision */
   int mixnorm_split;        /* 1: the q/k/v readers in groups of 12 (see cu_mix_norm) */
   int tc_split;             /* 1: the TF32 mixing kernel in blocks of <= 16 readers (cu_mix_norm_tc) */
+  int tc_persist;           /* 1: the TF32 mixing kernel persistent, rows in turn (EP_CUDA_TC_PERSIST) */
   int merge_fwd;            /* 1: the MLP reader's mixing over the writers before its layer in
                                the q/k/v readers' pass (TF32 kernel, kept activations) */
   int merge;                /* 1: a layer's q/k/v and MLP readers share one edge-gradient and
@@ -220,6 +221,7 @@ typedef struct {
                                (EP_CUDA_DDPIPE=0: off) */
   int edge_tc;              /* 1: edge gradients in k_edge_tc (EP_CUDA_EDGE_TC=0: cuBLAS over row chunks) */
   int sm_count;             /* multiprocessors of the device */
+  int smem_optin;           /* shared memory a block may opt in to (bytes) */
   int edge_rows;            /* token rows per edge-gradient chunk (EP_CUDA_EDGE_ROWS; 0: automatic) */
   int fold;                 /* 1: the TF32 kernel's readers folded (cu_fold_weights; EP_CUDA_FOLD=0: off) */
   int pair;                 /* 1: prepare's two runs as one forward (cu_plain_pair; EP_CUDA_PAIR=0) */

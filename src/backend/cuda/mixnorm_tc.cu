@@ -19,12 +19,16 @@
  * reader whose other inputs come later (the MLP reader's writers before the layer's
  * heads, in the same pass over delta as the q/k/v readers).
  *
- * Shapes: D a multiple of 16 with D / 16 n-tiles spread over at most 16 warps (D <= 1024),
- * at most 48 readers. Others use the GEMM path. */
+ * Two forms: the persistent k_mix_norm_tcp (below; the default) and the one-row
+ * k_mix_norm_tc described above (EP_CUDA_TC_PERSIST=0, EP_CUDA_TC_SPLIT=1, and shapes the
+ * persistent one does not cover). Shapes: D a multiple of 16 with D / 16 n-tiles spread
+ * over at most 16 warps (D <= 1024), at most 48 readers; the persistent form D a multiple
+ * of 8. Others use the GEMM path. */
 #include <mma.h>
 
 #include "cuda_internal.h"
 #include "cuda_util.cuh"
+#include "tc_util.cuh"
 
 using namespace nvcuda;
 
@@ -178,6 +182,263 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, MT == 1 ? 2 : 1)
   }
 }
 
+/* ---- persistent form ------------------------------------------------------------------
+ *
+ * k_mix_norm_tcp: one block a multiprocessor that takes the token rows blockIdx.x,
+ * + gridDim.x, ... in turn. Its stages of delta form one stream over all its rows, so
+ * while a row's readers are normed and stored the next row's first S - 1 stages are
+ * already loading (the one-row kernel's norm phase loaded nothing, and a new block's
+ * first stages waited for the old one to leave). The GEMM is mma.sync m16n8k8 TF32 on
+ * registers (fragment layouts in tc_util.cuh): warp w holds the [16 MT, 8 NT] block of
+ * columns [8 NT w, 8 NT (w + 1)); the norm works on the accumulators in place (row sums
+ * over the four lanes of a row by shuffles, over the warps through shared memory), so no
+ * [16 MT, D] staging of Y. The row's base (and base2) come with its first stage into one
+ * of S slots. */
+
+/* stage row stride: 8 more than a multiple of 32 floats, so the B fragments' scalar loads
+ * (lane (g, t) reads writer t, column g) hit 32 different banks */
+static __host__ __device__ inline int tcp_ldd(int D) { return D + (8 - D % 32 + 32) % 32; }
+
+#define CU_TCP_STAGES 4
+
+/* shared memory (bytes): masks, stages, base slots, the warps' row sums, the statistics */
+static size_t tcp_smem(int MT, int n, int D) {
+  const int S = CU_TCP_STAGES;
+  return ((size_t)16 * MT * tc_ldz(n) + (size_t)S * 8 * tcp_ldd(D) + (size_t)S * 2 * D +
+          (size_t)CU_TC_MAX_WARPS * 16 * MT + 2 * 16 * MT) * sizeof(float);
+}
+
+template <int MT, int NT>
+static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, 1)
+    k_mix_norm_tcp(const float *__restrict__ Z, int R, int Rn, int n, const float *__restrict__ delta, int N,
+                   const float *__restrict__ base, float *__restrict__ Y, float *__restrict__ Xn, float *mu,
+                   float *rs, const float *__restrict__ lw, const float *__restrict__ lb,
+                   const float *__restrict__ base2, float *__restrict__ Y2, int D, int kind, float eps, int fold) {
+  constexpr int PPT = (NT + 1) / 2; /* 16-byte pieces of a stage a thread: 8 D / 4 over 4 D / NT threads */
+  constexpr int RM = 16 * MT, S = CU_TCP_STAGES;
+  extern __shared__ __align__(128) float sm[];
+  const int ldz = tc_ldz(n), ldd = tcp_ldd(D), nk = (n + 7) / 8, D4 = D / 4;
+  float *zs = sm;                          /* [RM][ldz] masks, TF32-rounded */
+  float *bufs = zs + RM * ldz;             /* S x [8][ldd] stages of delta */
+  float *bslot = bufs + S * 8 * ldd;       /* S x [2][D]: a row's base and base2 */
+  float *red = bslot + S * 2 * D;          /* [warps][RM] the warps' row sums */
+  float *stat = red + CU_TC_MAX_WARPS * RM; /* [2][RM] mean, 1 / std */
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int nw = blockDim.x >> 5;
+  const size_t ND = (size_t)N * D;
+  const int nrows = (N - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x, total = nrows * nk;
+  const int nb = Rn < R ? 2 : 1; /* base rows a row: base, and base2 for the partial inputs */
+
+  /* this thread's pieces of every stage: writer slot (or -1), shared and column offsets */
+  int pk[PPT], ps[PPT], pc[PPT];
+#pragma unroll
+  for (int j = 0; j < PPT; j++) {
+    const int i = threadIdx.x + j * blockDim.x, c = (i % D4) * 4;
+    pk[j] = i < 8 * D4 ? i / D4 : -1;
+    ps[j] = (i / D4) * ldd + c;
+    pc[j] = c;
+  }
+  /* stage q of the block's stream: row q / nk, writers [8 s, 8 s + 8) with s = q % nk */
+  auto load = [&](int q) {
+    const int k = q / nk, s = q - k * nk;
+    const size_t ro = ((size_t)blockIdx.x + (size_t)k * gridDim.x) * D;
+    float *buf = bufs + (q % S) * 8 * ldd;
+#pragma unroll
+    for (int j = 0; j < PPT; j++) {
+      if (pk[j] < 0) continue;
+      const int w = 8 * s + pk[j];
+      const bool ok = w < n;
+      cu_cp16(buf + ps[j], delta + (ok ? (size_t)w * ND + ro + pc[j] : 0), ok ? 16 : 0);
+    }
+    if (s == 0 && (int)threadIdx.x < nb * D4) {
+      const int h = threadIdx.x / D4, c = (threadIdx.x % D4) * 4;
+      cu_cp16(bslot + (k % S) * 2 * D + h * D + c, (h ? base2 : base) + ro + c, 16);
+    }
+  };
+  for (int q = 0; q < S - 1; q++) {
+    if (q < total) load(q);
+    cu_cp_commit();
+  }
+  for (int i = threadIdx.x; i < RM * ldz; i += blockDim.x) {
+    const int r = i / ldz, w = i % ldz;
+    zs[i] = (r < R && w < n) ? __uint_as_float(cu_tf32_round(Z[(size_t)r * n + w])) : 0.0f;
+  }
+
+  float acc[MT][NT][4];
+#pragma unroll
+  for (int m = 0; m < MT; m++)
+#pragma unroll
+    for (int j = 0; j < NT; j++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) acc[m][j][e] = 0.0f;
+  /* A by ldmatrix (x4: matrix lm = rows + 8 (lm & 1), columns + 4 (lm >> 1)); B scalar */
+  const int lr = lane & 7, lm = lane >> 3;
+  const int aoff = (lr + 8 * (lm & 1)) * ldz + 4 * (lm >> 1), col0 = 8 * NT * warp;
+  const int boff = t * ldd + col0 + g;
+
+  int q = 0;
+  for (int k = 0; k < nrows; k++) {
+    for (int s = 0; s < nk; s++, q++) {
+      cu_cp_wait<S - 2>(); /* this thread's copies of stage q have landed */
+      __syncthreads();     /* everyone's; and stage q - 1's buffer is free again */
+      if (q + S - 1 < total) load(q + S - 1);
+      cu_cp_commit();
+      const float *buf = bufs + (q % S) * 8 * ldd + boff;
+      uint32_t a[MT][4];
+#pragma unroll
+      for (int m = 0; m < MT; m++) ldsm_x4(a[m], zs + aoff + 16 * m * ldz + 8 * s);
+#pragma unroll
+      for (int j = 0; j < NT; j++) {
+        const uint32_t b[2] = {cu_tf32_round(buf[8 * j]), cu_tf32_round(buf[4 * ldd + 8 * j])};
+#pragma unroll
+        for (int m = 0; m < MT; m++) mma_tf32(acc[m][j], a[m], b);
+      }
+    }
+
+    /* row `row`: x = acc + base (acc + base2 for the partial inputs r >= Rn), then for
+     * r < Rn the norm's statistics in float (TF32 inputs carry 10 mantissa bits) */
+    const size_t row = (size_t)blockIdx.x + (size_t)k * gridDim.x;
+    const float *bs = bslot + (k % S) * 2 * D;
+    float s1[MT][2];
+#pragma unroll
+    for (int m = 0; m < MT; m++)
+#pragma unroll
+      for (int h = 0; h < 2; h++) {
+        const int r = 16 * m + g + 8 * h;
+        const float *b = bs + (r >= Rn ? D : 0) + col0 + 2 * t;
+        float sum = 0.0f;
+#pragma unroll
+        for (int j = 0; j < NT; j++) {
+          const float2 bv = *reinterpret_cast<const float2 *>(b + 8 * j);
+          acc[m][j][2 * h] += bv.x;
+          acc[m][j][2 * h + 1] += bv.y;
+          sum += acc[m][j][2 * h] + acc[m][j][2 * h + 1];
+        }
+        s1[m][h] = sum;
+      }
+#pragma unroll
+    for (int m = 0; m < MT; m++)
+#pragma unroll
+      for (int h = 0; h < 2; h++) {
+        float v = s1[m][h];
+        v += __shfl_xor_sync(0xffffffffu, v, 1);
+        v += __shfl_xor_sync(0xffffffffu, v, 2);
+        if (t == 0) red[warp * RM + 16 * m + g + 8 * h] = v;
+      }
+    __syncthreads();
+    if ((int)threadIdx.x < RM) {
+      float v = 0.0f;
+      for (int w = 0; w < nw; w++) v += red[w * RM + threadIdx.x];
+      stat[threadIdx.x] = kind == EP_NORM_LAYERNORM ? v / D : 0.0f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int m = 0; m < MT; m++)
+#pragma unroll
+      for (int h = 0; h < 2; h++) {
+        const float mean = stat[16 * m + g + 8 * h];
+        float v = 0.0f;
+#pragma unroll
+        for (int j = 0; j < NT; j++) {
+          const float e0 = acc[m][j][2 * h] - mean, e1 = acc[m][j][2 * h + 1] - mean;
+          v = fmaf(e0, e0, v);
+          v = fmaf(e1, e1, v);
+        }
+        v += __shfl_xor_sync(0xffffffffu, v, 1);
+        v += __shfl_xor_sync(0xffffffffu, v, 2);
+        if (t == 0) red[warp * RM + 16 * m + g + 8 * h] = v;
+      }
+    __syncthreads();
+    if ((int)threadIdx.x < RM) {
+      float v = 0.0f;
+      for (int w = 0; w < nw; w++) v += red[w * RM + threadIdx.x];
+      const float rr = kind != EP_NORM_NONE ? 1.0f / sqrtf(v / D + eps) : 1.0f;
+      stat[RM + threadIdx.x] = rr;
+      if ((int)threadIdx.x < Rn) {
+        mu[(size_t)threadIdx.x * N + row] = stat[threadIdx.x];
+        rs[(size_t)threadIdx.x * N + row] = rr;
+      }
+    }
+    __syncthreads();
+
+    /* stores: two adjacent columns a fragment row (8-byte stores; a warp's 4 lanes of a
+     * row cover 32 contiguous bytes) */
+#pragma unroll
+    for (int m = 0; m < MT; m++)
+#pragma unroll
+      for (int h = 0; h < 2; h++) {
+        const int r = 16 * m + g + 8 * h;
+        if (r >= R) continue;
+        const size_t o = (r >= Rn ? ((size_t)(r - Rn) * N + row) : ((size_t)r * N + row)) * D + col0 + 2 * t;
+        const float mean = stat[r], rr = stat[RM + r];
+#pragma unroll
+        for (int j = 0; j < NT; j++) {
+          float2 x = make_float2(acc[m][j][2 * h], acc[m][j][2 * h + 1]);
+          acc[m][j][2 * h] = acc[m][j][2 * h + 1] = 0.0f;
+          float *dst;
+          if (r >= Rn) dst = Y2; /* a partial input: no norm */
+          else if (kind == EP_NORM_NONE) {
+            if (!fold) *reinterpret_cast<float2 *>(Y + o + 8 * j) = x;
+            dst = fold ? Y : Xn;
+          } else if (fold) {
+            x = make_float2((x.x - mean) * rr, (x.y - mean) * rr);
+            dst = Y;
+          } else {
+            *reinterpret_cast<float2 *>(Y + o + 8 * j) = x;
+            const int c = col0 + 2 * t + 8 * j;
+            x = make_float2(fmaf((x.x - mean) * rr, lw[c], lb ? lb[c] : 0.0f),
+                            fmaf((x.y - mean) * rr, lw[c + 1], lb ? lb[c + 1] : 0.0f));
+            dst = Xn;
+          }
+          *reinterpret_cast<float2 *>(dst + o + 8 * j) = x;
+        }
+      }
+  }
+  cu_cp_wait<0>();
+}
+
+template <int MT, int NT>
+static int cu_mix_norm_tcp_launch(cu_ws *ws, const float *Z, int R, int Rn, int n, const float *base, float *Y,
+                                  float *Xn, float *mu, float *rs, const float *lw, const float *lb,
+                                  const float *base2, float *Y2, int fold) {
+  const int D = ws->D, threads = D / 8 / NT * 32;
+  const size_t smem = tcp_smem(MT, n, D);
+  static int attr_set = 0; /* per instantiation */
+  smem_optin(k_mix_norm_tcp<MT, NT>, attr_set);
+  int per_sm = 0;
+  EP_CHECK_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_mix_norm_tcp<MT, NT>, threads, smem));
+  if (per_sm < 1) return 0;
+  size_t blocks = (size_t)ws->sm_count * (size_t)per_sm;
+  if (blocks > ws->N) blocks = ws->N;
+  k_mix_norm_tcp<MT, NT><<<(unsigned)blocks, threads, smem, ws->st>>>(
+      Z, R, Rn, n, ws->delta, (int)ws->N, base, Y, Xn, mu, rs, lw, lb, base2, Y2, D, (int)ws->m->cfg.norm,
+      (float)ws->m->cfg.norm_eps, fold);
+  EP_CHECK_LAUNCH();
+  return 1;
+}
+
+/* The persistent kernel for R <= 48 readers, D a multiple of 8 spread over at most 16
+ * warps of NT n-tiles (MT NT <= 18 accumulator fragments a thread); 0: not covered. */
+static int cu_mix_norm_tcp(cu_ws *ws, const float *Z, int R, int Rn, int n, const float *base, float *Y, float *Xn,
+                           float *mu, float *rs, const float *lw, const float *lb, const float *base2, float *Y2,
+                           int fold) {
+  const int D = ws->D, MT = (R + 15) / 16, tiles = D / 8;
+  if (D % 8 || ws->N > 0x7fffffff || (size_t)ws->N * D > ((size_t)1 << 40)) return 0;
+  int nt = 0;
+  static const int nts[] = {1, 2, 3, 4, 6, 8};
+  for (int i = 0; i < 6 && !nt; i++)
+    if (tiles % nts[i] == 0 && tiles / nts[i] <= CU_TC_MAX_WARPS) nt = nts[i];
+  if (!nt || MT * nt > 18 || tcp_smem(MT, n, D) > (size_t)ws->smem_optin) return 0;
+#define TCP_CASE(mt, t)                                                                                         \
+  if (MT == mt && nt == t)                                                                                     \
+    return cu_mix_norm_tcp_launch<mt, t>(ws, Z, R, Rn, n, base, Y, Xn, mu, rs, lw, lb, base2, Y2, fold);
+  TCP_CASE(1, 1) TCP_CASE(1, 2) TCP_CASE(1, 3) TCP_CASE(1, 4) TCP_CASE(1, 6) TCP_CASE(1, 8)
+  TCP_CASE(2, 1) TCP_CASE(2, 2) TCP_CASE(2, 3) TCP_CASE(2, 4) TCP_CASE(2, 6) TCP_CASE(2, 8)
+  TCP_CASE(3, 1) TCP_CASE(3, 2) TCP_CASE(3, 3) TCP_CASE(3, 4) TCP_CASE(3, 6)
+#undef TCP_CASE
+  return 0;
+}
+
 template <int MT, int TPW>
 static void cu_mix_norm_tc_launch(cu_ws *ws, const float *Z, int R, int Rn, int G, int n, const float *base,
                                   float *Y, float *Xn, float *mu, float *rs, const float *lw, const float *lb,
@@ -200,6 +461,7 @@ extern "C" int cu_mix_norm_tc(cu_ws *ws, const float *Z, int R, int Rn, int n, c
                               const float *base2, float *Y2, int fold) {
   const int D = ws->D;
   if (R < 1 || R > 48 || Rn > R || (Rn < R && !(base2 && Y2)) || n < 1 || D % 16 || ws->N == 0) return 0;
+  if (ws->tc_persist && cu_mix_norm_tcp(ws, Z, R, Rn, n, base, Y, Xn, mu, rs, lw, lb, base2, Y2, fold)) return 1;
   /* ws->tc_split: blocks of <= 16 readers (G a row, two blocks per SM); else one block a
    * row with all R readers (MT m-tiles, one block per SM) */
   const int tiles = D / 16, G = ws->tc_split ? (R + 15) / 16 : 1, MT = ws->tc_split ? 1 : (R + 15) / 16;
