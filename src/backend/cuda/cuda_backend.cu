@@ -198,23 +198,50 @@ static void cu_bset_alloc(cu_ws *ws, int i) {
   }
 }
 
+/* A cuBLAS workspace of the handle's own (set after cublasSetStream, which resets it):
+ * cuBLAS then allocates nothing while a step is captured as a graph. */
+static void cu_blas_workspace(cu_ws *ws, cublasHandle_t h) {
+  const size_t bytes = (size_t)32 << 20;
+  EP_CHECK_CUBLAS(cublasSetWorkspace(h, cu_dalloc(ws, bytes, 1), bytes));
+}
+
 /* What prepare needs on its own stream, allocated when it first runs there (a workspace
  * that never queues a step, as validation's, does without): the second batch state, the
  * paired forward's scratch, the output head's scratch, a cuBLAS workspace. */
 static void cu_side_alloc(cu_ws *ws) {
-  const size_t N = (size_t)ws->Bmax * ws->Tmax, D = (size_t)ws->D, blas_ws = (size_t)32 << 20;
+  const size_t N = (size_t)ws->Bmax * ws->Tmax, D = (size_t)ws->D;
   size_t sz[18];
+  cu_pctx *c = &ws->side_ctx;
   cu_bset_alloc(ws, 1);
-  ws->p_scr_cap = pair_sizes(ws, (size_t)ws->Bmax, (size_t)ws->Tmax, sz);
-  ws->p_scr = (float *)cu_dalloc(ws, ws->p_scr_cap, sizeof(float));
-  ws->p_yf = (float *)cu_dalloc(ws, N * D, sizeof(float));
-  ws->p_xf = (float *)cu_dalloc(ws, N * D, sizeof(float));
-  ws->p_fmu = (float *)cu_dalloc(ws, N, sizeof(float));
-  ws->p_frs = (float *)cu_dalloc(ws, N, sizeof(float));
-  ws->p_klpart = (double *)cu_dalloc(ws, 3 * N * (size_t)KL_MAX_CHUNKS, sizeof(double));
-  EP_CHECK_CUBLAS(cublasSetWorkspace(ws->blas_prep, cu_dalloc(ws, blas_ws, 1), blas_ws));
+  c->st = ws->st_prep;
+  c->blas = ws->blas_prep;
+  c->pscr_cap = pair_sizes(ws, (size_t)ws->Bmax, (size_t)ws->Tmax, sz);
+  c->pscr = (float *)cu_dalloc(ws, c->pscr_cap, sizeof(float));
+  c->yf = (float *)cu_dalloc(ws, N * D, sizeof(float));
+  c->xf = (float *)cu_dalloc(ws, N * D, sizeof(float));
+  c->fmu = (float *)cu_dalloc(ws, N, sizeof(float));
+  c->frs = (float *)cu_dalloc(ws, N, sizeof(float));
+  c->klpart = (double *)cu_dalloc(ws, 3 * N * (size_t)KL_MAX_CHUNKS, sizeof(double));
+  cu_blas_workspace(ws, ws->blas_prep);
   EP_CHECK_CUDA(cudaDeviceSynchronize()); /* cu_dalloc zeroes on the legacy stream */
   ws->side_ready = 1;
+}
+
+/* Exchange what prepare runs with (cu_pctx) between the workspace and c. */
+static void cu_pctx_swap(cu_ws *ws, cu_pctx *c) {
+  const cu_pctx was = {ws->st, ws->blas, ws->yf, ws->xf, ws->fmu, ws->frs, ws->logits, ws->klpart, ws->pscr,
+                       ws->pscr_cap};
+  ws->st = c->st;
+  ws->blas = c->blas;
+  ws->yf = c->yf;
+  ws->xf = c->xf;
+  ws->fmu = c->fmu;
+  ws->frs = c->frs;
+  ws->logits = c->logits;
+  ws->klpart = c->klpart;
+  ws->pscr = c->pscr;
+  ws->pscr_cap = c->pscr_cap;
+  *c = was;
 }
 
 /* Make bset[i] the current batch state (cu_ws's pointers of the same names). */
@@ -261,19 +288,20 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   EP_CHECK(3 * H * N * D < (size_t)INT32_MAX, "batch too large for one GEMM (%zu rows)", N);
 
   {
-    /* the masked step's stream first in the block scheduler's order, prepare's last */
+    /* the masked step's stream first in the block scheduler's order, prepare's last; a
+     * cuBLAS handle on each. fp32 everywhere: default math with CUBLAS_COMPUTE_32F never
+     * uses TF32 tensor cores */
     int least = 0, greatest = 0;
     EP_CHECK_CUDA(cudaDeviceGetStreamPriorityRange(&least, &greatest));
-    EP_CHECK_CUDA(cudaStreamCreateWithPriority(&ws->st_main, cudaStreamNonBlocking, greatest));
-    EP_CHECK_CUDA(cudaStreamCreateWithPriority(&ws->st_prep, cudaStreamNonBlocking, least));
+    cudaStream_t *const st[2] = {&ws->st_main, &ws->st_prep};
+    cublasHandle_t *const h[2] = {&ws->blas_main, &ws->blas_prep};
+    for (int i = 0; i < 2; i++) {
+      EP_CHECK_CUDA(cudaStreamCreateWithPriority(st[i], cudaStreamNonBlocking, i == 0 ? greatest : least));
+      EP_CHECK_CUBLAS(cublasCreate(h[i]));
+      EP_CHECK_CUBLAS(cublasSetStream(*h[i], *st[i]));
+      EP_CHECK_CUBLAS(cublasSetMathMode(*h[i], CUBLAS_DEFAULT_MATH));
+    }
   }
-  EP_CHECK_CUBLAS(cublasCreate(&ws->blas_main));
-  EP_CHECK_CUBLAS(cublasCreate(&ws->blas_prep));
-  EP_CHECK_CUBLAS(cublasSetStream(ws->blas_main, ws->st_main));
-  EP_CHECK_CUBLAS(cublasSetStream(ws->blas_prep, ws->st_prep));
-  /* fp32 everywhere: default math with CUBLAS_COMPUTE_32F never uses TF32 tensor cores */
-  EP_CHECK_CUBLAS(cublasSetMathMode(ws->blas_main, CUBLAS_DEFAULT_MATH));
-  EP_CHECK_CUBLAS(cublasSetMathMode(ws->blas_prep, CUBLAS_DEFAULT_MATH));
   ws->st = ws->st_main;
   ws->blas = ws->blas_main;
   for (int i = 0; i < 2; i++) EP_CHECK_CUDA(cudaEventCreateWithFlags(&ws->rel_ev[i], cudaEventDisableTiming));
@@ -330,10 +358,7 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   if (ws->prof)
     for (int i = 0; i < CU_PROF_MAX; i++) EP_CHECK_CUDA(cudaEventCreate(&ws->prof_ev[i]));
 
-  /* cuBLAS workspace of our own (set after cublasSetStream, which resets it): cuBLAS then
-   * allocates nothing while a step is captured as a graph */
-  const size_t blas_ws = (size_t)32 << 20;
-  EP_CHECK_CUBLAS(cublasSetWorkspace(ws->blas_main, cu_dalloc(ws, blas_ws, 1), blas_ws));
+  cu_blas_workspace(ws, ws->blas_main);
   /* weights: one copy of the model's single allocation, pointers by offset */
   ws->wmem = (float *)cu_dalloc(ws, m->n_floats, sizeof(float));
   EP_CHECK_CUDA(cudaMemcpy(ws->wmem, m->mem, m->n_floats * sizeof(float), cudaMemcpyHostToDevice));
@@ -785,31 +810,10 @@ static int64_t cu_prepare(void *p, const ep_batch *bt, const float *mean_c) {
   EP_CHECK_CUDA(cudaEventRecord(ws->rel_ev[ws->cur], ws->st_main));
   EP_CHECK_CUDA(cudaStreamWaitEvent(ws->st_prep, ws->rel_ev[next], 0));
   cu_bset_use(ws, next);
-  float *const yf = ws->yf, *const xf = ws->xf, *const fmu = ws->fmu, *const frs = ws->frs;
-  float *const logits = ws->logits, *const pscr = ws->pscr;
-  double *const klpart = ws->klpart;
-  const size_t pscr_cap = ws->pscr_cap;
-  ws->st = ws->st_prep;
-  ws->blas = ws->blas_prep;
-  ws->yf = ws->p_yf;
-  ws->xf = ws->p_xf;
-  ws->fmu = ws->p_fmu;
-  ws->frs = ws->p_frs;
-  ws->logits = ws->tgt_d; /* the clean logits straight into place (cu_kl_prepare) */
-  ws->klpart = ws->p_klpart;
-  ws->pscr = ws->p_scr;
-  ws->pscr_cap = ws->p_scr_cap;
+  ws->side_ctx.logits = ws->tgt_d; /* the clean logits straight into place (cu_kl_prepare) */
+  cu_pctx_swap(ws, &ws->side_ctx);
   const int64_t P = cu_prepare_run(ws, bt, mean_c);
-  ws->st = ws->st_main;
-  ws->blas = ws->blas_main;
-  ws->yf = yf;
-  ws->xf = xf;
-  ws->fmu = fmu;
-  ws->frs = frs;
-  ws->logits = logits;
-  ws->klpart = klpart;
-  ws->pscr = pscr;
-  ws->pscr_cap = pscr_cap;
+  cu_pctx_swap(ws, &ws->side_ctx); /* the step's stream, handle and scratch back */
   EP_CHECK_CUDA(cudaStreamWaitEvent(ws->st_main, ws->prep_ev, 0));
   return P;
 }

@@ -95,6 +95,19 @@ typedef struct {
   double *wrow_d;      /* [N] loss weight of each position */
 } cu_bset;
 
+/* What prepare runs with besides the batch state: its stream and cuBLAS handle, the
+ * output head's scratch (yf .. klpart) and the paired forward's (pscr, pscr_cap floats).
+ * cu_ws holds the step's; a prepare beside a queued step swaps in its own (side_ctx,
+ * cu_pctx_swap). */
+typedef struct {
+  cudaStream_t st;
+  cublasHandle_t blas;
+  float *yf, *xf, *fmu, *frs, *logits;
+  double *klpart;
+  float *pscr;
+  size_t pscr_cap;
+} cu_pctx;
+
 typedef struct {
   const ep_model *m;
   const ep_graph *g;
@@ -118,12 +131,10 @@ typedef struct {
   cu_bset bset[2];
   int cur;                /* the current batch state (bset[cur]) */
   cudaEvent_t rel_ev[2];  /* on st_main after the last work that may read bset[i] */
-  float *pscr;            /* cu_plain_pair's scratch: ddelta, or on st_prep p_scr */
+  float *pscr;            /* cu_plain_pair's scratch: ddelta, or on st_prep side_ctx's */
   size_t pscr_cap;        /* its floats */
-  float *p_scr;           /* prepare's own scratch on st_prep: the paired forward's, */
-  size_t p_scr_cap;
-  float *p_yf, *p_xf, *p_fmu, *p_frs; /* the output head's, */
-  double *p_klpart;       /* the clean logits' log-sum-exp partials */
+  cu_pctx side_ctx;       /* prepare's own on st_prep (cu_side_alloc; logits: the
+                             targets of the state it fills) */
   /* GEMM element and compute types: fp32 storage with CUBLAS_COMPUTE_32F (no TF32).
    * One place to switch to TF32 / bf16 later. */
   cudaDataType_t gemm_type;
