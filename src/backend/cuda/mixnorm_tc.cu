@@ -208,6 +208,29 @@ static size_t tcp_smem(int MT, int n, int D) {
           (size_t)CU_TC_MAX_WARPS * 16 * MT + 2 * 16 * MT) * sizeof(float);
 }
 
+/* Row totals of the accumulator rows: v[m][h] is this thread's partial sum of fragment row
+ * 16 m + g + 8 h; summed over the row's four lanes (shuffles), then over the nw warps in
+ * order through red [warps][16 MT]. Thread r < 16 MT returns row r's total (others 0);
+ * the block's threads must all call it (it has a barrier). */
+template <int MT>
+static __device__ __forceinline__ float tcp_row_total(float (&v)[MT][2], float *red, int warp, int nw, int g,
+                                                      int t) {
+#pragma unroll
+  for (int m = 0; m < MT; m++)
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+      float x = v[m][h];
+      x += __shfl_xor_sync(0xffffffffu, x, 1);
+      x += __shfl_xor_sync(0xffffffffu, x, 2);
+      if (t == 0) red[warp * 16 * MT + 16 * m + g + 8 * h] = x;
+    }
+  __syncthreads();
+  float tot = 0.0f;
+  if ((int)threadIdx.x < 16 * MT)
+    for (int w = 0; w < nw; w++) tot += red[w * 16 * MT + threadIdx.x];
+  return tot;
+}
+
 template <int MT, int NT>
 static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, 1)
     k_mix_norm_tcp(const float *__restrict__ Z, int R, int Rn, int n, const float *__restrict__ delta, int N,
@@ -316,22 +339,12 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, 1)
         }
         s1[m][h] = sum;
       }
-#pragma unroll
-    for (int m = 0; m < MT; m++)
-#pragma unroll
-      for (int h = 0; h < 2; h++) {
-        float v = s1[m][h];
-        v += __shfl_xor_sync(0xffffffffu, v, 1);
-        v += __shfl_xor_sync(0xffffffffu, v, 2);
-        if (t == 0) red[warp * RM + 16 * m + g + 8 * h] = v;
-      }
-    __syncthreads();
-    if ((int)threadIdx.x < RM) {
-      float v = 0.0f;
-      for (int w = 0; w < nw; w++) v += red[w * RM + threadIdx.x];
-      stat[threadIdx.x] = kind == EP_NORM_LAYERNORM ? v / D : 0.0f;
+    {
+      const float v = tcp_row_total<MT>(s1, red, warp, nw, g, t);
+      if ((int)threadIdx.x < RM) stat[threadIdx.x] = kind == EP_NORM_LAYERNORM ? v / D : 0.0f;
     }
     __syncthreads();
+    float s2[MT][2];
 #pragma unroll
     for (int m = 0; m < MT; m++)
 #pragma unroll
@@ -344,19 +357,17 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, 1)
           v = fmaf(e0, e0, v);
           v = fmaf(e1, e1, v);
         }
-        v += __shfl_xor_sync(0xffffffffu, v, 1);
-        v += __shfl_xor_sync(0xffffffffu, v, 2);
-        if (t == 0) red[warp * RM + 16 * m + g + 8 * h] = v;
+        s2[m][h] = v;
       }
-    __syncthreads();
-    if ((int)threadIdx.x < RM) {
-      float v = 0.0f;
-      for (int w = 0; w < nw; w++) v += red[w * RM + threadIdx.x];
-      const float rr = kind != EP_NORM_NONE ? 1.0f / sqrtf(v / D + eps) : 1.0f;
-      stat[RM + threadIdx.x] = rr;
-      if ((int)threadIdx.x < Rn) {
-        mu[(size_t)threadIdx.x * N + row] = stat[threadIdx.x];
-        rs[(size_t)threadIdx.x * N + row] = rr;
+    {
+      const float v = tcp_row_total<MT>(s2, red, warp, nw, g, t);
+      if ((int)threadIdx.x < RM) {
+        const float rr = kind != EP_NORM_NONE ? 1.0f / sqrtf(v / D + eps) : 1.0f;
+        stat[RM + threadIdx.x] = rr;
+        if ((int)threadIdx.x < Rn) {
+          mu[(size_t)threadIdx.x * N + row] = stat[threadIdx.x];
+          rs[(size_t)threadIdx.x * N + row] = rr;
+        }
       }
     }
     __syncthreads();
