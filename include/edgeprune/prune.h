@@ -69,7 +69,7 @@ typedef struct {
 void prune_step_out_init(ep_step_out *o, const ep_mask_params *p);
 void prune_step_out_free(ep_step_out *o);
 
-/* Draw u and z for (seed, step) into o. */
+/* Draw the noise u of every mask for (seed, step) into o (prune_hc_masks makes z from it). */
 void prune_sample_masks(const ep_mask_params *p, uint64_t seed, int64_t step, ep_step_out *o);
 /* z and dz/dlog_alpha of every mask from log_alpha and o's noise u (prune_hc_sample). */
 void prune_hc_masks(const ep_mask_params *p, ep_step_out *o);
