@@ -42,6 +42,13 @@ void backend_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
  * step's gradients by up to ~1e-2 relative to their scale (the test allows 1e-1). */
 void backend_cuda_set_precision(void *ws, int compute);
 
+/* 1 while workspace ws's TF32 steps keep the difference stack's fp16 copy for their mixing
+ * and edge-gradient kernels (each value rounded to TF32, which fp16 holds exactly: the
+ * same products at half the bytes). It goes to 0 for good when a value passes fp16's
+ * range (65504); the step that saw it runs again on fp32 differences. Environment
+ * EP_CUDA_DELTA16=0 turns it off from the start. */
+int backend_cuda_delta16(const void *ws);
+
 /* GEMMs of workspace ws (from backend_cuda()->create) in TF32 tensor-core mode
  * (CUBLAS_COMPUTE_32F_FAST_TF32; storage and everything else stay fp32) when on, plain
  * fp32 (the default) when off. For speed measurements: TF32 rounds GEMM inputs to 10-bit

@@ -356,6 +356,94 @@ static void run_case(const model_case *mc, int emb, ep_ablation abl, int nm, ep_
   graph_free(&g);
 }
 
+/* The TF32 step reads an fp16 copy of the difference stack (backend_cuda_delta16). A
+ * model whose writer outputs pass fp16's range: layer 0's W_O scaled by 1e6 (heads'
+ * outputs ~1e6). The backend must see the overflow, turn the copy off and run the step
+ * again on fp32 differences: the step within 1e-2 of the fp32 reference, run at once and
+ * queued with a batch of another shape prepared behind it (which then gives the bits of
+ * the same step run at once on fp32 differences). */
+static void run_delta16_overflow(void) {
+  const char *env = getenv("EP_CUDA_DELTA16");
+  if (env && !atoi(env)) return; /* the copy is off from the start */
+  ep_model m;
+  fx_gpt2_tiny(&m, 3, 4, 32, 37, 1);
+  const size_t no = (size_t)m.cfg.n_head * m.cfg.d_head * m.cfg.d_model;
+  for (size_t i = 0; i < no; i++) m.layers[0].w_o[i] *= 1e6f;
+  ep_graph g;
+  graph_init(&g, &m.cfg, 1);
+  const ep_backend_ops *cu = backend_cuda(), *cpu = backend_cpu();
+  const ep_engine_opts o = {EP_LOSS_KL, EP_ABLATE_INTERCHANGE, 1, EP_PREC_F32};
+  const int B = 4, T = 12;
+  const size_t E = (size_t)g.n_edges, W = (size_t)g.n_writers, Vo = (size_t)m.cfg.vocab_out;
+  fx_batch f, f2;
+  fx_batch_make(&f, B, T, m.cfg.vocab, 2, 31);
+  fx_batch_make(&f2, B - 1, T - 2, m.cfg.vocab, 1, 57);
+  void *w32 = cpu->create(&m, &g, &o, B, T);
+  const int64_t P = cpu->prepare(w32, &f.b, NULL);
+  double *ze = malloc(E * sizeof(double)), *zn = malloc(W * sizeof(double));
+  double *dze[2], *dzn[2];
+  float *mo[2];
+  for (int i = 0; i < 2; i++) {
+    dze[i] = malloc(E * sizeof(double));
+    dzn[i] = malloc(W * sizeof(double));
+    mo[i] = malloc((size_t)P * Vo * sizeof(float));
+  }
+  fill_masks(ze, E, 100);
+  fill_masks(zn, W, 200);
+  const double ref = cpu->faith(w32, ze, zn, dze[1], dzn[1], mo[1]);
+  /* at once (faith) */
+  void *wc = cu->create(&m, &g, &o, B, T);
+  backend_cuda_set_precision(wc, 1);
+  T_CHECK(backend_cuda_delta16(wc), "delta16 overflow: TF32 does not start with the fp16 copy");
+  T_CHECK(cu->prepare(wc, &f.b, NULL) == P, "delta16 overflow: P differs");
+  const double loss = cu->faith(wc, ze, zn, dze[0], dzn[0], mo[0]);
+  T_CHECK(!backend_cuda_delta16(wc), "delta16 overflow: writer outputs ~1e6 left the fp16 copy on");
+  lowp_cmp("delta16 overflow, at once", "tf32", loss, ref, mo[0], mo[1], (size_t)P * Vo, dze[0], dze[1], E, dzn[0],
+           dzn[1], W);
+  cu->destroy(wc);
+  /* queued, the other batch prepared behind it, against the CPU's draw of the same step */
+  ep_mask_params mp;
+  prune_params_init_normal(&mp, (int64_t)E, (int)W, 9, 1.0f, 2.0f);
+  ep_step_out oq, od, oc;
+  prune_step_out_init(&oq, &mp);
+  prune_step_out_init(&od, &mp);
+  prune_step_out_init(&oc, &mp);
+  prune_step_sample_faith(cpu, w32, &mp, 77, 3, &oc);
+  wc = cu->create(&m, &g, &o, B, T);
+  backend_cuda_set_precision(wc, 1);
+  cu->prepare(wc, &f.b, NULL);
+  prune_step_sample_faith_start(cu, wc, &mp, 77, 3);
+  cu->prepare(wc, &f2.b, NULL);
+  prune_step_sample_faith_end(cu, wc, &mp, &oq);
+  T_CHECK(!backend_cuda_delta16(wc), "delta16 overflow: queued: the fp16 copy stayed on");
+  lowp_cmp("delta16 overflow, queued", "tf32", oq.faith, oc.faith, NULL, NULL, 0, oq.dz_edge, oc.dz_edge, E,
+           oq.dz_node, oc.dz_node, W);
+  cu->prepare(wc, &f.b, NULL);
+  prune_step_sample_faith(cu, wc, &mp, 77, 3, &od);
+  T_CHECK(oq.faith == od.faith && !memcmp(oq.dz_edge, od.dz_edge, E * sizeof(double)) &&
+              !memcmp(oq.dz_node, od.dz_node, W * sizeof(double)),
+          "delta16 overflow: queued step run again gives loss %.17g, the step at once %.17g", oq.faith, od.faith);
+  printf("delta16 overflow: loss %.9g (fp32 reference %.9g), queued %.9g (reference %.9g)\n", loss, ref, oq.faith,
+         oc.faith);
+  cu->destroy(wc);
+  prune_step_out_free(&oq);
+  prune_step_out_free(&od);
+  prune_step_out_free(&oc);
+  prune_params_free(&mp);
+  for (int i = 0; i < 2; i++) {
+    free(dze[i]);
+    free(dzn[i]);
+    free(mo[i]);
+  }
+  free(ze);
+  free(zn);
+  cpu->destroy(w32);
+  fx_batch_free(&f);
+  fx_batch_free(&f2);
+  graph_free(&g);
+  model_free(&m);
+}
+
 int main(void) {
   if (!backend_cuda_available()) {
     printf("SKIP: no CUDA device\n");
@@ -384,6 +472,7 @@ int main(void) {
     for (int emb = 0; emb < 2; emb++)
       for (int abl = 0; abl < 3; abl++)
         for (int nm = 0; nm < 2; nm++, k++) run_case(&cases[c], emb, (ep_ablation)abl, nm, cases[c].loss[k % 2]);
+  run_delta16_overflow();
   printf("forward:   max |d|/M %.3e (tolerance 1e-5), element-wise rel %.3e (cpu32 vs cpu64 %.3e), %ld values\n",
          st_fwd.max_norm, st_fwd.max_rel, st_fwd.max_rel_ref, st_fwd.n);
   printf("gradients: max |d|/M %.3e (tolerance 1e-4), element-wise rel %.3e (cpu32 vs cpu64 %.3e), %ld values\n",

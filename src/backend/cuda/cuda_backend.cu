@@ -325,7 +325,8 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
    * EP_CUDA_ATTN_WARPS=16 attention blocks of 16 warps instead of 8; EP_CUDA_SIDE=0 prepare
    * on the masked step's stream (one batch state); EP_CUDA_DDPIPE=0 k_ddelta without its
    * next writers' loads in flight; EP_CUDA_TC_PERSIST=0 the TF32 mixing kernel one block a
-   * row (k_mix_norm_tc) instead of the persistent one (k_mix_norm_tcp). */
+   * row (k_mix_norm_tc) instead of the persistent one (k_mix_norm_tcp); EP_CUDA_DELTA16=0
+   * the TF32 mixing and edge-gradient kernels read fp32 delta instead of its fp16 copy. */
   ws->prof = cu_env_int("EP_CUDA_PROFILE", 0) > 0;
   ws->graphs = cu_env_int("EP_CUDA_GRAPH", 1) != 0;
   ws->mixnorm = cu_env_int("EP_CUDA_MIXNORM", 1);
@@ -341,6 +342,7 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   ws->fold = cu_env_int("EP_CUDA_FOLD", 1) != 0;
   ws->pair = cu_env_int("EP_CUDA_PAIR", 1) != 0;
   ws->attn_nw = cu_env_int("EP_CUDA_ATTN_WARPS", 8);
+  ws->delta16 = cu_env_int("EP_CUDA_DELTA16", 1) != 0;
   /* prepare on its own stream: its one path then is the paired forward or the cache, which
    * touch only the batch state and prepare's own scratch; the phase profile times
    * prepare and the step apart, on one stream */
@@ -406,6 +408,7 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   ws->h_la = (double *)cu_host_pinned((2 + E + W) * sizeof(double));
   ws->wrow_h = (double *)cu_host_pinned(N * sizeof(double));
   ws->klrow_h = (double *)cu_host_pinned(N * sizeof(double));
+  ws->ovf_h = (int *)cu_host_pinned(sizeof(int));
   ws->fin_wrow = (double *)ep_calloc(N, sizeof(double));
   EP_CHECK_CUDA(cudaEventCreateWithFlags(&ws->step_ev, cudaEventDisableTiming));
   EP_CHECK_CUDA(cudaEventCreateWithFlags(&ws->prep_ev, cudaEventDisableTiming));
@@ -416,6 +419,7 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   cu_bset_alloc(ws, 0);
   cu_bset_use(ws, 0);
   DALLOC(delta, float, W * N * D);
+  DALLOC(ovf_d, int, 1);
   {
     /* cu_plain_pair's scratch: ddelta during prepare on the step's stream (the backward
      * clears it first), so ddelta is at least that big; with side its own */
@@ -494,7 +498,8 @@ static void cu_destroy(void *p) {
     if (ws->graph[i].exec) EP_CHECK_CUDA(cudaGraphExecDestroy(ws->graph[i].exec));
   for (int i = 0; i < ws->n_dbufs; i++) EP_CHECK_CUDA(cudaFree(ws->dbufs[i]));
   cu_prof_report(ws);
-  void *pinned[] = {ws->tok_h, ws->h_logits, ws->h_z, ws->h_dz, ws->h_la, ws->klrow_h, ws->wrow_h, ws->h_mean};
+  void *pinned[] = {ws->tok_h, ws->h_logits, ws->h_z, ws->h_dz, ws->h_la, ws->klrow_h, ws->wrow_h, ws->h_mean,
+                    ws->ovf_h};
   free(ws->fin_wrow);
   EP_CHECK_CUDA(cudaEventDestroy(ws->step_ev));
   EP_CHECK_CUDA(cudaEventDestroy(ws->prep_ev));
@@ -1094,6 +1099,7 @@ static void cu_faith_fwd_dev(cu_ws *ws) {
     EP_CHECK_CUDA(cudaMemcpyAsync(ws->zd, ws->h_z, (E + W) * sizeof(float), cudaMemcpyHostToDevice, ws->st));
   const float *zn = ws->zd + E;
   if (ws->compute == 2) cu_to_bf16(ws, ws->zd, ws->z_bf, E);
+  if (cu_delta16_on(ws)) EP_CHECK_CUDA(cudaMemsetAsync(ws->ovf_d, 0, sizeof(int), ws->st));
   if (g->embedding_nodes) {
     cu_delta_write(ws, ws->xtok, ws->c, zn, ws->delta, 1);
     cu_delta_write(ws, ws->xpos, ws->c + ND, zn + 1, ws->delta + ND, 1);
@@ -1111,6 +1117,8 @@ static void cu_faith_fwd_dev(cu_ws *ws) {
   }
   const ep_reader *rf = &g->readers[g->resid_reader];
   cu_resid_fwd(ws, ws->base + (size_t)(2 * ws->L) * ND, ws->zd + rf->edge_offset, rf->n_in, ws->yf);
+  if (cu_delta16_on(ws))
+    EP_CHECK_CUDA(cudaMemcpyAsync(ws->ovf_h, ws->ovf_d, sizeof(int), cudaMemcpyDeviceToHost, ws->st));
 }
 
 /* Device KL losses after the forward: outputs (when want_out) and per-position KLs into
@@ -1171,7 +1179,8 @@ static void cu_faith_bwd_dev(cu_ws *ws, int nm) {
 static void cu_faith_graph(cu_ws *ws, int nm, int want_out, int grad) {
   const int key[CU_GRAPH_KEY] = {ws->B,       ws->T,         (int)ws->P,        nm,
                                  want_out,    grad,          ws->compute,       ws->keep_acts,
-                                 cu_mixnorm_on(ws), ws->mixnorm_split, ws->dev_sample, ws->cur};
+                                 cu_mixnorm_on(ws), ws->mixnorm_split, ws->dev_sample, ws->cur,
+                                 cu_delta16_on(ws)};
   static_assert(sizeof key == sizeof ws->graph[0].key, "the graph key and its copy in the workspace differ");
   cu_graph_slot *gs = NULL;
   for (int i = 0; i < CU_GRAPH_SLOTS && !gs; i++)
@@ -1197,9 +1206,22 @@ static void cu_faith_graph(cu_ws *ws, int nm, int want_out, int grad) {
   EP_CHECK_CUDA(cudaGraphLaunch(gs->exec, ws->st));
 }
 
+/* After a step that ran with the fp16 copy of delta (its flag copied to ovf_h): when a
+ * value was past fp16's range, so that the TF32 kernels read an infinity, delta16 goes
+ * off for good and the caller runs the step again on fp32 delta (returns 1). GPT-2's and
+ * Llama's activations stay far below 65504; this keeps a model whose do from a wrong step. */
+static int cu_delta16_overflowed(cu_ws *ws) {
+  if (!*ws->ovf_h) return 0;
+  *ws->ovf_h = 0;
+  ws->delta16 = 0;
+  ep_log_all("cuda: a difference-stack value exceeds fp16's range (65504); the TF32 kernels read fp32 "
+             "differences from now on, and this step runs again");
+  return 1;
+}
+
 /* The masked step with the masks staged (h_z) or to be drawn (h_la, dev_sample): forward,
  * loss, backward when grad; waits for the stream. Returns the loss. */
-static double cu_faith_run(cu_ws *ws, int nm, float *out, int grad) {
+static double cu_faith_run_once(cu_ws *ws, int nm, float *out, int grad) {
   const int Vo = ws->Vo;
   double loss = 0;
   if (cu_device_kl(ws) && ws->graphs && !ws->prof) {
@@ -1234,6 +1256,13 @@ static double cu_faith_run(cu_ws *ws, int nm, float *out, int grad) {
   cu_prof_end(ws);
   EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
   return loss;
+}
+
+/* cu_faith_run_once, again on fp32 delta if the fp16 copy overflowed. */
+static double cu_faith_run(cu_ws *ws, int nm, float *out, int grad) {
+  *ws->ovf_h = 0; /* no copy to it is in flight: the last step was waited for */
+  const double loss = cu_faith_run_once(ws, nm, out, grad);
+  return cu_delta16_overflowed(ws) ? cu_faith_run_once(ws, nm, out, grad) : loss;
 }
 
 static double cu_faith(void *p, const double *z_edge, const double *z_node, double *dz_edge, double *dz_node,
@@ -1278,7 +1307,11 @@ static void cu_faith_sampled_start(void *p, uint64_t seed, int64_t step, const d
   ws->pending_nm = la_node != NULL;
   if (cu_device_kl(ws) && ws->graphs && !ws->prof) {
     ws->fin_P = ws->P;
+    ws->fin_B = ws->B;
+    ws->fin_T = ws->T;
+    ws->fin_cur = ws->cur;
     memcpy(ws->fin_wrow, ws->wrow_h, (size_t)ws->P * sizeof(double));
+    *ws->ovf_h = 0;
     cu_faith_graph(ws, ws->pending_nm, 0, 1);
     EP_CHECK_CUDA(cudaEventRecord(ws->step_ev, ws->st));
     ws->pending = 1;
@@ -1287,6 +1320,27 @@ static void cu_faith_sampled_start(void *p, uint64_t seed, int64_t step, const d
     ws->pending = 2;
   }
   ws->dev_sample = 0;
+}
+
+/* The queued step once more, on fp32 delta (cu_delta16_overflowed): with its batch shape
+ * and state, which a prepare since may have replaced (h_la still holds its draw). */
+static void cu_faith_rerun_queued(cu_ws *ws) {
+  const int B = ws->B, T = ws->T, cur = ws->cur;
+  const int64_t P = ws->P;
+  ws->B = ws->fin_B;
+  ws->T = ws->fin_T;
+  ws->N = (size_t)ws->B * ws->T;
+  ws->P = ws->fin_P;
+  cu_bset_use(ws, ws->fin_cur);
+  ws->dev_sample = 1;
+  cu_faith_graph(ws, ws->pending_nm, 0, 1);
+  EP_CHECK_CUDA(cudaStreamSynchronize(ws->st));
+  ws->dev_sample = 0;
+  ws->B = B;
+  ws->T = T;
+  ws->N = (size_t)B * T;
+  ws->P = P;
+  cu_bset_use(ws, cur);
 }
 
 /* backend.h faith_sampled_end: waits for the step and hands back what it copied. */
@@ -1301,6 +1355,7 @@ static double cu_faith_sampled_end(void *p, double *z_edge, double *dzdla_edge, 
   double loss = ws->fin_loss;
   if (ws->pending == 1) {
     EP_CHECK_CUDA(cudaEventSynchronize(ws->step_ev));
+    if (cu_delta16_overflowed(ws)) cu_faith_rerun_queued(ws);
     loss = 0;
     for (int64_t q = 0; q < ws->fin_P; q++) loss += ws->fin_wrow[q] * ws->klrow_h[q];
   }
@@ -1377,6 +1432,10 @@ extern "C" void backend_cuda_set_precision(void *p, int compute) {
   cu_ws *ws = (cu_ws *)p;
   EP_CHECK(compute >= 0 && compute <= 2, "precision %d (0 fp32, 1 tf32, 2 bf16)", compute);
   if (compute == 1 && ws->fold) cu_fold_weights(ws);
+  if (compute == 1 && ws->delta16 && !ws->delta_h) {
+    ws->delta_h = (__half *)cu_dalloc(ws, (size_t)ws->W * ws->Bmax * ws->Tmax * ws->D, sizeof(__half));
+    EP_CHECK_CUDA(cudaDeviceSynchronize()); /* zeroing ran on the legacy stream */
+  }
   if (compute == 2 && !ws->delta_bf) {
     const size_t ND = (size_t)ws->Bmax * ws->Tmax * ws->D;
     ws->delta_bf = (__nv_bfloat16 *)cu_dalloc(ws, (size_t)ws->W * ND, sizeof(__nv_bfloat16));
@@ -1387,6 +1446,8 @@ extern "C" void backend_cuda_set_precision(void *p, int compute) {
   ws->compute = compute;
   ws->gemm_compute = compute ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
 }
+
+extern "C" int backend_cuda_delta16(const void *p) { return cu_delta16_on((const cu_ws *)p); }
 
 extern "C" void backend_cuda_set_tf32(void *p, int on) { backend_cuda_set_precision(p, on ? 1 : 0); }
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include "cuda_check.h"
 
@@ -46,7 +47,7 @@ typedef enum {
  * shared memory: short sequences only. */
 #define CU_T_MAX 128
 /* Launch shapes and choices a captured step graph is keyed by (cu_faith_graph). */
-#define CU_GRAPH_KEY 12
+#define CU_GRAPH_KEY 13
 /* Captured step graphs kept at once: a training run's batches are padded to their
  * longest example, so consecutive steps alternate between a few row lengths (IOI
  * batches of 32: 19 to 24 tokens), and with prepare on its own stream between the two
@@ -206,6 +207,7 @@ typedef struct {
   int pending;       /* 0 none, 1 queued (wait for step_ev), 2 already finished (fin_loss) */
   int pending_nm;    /* it has node masks */
   int64_t fin_P;     /* its loss positions */
+  int fin_B, fin_T, fin_cur; /* its batch shape and state (cu_bset) */
   double *fin_wrow;  /* [N] host: its row weights */
   double fin_loss;   /* its loss when pending = 2 */
   cudaEvent_t step_ev; /* after its last copy to the host */
@@ -218,6 +220,13 @@ typedef struct {
   __nv_bfloat16 *delta_bf; /* [W, N, D] (allocated when bf16 is first chosen) */
   __nv_bfloat16 *dy_bf;    /* [3H + 1, N, D] */
   __nv_bfloat16 *z_bf;     /* [E] edge masks */
+  int delta16;             /* 1: TF32 keeps delta_h next to delta, each value rounded to TF32 and
+                              stored in fp16 (the same 10 mantissa bits), for the TF32 mixing and
+                              edge-gradient kernels: half the bytes of their largest operand
+                              (EP_CUDA_DELTA16=0: off; off for good once a value exceeds fp16's
+                              range, cu_delta16_overflowed) */
+  __half *delta_h;         /* [W, N, D] (allocated when TF32 is first chosen with delta16) */
+  int *ovf_d, *ovf_h;      /* a step's flag: some delta_h value left fp16's range (host: pinned) */
   int mixnorm;              /* reader mixing fused with the reader norms (mixnorm.cu): 0 never,
                                1 in fp32 and bf16 (TF32 mixes through cuBLAS), 2 in every precision */
   int mixnorm_split;        /* 1: the q/k/v readers in groups of 12 (see cu_mix_norm) */
@@ -254,6 +263,9 @@ typedef struct {
   void *dbufs[128]; /* every device allocation, for destroy */
   int n_dbufs;
 } cu_ws;
+
+/* ws->delta_h is written and read (TF32 with delta16, allocated). */
+static inline int cu_delta16_on(const cu_ws *ws) { return ws->compute == 1 && ws->delta16 && ws->delta_h; }
 
 /* Slices of the two-level edge-gradient row sums (fixed: deterministic sums). */
 #define CU_CHUNK_SLICES 32
@@ -335,9 +347,11 @@ extern "C" void cu_gather_rows(cu_ws *ws, const float *x, float *yf);
 /* ---- edge_tc.cu ---- */
 /* Edge-gradient partials on tensor cores: part[s] [R, n] = dY[:, slice s] x
  * delta[:n, slice s]^T over S column slices of the N*D token-row space (3xTF32 with x3,
- * else TF32). Returns S (the caller sums the slices), or 0 (nothing launched) for shapes
- * it does not cover. part holds CU_EDGE_SPLITS R n floats. */
-extern "C" int cu_edge_tc(cu_ws *ws, const float *dY, int R, const float *delta, int n, int x3, float *part);
+ * else TF32; with delta_h, TF32 reading those writers' fp16 copy instead of delta).
+ * Returns S (the caller sums the slices), or 0 (nothing launched) for shapes it does not
+ * cover. part holds CU_EDGE_SPLITS R n floats. */
+extern "C" int cu_edge_tc(cu_ws *ws, const float *dY, int R, const float *delta, const __half *delta_h, int n,
+                          int x3, float *part);
 
 /* ---- mixnorm_tc.cu ---- */
 /* As cu_mix_norm, on TF32 tensor cores (masks and delta rounded to TF32, fp32

@@ -39,49 +39,61 @@ static __device__ __forceinline__ void tf32_op(uint32_t raw, uint32_t &hi, uint3
  * (kq, nq) takes the k8 steps kq, kq + KW, ... of every tile and the n-tiles nq, nq + 8 / KW,
  * ... (at most ET_NTW) across all MT m-tiles; fragments come by ldmatrix. At the end the KW
  * column groups' sums are added in order through shared memory and the block's partial
- * sums go to part[s] [R, n_all] (the caller sums the S slices in double, in order). */
-template <int MT, int KW, bool X3>
+ * sums go to part[s] [R, n_all] (the caller sums the S slices in double, in order).
+ *
+ * TD = __half: delta is ws->delta_h (values already TF32, exact in fp32), TF32 products.
+ * Each k8 step then takes its columns in the order kk, kk + 2, kk + 4, kk + 6, kk + 1, ...
+ * (fragment column t is kk + 2t, column t + 4 is kk + 2t + 1; a sum over k is the same in
+ * any order), so a lane's two B values are adjacent halves (one 32-bit load) and its A
+ * values adjacent floats (float2); row strides KT + 8 keep both free of bank conflicts. */
+template <int MT, int KW, bool X3, typename TD>
 static __global__ void __launch_bounds__(ET_WARPS * 32, 2)
-    k_edge_tc(const float *__restrict__ dY, int R, const float *__restrict__ delta, int n_all, int nb,
-              size_t ND, int lkt, float *__restrict__ part) {
+    k_edge_tc(const float *__restrict__ dY, int R, const TD *__restrict__ delta, int n_all, int nb, size_t ND,
+              int lkt, float *__restrict__ part) {
   extern __shared__ __align__(16) float sm[];
-  constexpr int NW = ET_WARPS / KW;
-  const int KT = 1 << lkt, LD = KT + 4; /* columns a tile; row stride: 16-byte rows, no bank conflicts */
+  constexpr bool H = sizeof(TD) == 2;
+  static_assert(!(H && X3), "3xTF32 needs fp32 delta");
+  constexpr int NW = ET_WARPS / KW, EB = 16 / (int)sizeof(TD), LEB = H ? 3 : 2; /* delta elements a piece */
+  const int KT = 1 << lkt, LD = KT + (H ? 8 : 4); /* columns a tile; dY row stride (floats) */
+  const int LB = LD, LBF = LB * (int)sizeof(TD) / 4; /* delta row stride (elements, floats) */
   const int w0 = blockIdx.y * nb, n = min(nb, n_all - w0);
-  const int nb8 = (n + 7) / 8, rowsA = 16 * MT, rows = rowsA + 8 * nb8, stage = rows * LD;
+  const int nb8 = (n + 7) / 8, rowsA = 16 * MT, stage = rowsA * LD + 8 * nb8 * LBF;
   const long long T = (long long)((ND + KT - 1) / KT), S = gridDim.x, s = blockIdx.x;
   const int t0 = (int)(T * s / S), t1 = (int)(T * (s + 1) / S);
-  const float *dl = delta + (size_t)w0 * ND;
+  const TD *dl = delta + (size_t)w0 * ND;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int kq = warp % KW, nq = warp / KW;
 
   /* rows no copy writes (readers past R, writers past n) stay zero in every stage */
   {
-    const int za = rowsA - R, nz = za + rows - rowsA - n; /* rows [R, rowsA) and [rowsA + n, rows) */
-    for (int i = threadIdx.x; i < ET_STAGES * nz * LD; i += blockDim.x) {
-      const int b = i / (nz * LD), z = i % (nz * LD) / LD, c = i % LD;
-      sm[b * stage + (z < za ? R + z : rowsA + n + z - za) * LD + c] = 0.0f;
+    const int za = (rowsA - R) * LD, zb = (8 * nb8 - n) * LBF;
+    for (int i = threadIdx.x; i < ET_STAGES * (za + zb); i += blockDim.x) {
+      const int b = i / (za + zb), e = i % (za + zb);
+      sm[b * stage + (e < za ? R * LD + e : rowsA * LD + n * LBF + e - za)] = 0.0f;
     }
   }
-  /* tile k into stage buffer b: R + n rows of KT / 4 pieces of 16 bytes (zeros past ND).
-   * Thread i copies piece i % (KT / 4) of rows i / (KT / 4), + rs, + 2 rs, ... of dY and of
-   * delta: the same offsets every tile, plus the tile's first column. */
+  /* tile k into stage buffer b: R dY rows of KT / 4 pieces of 16 bytes and n delta rows of
+   * KT / EB (zeros past ND). Thread i copies piece i % (pieces a row) of rows i / (pieces a
+   * row), + rs, + 2 rs, ...: the same offsets every tile, plus the tile's first column. */
   const int pp = threadIdx.x & ((KT >> 2) - 1), r0 = threadIdx.x >> (lkt - 2), rs = blockDim.x >> (lkt - 2);
-  const float *gA = dY + (size_t)r0 * ND + 4 * pp, *gB = dl + (size_t)r0 * ND + 4 * pp;
-  const size_t gstep = (size_t)rs * ND;
-  const int sA = r0 * LD + 4 * pp, sB = (rowsA + r0) * LD + 4 * pp, sstep = rs * LD;
+  const int qp = threadIdx.x & ((KT >> LEB) - 1), q0 = threadIdx.x >> (lkt - LEB), qs = blockDim.x >> (lkt - LEB);
+  const float *gA = dY + (size_t)r0 * ND + 4 * pp;
+  const TD *gB = dl + (size_t)q0 * ND + EB * qp;
+  const int sA = r0 * LD + 4 * pp, sB = rowsA * LD + q0 * LBF + qp * 4;
   auto load = [&](int k, int b) {
     const size_t c0 = (size_t)k * KT;
-    const bool ok = c0 + 4 * pp < ND;
-    const size_t c = ok ? c0 : 0;
-    const int bytes = ok ? 16 : 0;
     float *buf = sm + b * stage;
-    int so = sA;
-    const float *src = gA + c;
-    for (int r = r0; r < R; r += rs, so += sstep, src += gstep) cu_cp16(buf + so, src, bytes);
-    so = sB;
-    src = gB + c;
-    for (int r = r0; r < n; r += rs, so += sstep, src += gstep) cu_cp16(buf + so, src, bytes);
+    {
+      const bool ok = c0 + 4 * pp < ND;
+      const float *src = gA + (ok ? c0 : 0);
+      int so = sA;
+      for (int r = r0; r < R; r += rs, so += rs * LD, src += (size_t)rs * ND) cu_cp16(buf + so, src, ok ? 16 : 0);
+    }
+    const bool ok = c0 + EB * qp < ND;
+    const TD *src = gB + (ok ? c0 : 0);
+    int so = sB;
+    for (int r = q0; r < n; r += qs, so += qs * LBF, src += (size_t)qs * ND)
+      cu_cp16(buf + so, reinterpret_cast<const float *>(src), ok ? 16 : 0);
   };
   for (int k = 0; k < ET_STAGES - 1; k++) {
     if (t0 + k < t1) load(t0 + k, k);
@@ -96,10 +108,12 @@ static __global__ void __launch_bounds__(ET_WARPS * 32, 2)
 #pragma unroll
       for (int e = 0; e < 4; e++) acc[m][j][e] = 0.0f;
 
-  /* ldmatrix addresses: A (x4) matrix lm = rows +8 (lm & 1), columns +4 (lm >> 1);
-   * B (x2) matrix lm & 1 = columns +4 (lm & 1) */
+  /* fp32 delta, ldmatrix addresses: A (x4) matrix lm = rows +8 (lm & 1), columns +4
+   * (lm >> 1); B (x2) matrix lm & 1 = columns +4 (lm & 1). fp16 delta: lane (g, t)'s
+   * A pairs at row g (+ 8), column 2t; its B pair at writer g, column 2t. */
   const int lr = lane & 7, lm = lane >> 3;
-  const int aoff = (lr + 8 * (lm & 1)) * LD + 4 * (lm >> 1), boff = lr * LD + 4 * (lm & 1);
+  const int aoff = H ? g * LD + 2 * t : (lr + 8 * (lm & 1)) * LD + 4 * (lm >> 1);
+  const int boff = H ? g * LB + 2 * t : lr * LD + 4 * (lm & 1);
   int cb = 0, lb = ET_STAGES - 1; /* stage buffer computed, loaded next */
   for (int k = t0; k < t1; k++) {
     cu_cp_wait<ET_STAGES - 2>(); /* this thread's copies of tile k have landed */
@@ -107,7 +121,8 @@ static __global__ void __launch_bounds__(ET_WARPS * 32, 2)
     if (k + ET_STAGES - 1 < t1) load(k + ET_STAGES - 1, lb);
     cu_cp_commit();
     lb = lb + 1 == ET_STAGES ? 0 : lb + 1;
-    const float *A = sm + cb * stage + aoff, *B = sm + cb * stage + rowsA * LD + boff;
+    const float *A = sm + cb * stage + aoff;
+    const TD *B = reinterpret_cast<const TD *>(sm + cb * stage + rowsA * LD) + boff;
     cb = cb + 1 == ET_STAGES ? 0 : cb + 1;
 #pragma unroll 2
     for (int kk = 8 * kq; kk < KT; kk += 8 * KW) {
@@ -115,7 +130,16 @@ static __global__ void __launch_bounds__(ET_WARPS * 32, 2)
 #pragma unroll
       for (int m = 0; m < MT; m++) {
         uint32_t raw[4];
-        ldsm_x4(raw, A + 16 * m * LD + kk);
+        if (H) {
+          const float2 lo = *reinterpret_cast<const float2 *>(A + 16 * m * LD + kk);
+          const float2 hi = *reinterpret_cast<const float2 *>(A + (16 * m + 8) * LD + kk);
+          raw[0] = __float_as_uint(lo.x);
+          raw[1] = __float_as_uint(hi.x);
+          raw[2] = __float_as_uint(lo.y);
+          raw[3] = __float_as_uint(hi.y);
+        } else {
+          ldsm_x4(raw, reinterpret_cast<const float *>(A) + 16 * m * LD + kk);
+        }
 #pragma unroll
         for (int e = 0; e < 4; e++) tf32_op<X3>(raw[e], ah[m][e], al[m][e]);
       }
@@ -123,10 +147,17 @@ static __global__ void __launch_bounds__(ET_WARPS * 32, 2)
       for (int j = 0; j < ET_NTW; j++) {
         const int nt = nq + NW * j;
         if (nt >= nb8) break; /* warp-uniform */
-        uint32_t raw[2], bh[2], bl[2];
-        ldsm_x2(raw, B + 8 * nt * LD + kk);
-        tf32_op<X3>(raw[0], bh[0], bl[0]);
-        tf32_op<X3>(raw[1], bh[1], bl[1]);
+        uint32_t bh[2], bl[2];
+        if (H) {
+          const float2 f = __half22float2(*reinterpret_cast<const __half2 *>(B + 8 * nt * LB + kk));
+          bh[0] = __float_as_uint(f.x);
+          bh[1] = __float_as_uint(f.y);
+        } else {
+          uint32_t raw[2];
+          ldsm_x2(raw, reinterpret_cast<const float *>(B) + 8 * nt * LD + kk);
+          tf32_op<X3>(raw[0], bh[0], bl[0]);
+          tf32_op<X3>(raw[1], bh[1], bl[1]);
+        }
 #pragma unroll
         for (int m = 0; m < MT; m++) {
           if (X3) mma_x3(acc[m][j], ah[m], al[m], bh, bl);
@@ -220,6 +251,7 @@ static __global__ void __launch_bounds__(ET_WARPS * 32)
 /* The launch of one edge-gradient pass (shape fixed by cu_edge_tc). */
 struct edge_job {
   const float *dY, *delta;
+  const __half *delta_h; /* or NULL: fp32 delta */
   float *part;
   int R, n, nb, ny, S, lkt;
   size_t smem;
@@ -230,10 +262,16 @@ template <int MT, int KW>
 static void edge_tc_launch(cu_ws *ws, const edge_job &j) {
   const size_t ND = ws->N * (size_t)ws->D;
   const dim3 grid((unsigned)j.S, (unsigned)j.ny);
-  static int done[2];
-  auto *kern = j.x3 ? k_edge_tc<MT, KW, true> : k_edge_tc<MT, KW, false>;
-  smem_optin(kern, done[j.x3]);
-  kern<<<grid, ET_WARPS * 32, j.smem, ws->st>>>(j.dY, j.R, j.delta, j.n, j.nb, ND, j.lkt, j.part);
+  static int done[3];
+  if (j.delta_h) {
+    smem_optin(k_edge_tc<MT, KW, false, __half>, done[2]);
+    k_edge_tc<MT, KW, false, __half>
+        <<<grid, ET_WARPS * 32, j.smem, ws->st>>>(j.dY, j.R, j.delta_h, j.n, j.nb, ND, j.lkt, j.part);
+  } else {
+    auto *kern = j.x3 ? k_edge_tc<MT, KW, true, float> : k_edge_tc<MT, KW, false, float>;
+    smem_optin(kern, done[j.x3]);
+    kern<<<grid, ET_WARPS * 32, j.smem, ws->st>>>(j.dY, j.R, j.delta, j.n, j.nb, ND, j.lkt, j.part);
+  }
   EP_CHECK_LAUNCH();
 }
 
@@ -244,10 +282,12 @@ static void edge_tc_kw(cu_ws *ws, const edge_job &j, int kw) {
   else edge_tc_launch<MT, 2>(ws, j);
 }
 
-extern "C" int cu_edge_tc(cu_ws *ws, const float *dY, int R, const float *delta, int n, int x3, float *part) {
+extern "C" int cu_edge_tc(cu_ws *ws, const float *dY, int R, const float *delta, const __half *delta_h, int n,
+                          int x3, float *part) {
   const size_t ND = ws->N * (size_t)ws->D;
   if (!ws->edge_tc || R < 1 || R > 48 || n < 1 || ND % 4 || ((uintptr_t)dY | (uintptr_t)delta) % 16)
     return 0;
+  if (x3 || ND % 8 || (uintptr_t)delta_h % 16) delta_h = NULL; /* fp32 delta */
   if (R == 1 && n <= ET_DOT_MAX) {
     k_edge_dot<<<CU_EDGE_SPLITS, ET_WARPS * 32, 0, ws->st>>>(dY, delta, n, ND / 4, part);
     EP_CHECK_LAUNCH();
@@ -256,6 +296,7 @@ extern "C" int cu_edge_tc(cu_ws *ws, const float *dY, int R, const float *delta,
   edge_job j;
   j.dY = dY;
   j.delta = delta;
+  j.delta_h = delta_h;
   j.part = part;
   j.R = R;
   j.n = n;
@@ -268,10 +309,11 @@ extern "C" int cu_edge_tc(cu_ws *ws, const float *dY, int R, const float *delta,
   const int kw = nb8 <= ET_NTW ? 8 : nb8 <= 2 * ET_NTW ? 4 : 2;
   /* the widest tile (8 kw .. 256 columns) whose stage fits ET_STAGE_FLOATS: few rows (a
    * small group) still keep enough bytes in flight */
-  const int rows = 16 * MT + 8 * nb8;
+  const int pad = j.delta_h ? 8 : 4, bdiv = j.delta_h ? 2 : 1; /* row padding; floats per delta element */
+  auto stage = [&](int kt) { return (16 * MT + 8 * nb8 / bdiv) * (kt + pad); };
   j.lkt = kw == 8 ? 6 : 5;
-  while (j.lkt < 8 && rows * ((2 << j.lkt) + 4) <= ET_STAGE_FLOATS) j.lkt++;
-  const size_t stages = (size_t)ET_STAGES * rows * ((1 << j.lkt) + 4);
+  while (j.lkt < 8 && stage(2 << j.lkt) <= ET_STAGE_FLOATS) j.lkt++;
+  const size_t stages = (size_t)ET_STAGES * stage(1 << j.lkt);
   const size_t red = (size_t)(kw - 1) * (ET_WARPS / kw) * MT * ET_NTW * 4 * 32;
   j.smem = (stages > red ? stages : red) * sizeof(float);
   const size_t T = (ND + (1u << j.lkt) - 1) >> j.lkt;

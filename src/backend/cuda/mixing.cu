@@ -92,17 +92,21 @@ extern "C" void cu_add_bias(cu_ws *ws, float *y, const float *b, size_t rows, in
   EP_CHECK_LAUNCH();
 }
 
-/* delta (and, in bf16 mode, its bf16 copy dbf at the same offset); with a bias b, first
- * x[i] += scale b[i mod D] (written back: x is the writer's output). Grid (blocks, nw):
- * writer blockIdx.y, V floats at a time (V = 4: D a multiple of 4, 16-byte aligned). */
+/* delta (and, in bf16 mode, its bf16 copy dbf at the same offset; with delta16, its fp16
+ * copy dh: each value rounded to TF32, which fp16 holds exactly in its range, the flag
+ * *ovf set when one is past it); with a bias b, first x[i] += scale b[i mod D] (written
+ * back: x is the writer's output). Grid (blocks, nw): writer blockIdx.y, V floats at a
+ * time (V = 4: D a multiple of 4, 16-byte aligned). */
 template <int V>
 static __global__ void k_delta_write(float *x, const float *b, float scale, const float *c, const float *zn,
-                                     float *delta, __nv_bfloat16 *dbf, unsigned ndv, int Dv) {
+                                     float *delta, __nv_bfloat16 *dbf, __half *dh, int *ovf, unsigned ndv,
+                                     int Dv) {
   typedef typename std::conditional<V == 4, float4, float>::type vec;
   const size_t o = (size_t)blockIdx.y * ndv; /* this writer's first vector */
   const float z = zn[blockIdx.y];
   vec *xv = reinterpret_cast<vec *>(x) + o, *dv = reinterpret_cast<vec *>(delta) + o;
   const vec *cv = reinterpret_cast<const vec *>(c) + o;
+  bool big = false;
   for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < ndv; i += gridDim.x * blockDim.x) {
     vec xi = xv[i];
     float *xf = reinterpret_cast<float *>(&xi);
@@ -122,18 +126,31 @@ static __global__ void k_delta_write(float *x, const float *b, float scale, cons
     if (dbf)
 #pragma unroll
       for (int e = 0; e < V; e++) dbf[(o + i) * V + e] = __float2bfloat16(df[e]);
+    if (dh) {
+      __align__(8) __half hv[V];
+#pragma unroll
+      for (int e = 0; e < V; e++) {
+        const float r = __uint_as_float(cu_tf32_round(df[e]));
+        big |= fabsf(r) > 65504.0f; /* fp16's largest finite value */
+        hv[e] = __float2half_rn(r);
+      }
+      if (V == 4) *reinterpret_cast<uint2 *>(dh + (o + i) * V) = *reinterpret_cast<const uint2 *>(hv);
+      else dh[o + i] = hv[0];
+    }
   }
+  if (big) *ovf = 1;
 }
 
 extern "C" void cu_delta_write_bias(cu_ws *ws, float *x, const float *b, float scale, const float *c,
                                     const float *zn, float *delta, int nw) {
   const size_t ND = ws->N * (size_t)ws->D;
   __nv_bfloat16 *dbf = ws->compute == 2 ? ws->delta_bf + (delta - ws->delta) : NULL;
+  __half *dh = cu_delta16_on(ws) ? ws->delta_h + (delta - ws->delta) : NULL;
   const int v4 = ws->D % 4 == 0 && !(((uintptr_t)x | (uintptr_t)c | (uintptr_t)delta) & 15);
   const unsigned ndv = (unsigned)(ND / (v4 ? 4 : 1));
   const dim3 grid(cu_blocks(ndv, 256), (unsigned)nw);
-  if (v4) k_delta_write<4><<<grid, 256, 0, ws->st>>>(x, b, scale, c, zn, delta, dbf, ndv, ws->D / 4);
-  else k_delta_write<1><<<grid, 256, 0, ws->st>>>(x, b, scale, c, zn, delta, dbf, ndv, ws->D);
+  if (v4) k_delta_write<4><<<grid, 256, 0, ws->st>>>(x, b, scale, c, zn, delta, dbf, dh, ws->ovf_d, ndv, ws->D / 4);
+  else k_delta_write<1><<<grid, 256, 0, ws->st>>>(x, b, scale, c, zn, delta, dbf, dh, ws->ovf_d, ndv, ws->D);
   EP_CHECK_LAUNCH();
 }
 
@@ -364,7 +381,8 @@ extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int w0, int n, c
    * strided-batched GEMM over chunks of crow token rows (bf16, or shapes the kernel does
    * not cover), with enough independent blocks to fill the device (one GEMM over all rows
    * would give a long K and few blocks). */
-  const int S = bf ? 0 : cu_edge_tc(ws, dY, R, ws->delta + off, n, ws->compute == 0, ws->gchunk);
+  const __half *dh = cu_delta16_on(ws) ? ws->delta_h + off : NULL;
+  const int S = bf ? 0 : cu_edge_tc(ws, dY, R, ws->delta + off, dh, n, ws->compute == 0, ws->gchunk);
   if (S) nb = S;
   else if (bf)
     cu_gemm_batched_bf16(ws, 0, 1, R, n, K, ws->dy_bf, ND, K, ws->delta_bf + off, ND, K, ws->gchunk, n,

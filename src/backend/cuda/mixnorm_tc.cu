@@ -195,17 +195,26 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, MT == 1 ? 2 : 1)
  * [16 MT, D] staging of Y. The row's base (and base2) come with its first stage into one
  * of S slots. */
 
-/* stage row stride: 8 more than a multiple of 32 floats, so the B fragments' scalar loads
- * (lane (g, t) reads writer t, column g) hit 32 different banks */
-static __host__ __device__ inline int tcp_ldd(int D) { return D + (8 - D % 32 + 32) % 32; }
+/* stage row stride (elements): fp32, 8 more than a multiple of 32, so the B fragments'
+ * scalar loads (lane (g, t) reads writer t, column g) hit 32 different banks; fp16, 8
+ * more than a multiple of 64 (4 words a row for the 8 columns, rows 4 words apart) */
+static __host__ __device__ inline int tcp_ldd(int D, int esz) {
+  return esz == 2 ? D + (8 - D % 64 + 64) % 64 : D + (8 - D % 32 + 32) % 32;
+}
+
+/* a B fragment element as TF32 bits: fp32 rounded; fp16 (delta_h, TF32 values) exact */
+static __device__ __forceinline__ uint32_t tcp_tf32(float x) { return cu_tf32_round(x); }
+static __device__ __forceinline__ uint32_t tcp_tf32(__half x) { return __float_as_uint(__half2float(x)); }
 
 #define CU_TCP_STAGES 4
 
-/* shared memory (bytes): masks, stages, base slots, the warps' row sums, the statistics */
-static size_t tcp_smem(int MT, int n, int D) {
+/* shared memory (bytes): masks, stages (delta elements of esz bytes), base slots, the
+ * warps' row sums, the statistics */
+static size_t tcp_smem(int MT, int n, int D, int esz) {
   const int S = CU_TCP_STAGES;
-  return ((size_t)16 * MT * tc_ldz(n) + (size_t)S * 8 * tcp_ldd(D) + (size_t)S * 2 * D +
-          (size_t)CU_TC_MAX_WARPS * 16 * MT + 2 * 16 * MT) * sizeof(float);
+  return ((size_t)16 * MT * tc_ldz(n) + (size_t)S * 2 * D + (size_t)CU_TC_MAX_WARPS * 16 * MT + 2 * 16 * MT) *
+             sizeof(float) +
+         (size_t)S * 8 * tcp_ldd(D, esz) * esz;
 }
 
 /* Row totals of the accumulator rows: v[m][h] is this thread's partial sum of fragment row
@@ -231,19 +240,21 @@ static __device__ __forceinline__ float tcp_row_total(float (&v)[MT][2], float *
   return tot;
 }
 
-template <int MT, int NT>
+template <int MT, int NT, typename TD>
 static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, 1)
-    k_mix_norm_tcp(const float *__restrict__ Z, int R, int Rn, int n, const float *__restrict__ delta, int N,
+    k_mix_norm_tcp(const float *__restrict__ Z, int R, int Rn, int n, const TD *__restrict__ delta, int N,
                    const float *__restrict__ base, float *__restrict__ Y, float *__restrict__ Xn, float *mu,
                    float *rs, const float *__restrict__ lw, const float *__restrict__ lb,
                    const float *__restrict__ base2, float *__restrict__ Y2, int D, int kind, float eps, int fold) {
-  constexpr int PPT = (NT + 1) / 2; /* 16-byte pieces of a stage a thread: 8 D / 4 over 4 D / NT threads */
+  constexpr int EB = 16 / (int)sizeof(TD); /* delta elements a 16-byte piece */
+  constexpr int SF = 2 * (int)sizeof(TD);  /* a stage's floats per ldd: 8 ldd elements */
+  constexpr int PPT = (2 * NT + EB - 1) / EB; /* pieces of a stage a thread: 8 D / EB over 4 D / NT threads */
   constexpr int RM = 16 * MT, S = CU_TCP_STAGES;
   extern __shared__ __align__(128) float sm[];
-  const int ldz = tc_ldz(n), ldd = tcp_ldd(D), nk = (n + 7) / 8, D4 = D / 4;
+  const int ldz = tc_ldz(n), ldd = tcp_ldd(D, sizeof(TD)), nk = (n + 7) / 8, D4 = D / 4, DP = D / EB;
   float *zs = sm;                          /* [RM][ldz] masks, TF32-rounded */
-  float *bufs = zs + RM * ldz;             /* S x [8][ldd] stages of delta */
-  float *bslot = bufs + S * 8 * ldd;       /* S x [2][D]: a row's base and base2 */
+  float *bufs = zs + RM * ldz;             /* S x [8][ldd] stages of delta (TD) */
+  float *bslot = bufs + S * SF * ldd;           /* S x [2][D]: a row's base and base2 */
   float *red = bslot + S * 2 * D;          /* [warps][RM] the warps' row sums */
   float *stat = red + CU_TC_MAX_WARPS * RM; /* [2][RM] mean, 1 / std */
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -252,26 +263,28 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, 1)
   const int nrows = (N - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x, total = nrows * nk;
   const int nb = Rn < R ? 2 : 1; /* base rows a row: base, and base2 for the partial inputs */
 
-  /* this thread's pieces of every stage: writer slot (or -1), shared and column offsets */
+  /* this thread's pieces of every stage: writer slot (or -1), shared (floats) and column
+   * offsets */
   int pk[PPT], ps[PPT], pc[PPT];
 #pragma unroll
   for (int j = 0; j < PPT; j++) {
-    const int i = threadIdx.x + j * blockDim.x, c = (i % D4) * 4;
-    pk[j] = i < 8 * D4 ? i / D4 : -1;
-    ps[j] = (i / D4) * ldd + c;
+    const int i = threadIdx.x + j * blockDim.x, c = (i % DP) * EB;
+    pk[j] = i < 8 * DP ? i / DP : -1;
+    ps[j] = ((i / DP) * ldd + c) / (4 / (int)sizeof(TD));
     pc[j] = c;
   }
   /* stage q of the block's stream: row q / nk, writers [8 s, 8 s + 8) with s = q % nk */
   auto load = [&](int q) {
     const int k = q / nk, s = q - k * nk;
     const size_t ro = ((size_t)blockIdx.x + (size_t)k * gridDim.x) * D;
-    float *buf = bufs + (q % S) * 8 * ldd;
+    float *buf = bufs + (q % S) * SF * ldd;
 #pragma unroll
     for (int j = 0; j < PPT; j++) {
       if (pk[j] < 0) continue;
       const int w = 8 * s + pk[j];
       const bool ok = w < n;
-      cu_cp16(buf + ps[j], delta + (ok ? (size_t)w * ND + ro + pc[j] : 0), ok ? 16 : 0);
+      cu_cp16(buf + ps[j], reinterpret_cast<const float *>(delta + (ok ? (size_t)w * ND + ro + pc[j] : 0)),
+              ok ? 16 : 0);
     }
     if (s == 0 && (int)threadIdx.x < nb * D4) {
       const int h = threadIdx.x / D4, c = (threadIdx.x % D4) * 4;
@@ -306,13 +319,13 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, 1)
       __syncthreads();     /* everyone's; and stage q - 1's buffer is free again */
       if (q + S - 1 < total) load(q + S - 1);
       cu_cp_commit();
-      const float *buf = bufs + (q % S) * 8 * ldd + boff;
+      const TD *buf = reinterpret_cast<const TD *>(bufs + (q % S) * SF * ldd) + boff;
       uint32_t a[MT][4];
 #pragma unroll
       for (int m = 0; m < MT; m++) ldsm_x4(a[m], zs + aoff + 16 * m * ldz + 8 * s);
 #pragma unroll
       for (int j = 0; j < NT; j++) {
-        const uint32_t b[2] = {cu_tf32_round(buf[8 * j]), cu_tf32_round(buf[4 * ldd + 8 * j])};
+        const uint32_t b[2] = {tcp_tf32(buf[8 * j]), tcp_tf32(buf[4 * ldd + 8 * j])};
 #pragma unroll
         for (int m = 0; m < MT; m++) mma_tf32(acc[m][j], a[m], b);
       }
@@ -408,21 +421,22 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, 1)
   cu_cp_wait<0>();
 }
 
-template <int MT, int NT>
-static int cu_mix_norm_tcp_launch(cu_ws *ws, const float *Z, int R, int Rn, int n, const float *base, float *Y,
-                                  float *Xn, float *mu, float *rs, const float *lw, const float *lb,
-                                  const float *base2, float *Y2, int fold) {
+template <int MT, int NT, typename TD>
+static int cu_mix_norm_tcp_launch(cu_ws *ws, const TD *delta, const float *Z, int R, int Rn, int n,
+                                  const float *base, float *Y, float *Xn, float *mu, float *rs, const float *lw,
+                                  const float *lb, const float *base2, float *Y2, int fold) {
   const int D = ws->D, threads = D / 8 / NT * 32;
-  const size_t smem = tcp_smem(MT, n, D);
+  const size_t smem = tcp_smem(MT, n, D, sizeof(TD));
   static int attr_set = 0; /* per instantiation */
-  smem_optin(k_mix_norm_tcp<MT, NT>, attr_set);
+  smem_optin(k_mix_norm_tcp<MT, NT, TD>, attr_set);
   int per_sm = 0;
-  EP_CHECK_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_mix_norm_tcp<MT, NT>, threads, smem));
+  EP_CHECK_CUDA(
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_mix_norm_tcp<MT, NT, TD>, threads, smem));
   if (per_sm < 1) return 0;
   size_t blocks = (size_t)ws->sm_count * (size_t)per_sm;
   if (blocks > ws->N) blocks = ws->N;
-  k_mix_norm_tcp<MT, NT><<<(unsigned)blocks, threads, smem, ws->st>>>(
-      Z, R, Rn, n, ws->delta, (int)ws->N, base, Y, Xn, mu, rs, lw, lb, base2, Y2, D, (int)ws->m->cfg.norm,
+  k_mix_norm_tcp<MT, NT, TD><<<(unsigned)blocks, threads, smem, ws->st>>>(
+      Z, R, Rn, n, delta, (int)ws->N, base, Y, Xn, mu, rs, lw, lb, base2, Y2, D, (int)ws->m->cfg.norm,
       (float)ws->m->cfg.norm_eps, fold);
   EP_CHECK_LAUNCH();
   return 1;
@@ -439,10 +453,14 @@ static int cu_mix_norm_tcp(cu_ws *ws, const float *Z, int R, int Rn, int n, cons
   static const int nts[] = {1, 2, 3, 4, 6, 8};
   for (int i = 0; i < 6 && !nt; i++)
     if (tiles % nts[i] == 0 && tiles / nts[i] <= CU_TC_MAX_WARPS) nt = nts[i];
-  if (!nt || MT * nt > 18 || tcp_smem(MT, n, D) > (size_t)ws->smem_optin) return 0;
+  const int h = cu_delta16_on(ws); /* the fp16 copy of delta */
+  if (!nt || MT * nt > 18 || tcp_smem(MT, n, D, h ? 2 : 4) > (size_t)ws->smem_optin) return 0;
 #define TCP_CASE(mt, t)                                                                                         \
   if (MT == mt && nt == t)                                                                                     \
-    return cu_mix_norm_tcp_launch<mt, t>(ws, Z, R, Rn, n, base, Y, Xn, mu, rs, lw, lb, base2, Y2, fold);
+    return h ? cu_mix_norm_tcp_launch<mt, t>(ws, ws->delta_h, Z, R, Rn, n, base, Y, Xn, mu, rs, lw, lb, base2,   \
+                                             Y2, fold)                                                         \
+             : cu_mix_norm_tcp_launch<mt, t>(ws, ws->delta, Z, R, Rn, n, base, Y, Xn, mu, rs, lw, lb, base2, Y2, \
+                                             fold);
   TCP_CASE(1, 1) TCP_CASE(1, 2) TCP_CASE(1, 3) TCP_CASE(1, 4) TCP_CASE(1, 6) TCP_CASE(1, 8)
   TCP_CASE(2, 1) TCP_CASE(2, 2) TCP_CASE(2, 3) TCP_CASE(2, 4) TCP_CASE(2, 6) TCP_CASE(2, 8)
   TCP_CASE(3, 1) TCP_CASE(3, 2) TCP_CASE(3, 3) TCP_CASE(3, 4) TCP_CASE(3, 6)
