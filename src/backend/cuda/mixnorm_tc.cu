@@ -202,19 +202,18 @@ static __host__ __device__ inline int tcp_ldd(int D, int esz) {
   return esz == 2 ? D + (8 - D % 64 + 64) % 64 : D + (8 - D % 32 + 32) % 32;
 }
 
-/* a B fragment element as TF32 bits: fp32 rounded; fp16 (delta_h, TF32 values) exact */
-static __device__ __forceinline__ uint32_t tcp_tf32(float x) { return cu_tf32_round(x); }
-static __device__ __forceinline__ uint32_t tcp_tf32(__half x) { return __float_as_uint(__half2float(x)); }
+/* mask row stride (elements): fp32 masks tc_ldz; fp16 masks (with fp16 delta) a multiple
+ * of 16 writers plus 8 (rows 16 bytes apart modulo 128: ldmatrix without bank conflicts) */
+static __host__ __device__ inline int tcp_ldz(int n, int h) { return h ? (n + 15) / 16 * 16 + 8 : tc_ldz(n); }
 
 #define CU_TCP_STAGES 4
 
 /* shared memory (bytes): masks, stages (delta elements of esz bytes), base slots, the
  * warps' row sums, the statistics */
 static size_t tcp_smem(int MT, int n, int D, int esz) {
-  const int S = CU_TCP_STAGES;
-  return ((size_t)16 * MT * tc_ldz(n) + (size_t)S * 2 * D + (size_t)CU_TC_MAX_WARPS * 16 * MT + 2 * 16 * MT) *
-             sizeof(float) +
-         (size_t)S * 8 * tcp_ldd(D, esz) * esz;
+  const int S = CU_TCP_STAGES, h = esz == 2, ks = h ? 16 : 8;
+  return (size_t)16 * MT * tcp_ldz(n, h) * esz + (size_t)S * ks * tcp_ldd(D, esz) * esz +
+         ((size_t)S * 2 * D + (size_t)CU_TC_MAX_WARPS * 16 * MT + 2 * 16 * MT) * sizeof(float);
 }
 
 /* Row totals of the accumulator rows: v[m][h] is this thread's partial sum of fragment row
@@ -246,14 +245,16 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, 1)
                    const float *__restrict__ base, float *__restrict__ Y, float *__restrict__ Xn, float *mu,
                    float *rs, const float *__restrict__ lw, const float *__restrict__ lb,
                    const float *__restrict__ base2, float *__restrict__ Y2, int D, int kind, float eps, int fold) {
-  constexpr int EB = 16 / (int)sizeof(TD); /* delta elements a 16-byte piece */
-  constexpr int SF = 2 * (int)sizeof(TD);  /* a stage's floats per ldd: 8 ldd elements */
-  constexpr int PPT = (2 * NT + EB - 1) / EB; /* pieces of a stage a thread: 8 D / EB over 4 D / NT threads */
+  constexpr bool H = sizeof(TD) == 2;       /* fp16 delta: f16 MMAs (m16n8k16), fp16 masks */
+  constexpr int KS = H ? 16 : 8;            /* writers a stage: one MMA k step */
+  constexpr int EB = 16 / (int)sizeof(TD);  /* delta elements a 16-byte piece */
+  constexpr int SF = KS * (int)sizeof(TD) / 4; /* a stage's floats per ldd: KS ldd elements */
+  constexpr int PPT = (KS * NT + 4 * EB - 1) / (4 * EB); /* pieces a thread: KS D / EB over 4 D / NT threads */
   constexpr int RM = 16 * MT, S = CU_TCP_STAGES;
   extern __shared__ __align__(128) float sm[];
-  const int ldz = tc_ldz(n), ldd = tcp_ldd(D, sizeof(TD)), nk = (n + 7) / 8, D4 = D / 4, DP = D / EB;
-  float *zs = sm;                          /* [RM][ldz] masks, TF32-rounded */
-  float *bufs = zs + RM * ldz;             /* S x [8][ldd] stages of delta (TD) */
+  const int ldz = tcp_ldz(n, H), ldd = tcp_ldd(D, sizeof(TD)), nk = (n + KS - 1) / KS, D4 = D / 4, DP = D / EB;
+  float *zs = sm;                          /* [RM][ldz] masks (TD), rounded to TF32 */
+  float *bufs = zs + RM * ldz / (4 / (int)sizeof(TD)); /* S x [KS][ldd] stages of delta (TD) */
   float *bslot = bufs + S * SF * ldd;           /* S x [2][D]: a row's base and base2 */
   float *red = bslot + S * 2 * D;          /* [warps][RM] the warps' row sums */
   float *stat = red + CU_TC_MAX_WARPS * RM; /* [2][RM] mean, 1 / std */
@@ -269,11 +270,11 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, 1)
 #pragma unroll
   for (int j = 0; j < PPT; j++) {
     const int i = threadIdx.x + j * blockDim.x, c = (i % DP) * EB;
-    pk[j] = i < 8 * DP ? i / DP : -1;
+    pk[j] = i < KS * DP ? i / DP : -1;
     ps[j] = ((i / DP) * ldd + c) / (4 / (int)sizeof(TD));
     pc[j] = c;
   }
-  /* stage q of the block's stream: row q / nk, writers [8 s, 8 s + 8) with s = q % nk */
+  /* stage q of the block's stream: row q / nk, writers [KS s, KS s + KS) with s = q % nk */
   auto load = [&](int q) {
     const int k = q / nk, s = q - k * nk;
     const size_t ro = ((size_t)blockIdx.x + (size_t)k * gridDim.x) * D;
@@ -281,7 +282,7 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, 1)
 #pragma unroll
     for (int j = 0; j < PPT; j++) {
       if (pk[j] < 0) continue;
-      const int w = 8 * s + pk[j];
+      const int w = KS * s + pk[j];
       const bool ok = w < n;
       cu_cp16(buf + ps[j], reinterpret_cast<const float *>(delta + (ok ? (size_t)w * ND + ro + pc[j] : 0)),
               ok ? 16 : 0);
@@ -297,7 +298,9 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, 1)
   }
   for (int i = threadIdx.x; i < RM * ldz; i += blockDim.x) {
     const int r = i / ldz, w = i % ldz;
-    zs[i] = (r < R && w < n) ? __uint_as_float(cu_tf32_round(Z[(size_t)r * n + w])) : 0.0f;
+    const float z = (r < R && w < n) ? __uint_as_float(cu_tf32_round(Z[(size_t)r * n + w])) : 0.0f;
+    if constexpr (H) reinterpret_cast<__half *>(zs)[i] = __float2half_rn(z);
+    else zs[i] = z;
   }
 
   float acc[MT][NT][4];
@@ -307,10 +310,12 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, 1)
     for (int j = 0; j < NT; j++)
 #pragma unroll
       for (int e = 0; e < 4; e++) acc[m][j][e] = 0.0f;
-  /* A by ldmatrix (x4: matrix lm = rows + 8 (lm & 1), columns + 4 (lm >> 1)); B scalar */
-  const int lr = lane & 7, lm = lane >> 3;
-  const int aoff = (lr + 8 * (lm & 1)) * ldz + 4 * (lm >> 1), col0 = 8 * NT * warp;
-  const int boff = t * ldd + col0 + g;
+  /* fp32: A by ldmatrix (x4: matrix lm = rows + 8 (lm & 1), columns + 4 (lm >> 1)), B
+   * scalar. fp16: A by ldmatrix (x4: rows + 8 (lm & 1), writers + 8 (lm >> 1)), B by
+   * ldmatrix.trans from the [writer][column] stage (x4: writers + 8 (lm & 1), two n-tiles) */
+  const int lr = lane & 7, lm = lane >> 3, col0 = 8 * NT * warp;
+  const int aoff = H ? (lr + 8 * (lm & 1)) * ldz + 8 * (lm >> 1) : (lr + 8 * (lm & 1)) * ldz + 4 * (lm >> 1);
+  const int boff = H ? (lane & 15) * ldd + col0 + 8 * (lane >> 4) : t * ldd + col0 + g;
 
   int q = 0;
   for (int k = 0; k < nrows; k++) {
@@ -320,14 +325,34 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, 1)
       if (q + S - 1 < total) load(q + S - 1);
       cu_cp_commit();
       const TD *buf = reinterpret_cast<const TD *>(bufs + (q % S) * SF * ldd) + boff;
+      const TD *za = reinterpret_cast<const TD *>(zs) + aoff + KS * s;
       uint32_t a[MT][4];
 #pragma unroll
-      for (int m = 0; m < MT; m++) ldsm_x4(a[m], zs + aoff + 16 * m * ldz + 8 * s);
+      for (int m = 0; m < MT; m++) ldsm_x4(a[m], za + 16 * m * ldz);
+      if constexpr (H) {
 #pragma unroll
-      for (int j = 0; j < NT; j++) {
-        const uint32_t b[2] = {tcp_tf32(buf[8 * j]), tcp_tf32(buf[4 * ldd + 8 * j])};
+        for (int j = 0; j + 1 < NT; j += 2) {
+          uint32_t b[4];
+          ldsm_x4_t(b, buf + 8 * j);
 #pragma unroll
-        for (int m = 0; m < MT; m++) mma_tf32(acc[m][j], a[m], b);
+          for (int m = 0; m < MT; m++) {
+            mma_f16(acc[m][j], a[m], b);
+            mma_f16(acc[m][j + 1], a[m], b + 2);
+          }
+        }
+        if (NT & 1) {
+          uint32_t b[2];
+          ldsm_x2_t(b, buf + 8 * (NT - 1));
+#pragma unroll
+          for (int m = 0; m < MT; m++) mma_f16(acc[m][NT - 1], a[m], b);
+        }
+      } else {
+#pragma unroll
+        for (int j = 0; j < NT; j++) {
+          const uint32_t b[2] = {cu_tf32_round(buf[8 * j]), cu_tf32_round(buf[4 * ldd + 8 * j])};
+#pragma unroll
+          for (int m = 0; m < MT; m++) mma_tf32(acc[m][j], a[m], b);
+        }
       }
     }
 

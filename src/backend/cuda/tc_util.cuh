@@ -1,5 +1,6 @@
-/* tc_util.cuh — tensor-core helpers for the backend's mma.sync kernels (edge_tc.cu): TF32
- * operands, 3xTF32 products, ldmatrix, the shared-memory opt-in.
+/* tc_util.cuh — tensor-core helpers for the backend's mma.sync kernels (edge_tc.cu,
+ * mixnorm_tc.cu): TF32 operands, 3xTF32 products, f16 products, ldmatrix, the
+ * shared-memory opt-in.
  *
  * Fragment layouts (PTX ISA, mma.m16n8k8 .tf32; g = lane / 4, t = lane % 4):
  *   A (16 x 8, row):  a0 = A[g][t], a1 = A[g + 8][t], a2 = A[g][t + 4], a3 = A[g + 8][t + 4]
@@ -41,17 +42,43 @@ static __device__ __forceinline__ void mma_tf32(float c[4], const uint32_t a[4],
 /* ldmatrix of 32-bit elements seen as pairs of b16: matrix k's 8 rows of 16 bytes from
  * the addresses of lanes 8k .. 8k + 7; lane (g, t) gets its row g, 4-byte column t, the
  * layout of a TF32 fragment. */
-static __device__ __forceinline__ void ldsm_x4(uint32_t r[4], const float *p) {
+static __device__ __forceinline__ void ldsm_x4(uint32_t r[4], const void *p) {
   const unsigned a = (unsigned)__cvta_generic_to_shared(p);
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(a));
 }
-static __device__ __forceinline__ void ldsm_x2(uint32_t r[2], const float *p) {
+static __device__ __forceinline__ void ldsm_x2(uint32_t r[2], const void *p) {
   const unsigned a = (unsigned)__cvta_generic_to_shared(p);
   asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
                : "=r"(r[0]), "=r"(r[1])
                : "r"(a));
+}
+
+/* The same transposed (b16 elements): lane (g, t) gets column g, rows 2t and 2t + 1 of
+ * matrix k, the layout of an m16n8k16 f16 B fragment from a [k][n] row-major tile. */
+static __device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], const void *p) {
+  const unsigned a = (unsigned)__cvta_generic_to_shared(p);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+static __device__ __forceinline__ void ldsm_x2_t(uint32_t r[2], const void *p) {
+  const unsigned a = (unsigned)__cvta_generic_to_shared(p);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
+               : "=r"(r[0]), "=r"(r[1])
+               : "r"(a));
+}
+
+/* c += a b, m16n8k16 with f16 operands (pairs of halves a register; PTX ISA layouts:
+ * a0 = A[g][2t, 2t + 1], a1 = A[g + 8][..], a2 = A[g][2t + 8, 2t + 9], a3 = A[g + 8][..];
+ * b0 = B[2t, 2t + 1][g], b1 = B[2t + 8, 2t + 9][g]; C as for TF32), fp32 accumulation */
+static __device__ __forceinline__ void mma_f16(float c[4], const uint32_t a[4], const uint32_t b[2]) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
 /* c += a b, 3xTF32 from split operands (small products first) */
