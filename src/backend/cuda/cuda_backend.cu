@@ -326,7 +326,8 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
    * on the masked step's stream (one batch state); EP_CUDA_DDPIPE=0 k_ddelta without its
    * next writers' loads in flight; EP_CUDA_TC_PERSIST=0 the TF32 mixing kernel one block a
    * row (k_mix_norm_tc) instead of the persistent one (k_mix_norm_tcp); EP_CUDA_DELTA16=0
-   * the TF32 mixing and edge-gradient kernels read fp32 delta instead of its fp16 copy. */
+   * the TF32 mixing and edge-gradient kernels read fp32 delta instead of its fp16 copy;
+   * EP_CUDA_XHAT16=0 the TF32 readers' xhat kept in fp32 (fp32 q/k/v projections). */
   ws->prof = cu_env_int("EP_CUDA_PROFILE", 0) > 0;
   ws->graphs = cu_env_int("EP_CUDA_GRAPH", 1) != 0;
   ws->mixnorm = cu_env_int("EP_CUDA_MIXNORM", 1);
@@ -343,6 +344,7 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   ws->pair = cu_env_int("EP_CUDA_PAIR", 1) != 0;
   ws->attn_nw = cu_env_int("EP_CUDA_ATTN_WARPS", 8);
   ws->delta16 = cu_env_int("EP_CUDA_DELTA16", 1) != 0;
+  ws->xhat16 = cu_env_int("EP_CUDA_XHAT16", 1) != 0;
   /* prepare on its own stream: its one path then is the paired forward or the cache, which
    * touch only the batch state and prepare's own scratch; the phase profile times
    * prepare and the step apart, on one stream */
@@ -947,10 +949,13 @@ static void cu_attn_layer_fwd(cu_ws *ws, int l, int store) {
   const int fold = ws->folded_ok; /* cu_fold_weights ran: TF32 and EP_CUDA_FOLD on */
   ws->mpart_layer = -1;
   ws->lfold[l] = 0;
-  if (cu_mixnorm_tc_on(ws) && cu_mix_norm_tc(ws, Z, mg ? R3 + 1 : R3, R3, n, base, ws->Y, ws->Xn, ws->mu, ws->rs,
-                                             w->ln1_w, w->ln1_b, base + ND, ws->mpart, fold)) {
+  const int tc = cu_mixnorm_tc_on(ws) ? cu_mix_norm_tc(ws, Z, mg ? R3 + 1 : R3, R3, n, base, ws->Y, ws->Xn, ws->mu,
+                                                        ws->rs, w->ln1_w, w->ln1_b, base + ND, ws->mpart, fold,
+                                                        ws->xhat16)
+                                     : 0;
+  if (tc) {
     if (mg) ws->mpart_layer = l;
-    ws->lfold[l] = fold;
+    ws->lfold[l] = tc == 2 ? 2 : fold;
     cu_mark(ws, CU_PH_MIX); /* TF32: mixing on tensor cores and the per-reader LN in one kernel */
   } else if (cu_mixnorm_on(ws) &&
              cu_mix_norm(ws, Z, R3, 0, n, base, ws->Y, ws->Xn, ws->mu, ws->rs, w->ln1_w, w->ln1_b)) {
@@ -966,9 +971,10 @@ static void cu_attn_layer_fwd(cu_ws *ws, int l, int store) {
     cu_norm_fwd(ws, ws->Y, base, ws->N, ws->Xn, ws->mu, ws->rs, w->ln1_w, w->ln1_b, (size_t)R3 * ws->N);
     cu_mark(ws, CU_PH_NORM);
   }
-  cu_qkv(ws, l, ws->lfold[l] ? ws->Y : ws->Xn, 3 * (long long)ND, (long long)ND, ws->lfold[l]);
+  if (ws->lfold[l] == 2) cu_qkv_h(ws, l, (const __half *)ws->Y, 3 * (long long)ND, (long long)ND);
+  else cu_qkv(ws, l, ws->lfold[l] ? ws->Y : ws->Xn, 3 * (long long)ND, (long long)ND, ws->lfold[l]);
   cu_mark(ws, CU_PH_QKV);
-  cu_attn_fwd(ws, l, ws->lfold[l], ws->q, ws->k, ws->v, ws->att, ws->ob);
+  cu_attn_fwd(ws, l, ws->lfold[l] != 0, ws->q, ws->k, ws->v, ws->att, ws->ob);
   cu_mark(ws, CU_PH_ATTN);
   if (store) {
     cu_head_out(ws, l, 0); /* the bias in the delta pass */
@@ -992,11 +998,12 @@ static void cu_attn_layer_bwd(cu_ws *ws, int l, int node_masks) {
   cu_mark(ws, CU_PH_NODE);
   cu_head_out_bwd(ws, l);
   cu_mark(ws, CU_PH_HOUT);
-  cu_attn_bwd(ws, l, ws->lfold[l], ws->q, ws->k, ws->v, ws->att, ws->dob, ws->dq, ws->dk, ws->dv);
+  cu_attn_bwd(ws, l, ws->lfold[l] != 0, ws->q, ws->k, ws->v, ws->att, ws->dob, ws->dq, ws->dk, ws->dv);
   cu_mark(ws, CU_PH_ATTN_B);
-  cu_qkv_bwd(ws, l, ws->lfold[l]);
+  cu_qkv_bwd(ws, l, ws->lfold[l] != 0);
   cu_mark(ws, CU_PH_QKV);
-  if (ws->lfold[l]) cu_norm_bwd_xhat(ws, ws->Y, ws->rs, ws->Xn, ws->Xn, (size_t)R3 * ws->N);
+  if (ws->lfold[l] == 2) cu_norm_bwd_xhat_h(ws, (const __half *)ws->Y, ws->rs, ws->Xn, ws->Xn, (size_t)R3 * ws->N);
+  else if (ws->lfold[l]) cu_norm_bwd_xhat(ws, ws->Y, ws->rs, ws->Xn, ws->Xn, (size_t)R3 * ws->N);
   else cu_norm_bwd(ws, ws->Y, ws->mu, ws->rs, w->ln1_w, ws->Xn, ws->Xn, (size_t)R3 * ws->N);
   cu_mark(ws, CU_PH_NORM);
   /* merged: Xn's slot R3 holds the MLP reader's gradient (cu_mlp_layer_bwd) */
@@ -1397,7 +1404,9 @@ static void cu_fold_weights(cu_ws *ws) {
     if (c->has_attn[l] && !m->layers[l].ln1_w) return;
   const size_t per = 3 * D * Q + 3 * Q; /* floats a layer: W'_q, W'_k, W'_v, b'_q, b'_k, b'_v */
   float *hw = (float *)ep_calloc(per, sizeof(float));
+  __half *hh = (__half *)ep_calloc(3 * D * Q, sizeof(__half)); /* W'_c in fp16 */
   float *dall = (float *)cu_dalloc(ws, per * (size_t)ws->L, sizeof(float));
+  __half *hall = (__half *)cu_dalloc(ws, 3 * D * Q * (size_t)ws->L, sizeof(__half));
   EP_CHECK_CUDA(cudaDeviceSynchronize()); /* zeroing ran on the legacy stream */
   for (int l = 0; l < ws->L; l++) {
     if (!c->has_attn[l]) continue;
@@ -1416,7 +1425,13 @@ static void cu_fold_weights(cu_ws *ws) {
     }
     float *dv = dall + per * (size_t)l;
     EP_CHECK_CUDA(cudaMemcpy(dv, hw, per * sizeof(float), cudaMemcpyHostToDevice));
+    for (size_t i = 0; i < 3 * D * Q; i++) hh[i] = __float2half_rn(hw[i]);
+    __half *hv = hall + 3 * D * Q * (size_t)l;
+    EP_CHECK_CUDA(cudaMemcpy(hv, hh, 3 * D * Q * sizeof(__half), cudaMemcpyHostToDevice));
     cu_lw *d = &ws->lw[l];
+    d->hw_q = hv;
+    d->hw_k = hv + D * Q;
+    d->hw_v = hv + 2 * D * Q;
     d->fw_q = dv;
     d->fw_k = dv + D * Q;
     d->fw_v = dv + 2 * D * Q;
@@ -1425,6 +1440,7 @@ static void cu_fold_weights(cu_ws *ws) {
     d->fb_v = dv + 3 * D * Q + 2 * Q;
   }
   free(hw);
+  free(hh);
   ws->folded_ok = 1;
 }
 

@@ -66,6 +66,7 @@ typedef struct {
   /* the q/k/v projections with the reader norm's weight and bias folded in (cu_fold_weights):
    * W'_c = diag(ln1_w) W_c, b'_c = ln1_b W_c + b_c, so that q = xhat W'_q + b'_q */
   const float *fw_q, *fw_k, *fw_v, *fb_q, *fb_k, *fb_v;
+  const __half *hw_q, *hw_k, *hw_v; /* the folded W'_c in fp16, for xhat stored in fp16 */
   /* the plain forward's row layout (cu_rows_weights): W_q | W_k | W_v as one [D, 3 Q], and
    * W_O as [H (dh + 4), D]: head i's dh rows, then its bias b_O / H split into a part exact
    * in TF32 and the rest (two rows), then a zero row */
@@ -179,7 +180,8 @@ typedef struct {
   int rows_ok;     /* the row-layout weights exist (cu_rows_weights) */
   int plain_rows;  /* the plain forward runs in the row layout (set by cu_plain_pair) */
   int *lfold;      /* [L] 1: the layer's forward kept the q/k/v readers' normed rows xhat in Y (no
-                      Xn) and projected them with the folded weights */
+                      Xn) and projected them with the folded weights; 2: the same with xhat in
+                      fp16 (Y then holds [3H, N, D] halves) */
   float *gchunk; /* [Bmax*Tmax, 3H + 1, W] edge-gradient partials per chunk of token rows */
   float *yf, *xf, *fmu, *frs, *logits;
   float *zd;     /* [E + W] z_edge, z_node */
@@ -226,6 +228,10 @@ typedef struct {
                               (EP_CUDA_DELTA16=0: off; off for good once a value exceeds fp16's
                               range, cu_delta16_overflowed) */
   __half *delta_h;         /* [W, N, D] (allocated when TF32 is first chosen with delta16) */
+  int xhat16;              /* 1: with delta16 and folded readers, the mixing kernel stores xhat in
+                              fp16 (|xhat| <= sqrt(D)), the q/k/v projections multiply it by the
+                              folded weights in fp16 (f16 tensor cores: the 10 mantissa bits TF32
+                              keeps) and the norm backward reads it (EP_CUDA_XHAT16=0: off) */
   int *ovf_d, *ovf_h;      /* a step's flag: some delta_h value left fp16's range (host: pinned) */
   int mixnorm;              /* reader mixing fused with the reader norms (mixnorm.cu): 0 never,
                                1 in fp32 and bf16 (TF32 mixes through cuBLAS), 2 in every precision */
@@ -307,7 +313,9 @@ extern "C" void cu_norm_fwd(cu_ws *ws, float *x, const float *add, size_t add_ro
 extern "C" void cu_norm_bwd(cu_ws *ws, const float *x, const float *mu, const float *rs, const float *w,
                             const float *dy, float *dx, size_t rows);
 /* The same from the normed rows xhat = (x - mu) rs themselves and no weight (the folded
- * readers: dy is d/d xhat). */
+ * readers: dy is d/d xhat); _h: xhat in fp16. */
+extern "C" void cu_norm_bwd_xhat_h(cu_ws *ws, const __half *xhat, const float *rs, const float *dy, float *dx,
+                                   size_t rows);
 extern "C" void cu_norm_bwd_xhat(cu_ws *ws, const float *xhat, const float *rs, const float *dy, float *dx,
                                  size_t rows);
 
@@ -358,11 +366,12 @@ extern "C" int cu_edge_tc(cu_ws *ws, const float *dY, int R, const float *delta,
  * accumulation), for readers [0, Rn); readers [Rn, R) (same n inputs, their masks the
  * next rows of Z) are only mixed: Y2 [R - Rn, N, D] = base2 + Z delta. With fold, Y gets
  * the normed rows xhat = (x - mu) rs instead of x and Xn is not written (the norm's
- * weight and bias are in the folded projections). Returns 0 (nothing launched) for
- * shapes it does not cover. */
+ * weight and bias are in the folded projections); with yh as well, when it reads fp16
+ * delta (cu_delta16_on), xhat in fp16 (Y then holds halves). Returns 0 (nothing launched)
+ * for shapes it does not cover, 2 when Y got fp16 xhat, else 1. */
 extern "C" int cu_mix_norm_tc(cu_ws *ws, const float *Z, int R, int Rn, int n, const float *base, float *Y,
                               float *Xn, float *mu, float *rs, const float *lw, const float *lb,
-                              const float *base2, float *Y2, int fold);
+                              const float *base2, float *Y2, int fold, int yh);
 
 /* ---- mixnorm.cu ---- */
 /* R readers with the same n inputs, writers [w0, w0 + n), masks Z [R, n] (ld n):
@@ -435,6 +444,8 @@ extern "C" void cu_kl_rows(cu_ws *ws, int grad);
  * plain: both 0). Biases left to the attention core. folded: X holds xhat, the folded
  * weights (and, in the core, biases). */
 extern "C" void cu_qkv(cu_ws *ws, int l, const float *X, long long sX, long long offX, int folded);
+/* The same from xhat in fp16 (lfold 2): X [3H, N, D] halves, the fp16 folded weights. */
+extern "C" void cu_qkv_h(cu_ws *ws, int l, const __half *X, long long sX, long long offX);
 /* hx [H, N, D] = ob_i W_O[i] + b_O / H (the bias left out with bias = 0: the caller adds it,
  * as cu_delta_write_bias does). */
 extern "C" void cu_head_out(cu_ws *ws, int l, int bias);

@@ -102,14 +102,25 @@ static __device__ __forceinline__ void norm_bwd_terms(float4 x, float4 dy, const
  * NV float4 a lane, all loads issued before the sums (warp shuffles, no barriers), so a
  * row's reads are in flight together; k_norm_bwd's block per row waits on its barriers
  * with a few loads out. */
-template <int NV>
-static __global__ void k_norm_bwd_warp(const float *__restrict__ x, const float *__restrict__ mu,
+/* four elements of x as floats: a float4, or four halves (xhat in fp16) */
+static __device__ __forceinline__ float4 norm_ld4(const float *x, int c) {
+  return reinterpret_cast<const float4 *>(x)[c];
+}
+static __device__ __forceinline__ float4 norm_ld4(const __half *x, int c) {
+  const uint2 u = reinterpret_cast<const uint2 *>(x)[c];
+  const float2 a = __half22float2(*reinterpret_cast<const __half2 *>(&u.x));
+  const float2 b = __half22float2(*reinterpret_cast<const __half2 *>(&u.y));
+  return make_float4(a.x, a.y, b.x, b.y);
+}
+
+template <int NV, typename XT>
+static __global__ void k_norm_bwd_warp(const XT *__restrict__ x, const float *__restrict__ mu,
                                        const float *__restrict__ rs, const float *__restrict__ w,
                                        const float *dy, float *dx, int D, size_t rows, int kind, int xhat) {
   const size_t row = (size_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31, D4 = D / 4;
   if (row >= rows) return;
-  const float4 *xr = reinterpret_cast<const float4 *>(x + row * D);
+  const XT *xr = x + row * D;
   const float4 *dyr = reinterpret_cast<const float4 *>(dy + row * D);
   const float4 *w4 = reinterpret_cast<const float4 *>(w);
   float4 *dxr = reinterpret_cast<float4 *>(dx + row * D);
@@ -118,7 +129,7 @@ static __global__ void k_norm_bwd_warp(const float *__restrict__ x, const float 
   for (int i = 0; i < NV; i++) {
     const int c = lane + 32 * i;
     if (c < D4) {
-      xv[i] = xr[c];
+      xv[i] = norm_ld4(xr, c);
       gv[i] = dyr[c];
     }
   }
@@ -162,14 +173,15 @@ static __global__ void k_norm_bwd_warp(const float *__restrict__ x, const float 
 }
 
 /* The warp kernel where it applies (1), else 0. */
-static int cu_norm_bwd_warp(cu_ws *ws, const float *x, const float *mu, const float *rs, const float *w,
+template <typename XT>
+static int cu_norm_bwd_warp(cu_ws *ws, const XT *x, const float *mu, const float *rs, const float *w,
                             const float *dy, float *dx, size_t rows, int xhat) {
   const int D = ws->D, kind = (int)ws->m->cfg.norm;
   const unsigned wblocks = (unsigned)((rows + NORM_THREADS / 32 - 1) / (NORM_THREADS / 32));
   const int aligned = !(((uintptr_t)x | (uintptr_t)dy | (uintptr_t)dx | (uintptr_t)w) & 15);
   if (D % 4 || D > 1024 || !aligned || rows / (NORM_THREADS / 32) >= 0x7fffffffu) return 0;
   const int nv = (D / 4 + 31) / 32;
-#define NORM_BWD_WARP(v) k_norm_bwd_warp<v><<<wblocks, NORM_THREADS, 0, ws->st>>>(x, mu, rs, w, dy, dx, D, rows, kind, xhat)
+#define NORM_BWD_WARP(v) k_norm_bwd_warp<v, XT><<<wblocks, NORM_THREADS, 0, ws->st>>>(x, mu, rs, w, dy, dx, D, rows, kind, xhat)
   if (nv <= 2) NORM_BWD_WARP(2);
   else if (nv <= 4) NORM_BWD_WARP(4);
   else if (nv <= 6) NORM_BWD_WARP(6);
@@ -185,6 +197,13 @@ extern "C" void cu_norm_bwd(cu_ws *ws, const float *x, const float *mu, const fl
   EP_CHECK(rows <= 0x7fffffffu, "too many rows for the norm kernel (%zu)", rows);
   k_norm_bwd<<<(unsigned)rows, NORM_THREADS, 0, ws->st>>>(x, mu, rs, w, dy, dx, ws->D, (int)ws->m->cfg.norm);
   EP_CHECK_LAUNCH();
+}
+
+extern "C" void cu_norm_bwd_xhat_h(cu_ws *ws, const __half *xhat, const float *rs, const float *dy, float *dx,
+                                   size_t rows) {
+  if (rows == 0) return;
+  EP_CHECK(cu_norm_bwd_warp(ws, xhat, NULL, rs, NULL, dy, dx, rows, 1),
+           "norm backward from fp16 normed rows: D %d (a multiple of 4 up to 1024, aligned rows)", ws->D);
 }
 
 extern "C" void cu_norm_bwd_xhat(cu_ws *ws, const float *xhat, const float *rs, const float *dy, float *dx,

@@ -244,7 +244,8 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, 1)
     k_mix_norm_tcp(const float *__restrict__ Z, int R, int Rn, int n, const TD *__restrict__ delta, int N,
                    const float *__restrict__ base, float *__restrict__ Y, float *__restrict__ Xn, float *mu,
                    float *rs, const float *__restrict__ lw, const float *__restrict__ lb,
-                   const float *__restrict__ base2, float *__restrict__ Y2, int D, int kind, float eps, int fold) {
+                   const float *__restrict__ base2, float *__restrict__ Y2, int D, int kind, float eps, int fold,
+                   int yh) {
   constexpr bool H = sizeof(TD) == 2;       /* fp16 delta: f16 MMAs (m16n8k16), fp16 masks */
   constexpr int KS = H ? 16 : 8;            /* writers a stage: one MMA k step */
   constexpr int EB = 16 / (int)sizeof(TD);  /* delta elements a 16-byte piece */
@@ -431,6 +432,10 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, 1)
             dst = fold ? Y : Xn;
           } else if (fold) {
             x = make_float2((x.x - mean) * rr, (x.y - mean) * rr);
+            if (H && yh) { /* xhat in fp16 */
+              reinterpret_cast<__half2 *>(Y)[(o + 8 * j) / 2] = __floats2half2_rn(x.x, x.y);
+              continue;
+            }
             dst = Y;
           } else {
             *reinterpret_cast<float2 *>(Y + o + 8 * j) = x;
@@ -449,7 +454,7 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, 1)
 template <int MT, int NT, typename TD>
 static int cu_mix_norm_tcp_launch(cu_ws *ws, const TD *delta, const float *Z, int R, int Rn, int n,
                                   const float *base, float *Y, float *Xn, float *mu, float *rs, const float *lw,
-                                  const float *lb, const float *base2, float *Y2, int fold) {
+                                  const float *lb, const float *base2, float *Y2, int fold, int yh) {
   const int D = ws->D, threads = D / 8 / NT * 32;
   const size_t smem = tcp_smem(MT, n, D, sizeof(TD));
   static int attr_set = 0; /* per instantiation */
@@ -462,16 +467,17 @@ static int cu_mix_norm_tcp_launch(cu_ws *ws, const TD *delta, const float *Z, in
   if (blocks > ws->N) blocks = ws->N;
   k_mix_norm_tcp<MT, NT, TD><<<(unsigned)blocks, threads, smem, ws->st>>>(
       Z, R, Rn, n, delta, (int)ws->N, base, Y, Xn, mu, rs, lw, lb, base2, Y2, D, (int)ws->m->cfg.norm,
-      (float)ws->m->cfg.norm_eps, fold);
+      (float)ws->m->cfg.norm_eps, fold, yh);
   EP_CHECK_LAUNCH();
   return 1;
 }
 
 /* The persistent kernel for R <= 48 readers, D a multiple of 8 spread over at most 16
- * warps of NT n-tiles (MT NT <= 18 accumulator fragments a thread); 0: not covered. */
+ * warps of NT n-tiles (MT NT <= 18 accumulator fragments a thread); 0: not covered, 2:
+ * launched with xhat in fp16 (fp16 delta, fold and yh), 1: launched. */
 static int cu_mix_norm_tcp(cu_ws *ws, const float *Z, int R, int Rn, int n, const float *base, float *Y, float *Xn,
                            float *mu, float *rs, const float *lw, const float *lb, const float *base2, float *Y2,
-                           int fold) {
+                           int fold, int yh) {
   const int D = ws->D, MT = (R + 15) / 16, tiles = D / 8;
   if (D % 8 || ws->N > 0x7fffffff || (size_t)ws->N * D > ((size_t)1 << 40)) return 0;
   int nt = 0;
@@ -480,12 +486,13 @@ static int cu_mix_norm_tcp(cu_ws *ws, const float *Z, int R, int Rn, int n, cons
     if (tiles % nts[i] == 0 && tiles / nts[i] <= CU_TC_MAX_WARPS) nt = nts[i];
   const int h = cu_delta16_on(ws); /* the fp16 copy of delta */
   if (!nt || MT * nt > 18 || tcp_smem(MT, n, D, h ? 2 : 4) > (size_t)ws->smem_optin) return 0;
+  yh = h && fold && yh && ws->m->cfg.norm != EP_NORM_NONE;
 #define TCP_CASE(mt, t)                                                                                         \
   if (MT == mt && nt == t)                                                                                     \
-    return h ? cu_mix_norm_tcp_launch<mt, t>(ws, ws->delta_h, Z, R, Rn, n, base, Y, Xn, mu, rs, lw, lb, base2,   \
-                                             Y2, fold)                                                         \
+    return h ? (cu_mix_norm_tcp_launch<mt, t>(ws, ws->delta_h, Z, R, Rn, n, base, Y, Xn, mu, rs, lw, lb, base2,  \
+                                              Y2, fold, yh) ? 1 + yh : 0)                                      \
              : cu_mix_norm_tcp_launch<mt, t>(ws, ws->delta, Z, R, Rn, n, base, Y, Xn, mu, rs, lw, lb, base2, Y2, \
-                                             fold);
+                                             fold, 0);
   TCP_CASE(1, 1) TCP_CASE(1, 2) TCP_CASE(1, 3) TCP_CASE(1, 4) TCP_CASE(1, 6) TCP_CASE(1, 8)
   TCP_CASE(2, 1) TCP_CASE(2, 2) TCP_CASE(2, 3) TCP_CASE(2, 4) TCP_CASE(2, 6) TCP_CASE(2, 8)
   TCP_CASE(3, 1) TCP_CASE(3, 2) TCP_CASE(3, 3) TCP_CASE(3, 4) TCP_CASE(3, 6)
@@ -512,10 +519,13 @@ static void cu_mix_norm_tc_launch(cu_ws *ws, const float *Z, int R, int Rn, int 
 
 extern "C" int cu_mix_norm_tc(cu_ws *ws, const float *Z, int R, int Rn, int n, const float *base, float *Y,
                               float *Xn, float *mu, float *rs, const float *lw, const float *lb,
-                              const float *base2, float *Y2, int fold) {
+                              const float *base2, float *Y2, int fold, int yh) {
   const int D = ws->D;
   if (R < 1 || R > 48 || Rn > R || (Rn < R && !(base2 && Y2)) || n < 1 || D % 16 || ws->N == 0) return 0;
-  if (ws->tc_persist && cu_mix_norm_tcp(ws, Z, R, Rn, n, base, Y, Xn, mu, rs, lw, lb, base2, Y2, fold)) return 1;
+  if (ws->tc_persist) {
+    const int done = cu_mix_norm_tcp(ws, Z, R, Rn, n, base, Y, Xn, mu, rs, lw, lb, base2, Y2, fold, yh);
+    if (done) return done;
+  }
   /* ws->tc_split: blocks of <= 16 readers (G a row, two blocks per SM); else one block a
    * row with all R readers (MT m-tiles, one block per SM) */
   const int tiles = D / 16, G = ws->tc_split ? (R + 15) / 16 : 1, MT = ws->tc_split ? 1 : (R + 15) / 16;
