@@ -327,7 +327,8 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
    * next writers' loads in flight; EP_CUDA_TC_PERSIST=0 the TF32 mixing kernel one block a
    * row (k_mix_norm_tc) instead of the persistent one (k_mix_norm_tcp); EP_CUDA_DELTA16=0
    * the TF32 mixing and edge-gradient kernels read fp32 delta instead of its fp16 copy;
-   * EP_CUDA_XHAT16=0 the TF32 readers' xhat kept in fp32 (fp32 q/k/v projections). */
+   * EP_CUDA_XHAT16=0 the TF32 readers' xhat kept in fp32 (fp32 q/k/v projections);
+   * EP_CUDA_DELTA32=1 fp32 delta written next to the fp16 copy even when no reader needs it. */
   ws->prof = cu_env_int("EP_CUDA_PROFILE", 0) > 0;
   ws->graphs = cu_env_int("EP_CUDA_GRAPH", 1) != 0;
   ws->mixnorm = cu_env_int("EP_CUDA_MIXNORM", 1);
@@ -345,6 +346,8 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   ws->attn_nw = cu_env_int("EP_CUDA_ATTN_WARPS", 8);
   ws->delta16 = cu_env_int("EP_CUDA_DELTA16", 1) != 0;
   ws->xhat16 = cu_env_int("EP_CUDA_XHAT16", 1) != 0;
+  ws->delta32_force = cu_env_int("EP_CUDA_DELTA32", 0) != 0;
+  ws->delta32 = 1;
   /* prepare on its own stream: its one path then is the paired forward or the cache, which
    * touch only the batch state and prepare's own scratch; the phase profile times
    * prepare and the step apart, on one stream */
@@ -469,7 +472,6 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   DALLOC(dzd, double, 3 * (E + W));
   DALLOC(la_d, double, 2 + E + W);
   DALLOC(part, double, W * CU_RED_BLOCKS);
-  DALLOC(part2, double, CU_CHUNK_SLICES * (3 * H + 1) * W);
   if (cu_device_kl(ws)) {
     DALLOC(klrow_d, double, N);
     DALLOC(klpart, double, 3 * N * (size_t)KL_MAX_CHUNKS);
@@ -965,7 +967,7 @@ static void cu_attn_layer_fwd(cu_ws *ws, int l, int store) {
       cu_gemm_bf16(ws, 0, 0, R3, (int)ND, n, 1.0f, ws->z_bf + g->readers[r0].edge_offset, n, ws->delta_bf,
                    (int)ND, 0.0f, ws->Y, (int)ND);
     else if (n > 0)
-      cu_gemm(ws, 0, 0, R3, (int)ND, n, 1.0f, Z, n, ws->delta, (int)ND, 0.0f, ws->Y, (int)ND);
+      cu_gemm(ws, 0, 0, R3, (int)ND, n, 1.0f, Z, n, cu_delta32(ws), (int)ND, 0.0f, ws->Y, (int)ND);
     else EP_CHECK_CUDA(cudaMemsetAsync(ws->Y, 0, (size_t)R3 * ND * sizeof(float), ws->st));
     cu_mark(ws, CU_PH_MIX);
     cu_norm_fwd(ws, ws->Y, base, ws->N, ws->Xn, ws->mu, ws->rs, w->ln1_w, w->ln1_b, (size_t)R3 * ws->N);
@@ -1028,7 +1030,7 @@ static void cu_mlp_layer_fwd(cu_ws *ws, int l, float *x, int bias) {
       cu_mark(ws, CU_PH_MIX);
       cu_mlp_core(ws, l, NULL, NULL, x, bias);
     } else {
-      cu_gemm(ws, 0, 0, 1, (int)ND, n - hw, 1.0f, Zh, n - hw, ws->delta + (size_t)hw * ND, (int)ND, 0.0f, ws->ym,
+      cu_gemm(ws, 0, 0, 1, (int)ND, n - hw, 1.0f, Zh, n - hw, cu_delta32(ws) + (size_t)hw * ND, (int)ND, 0.0f, ws->ym,
               (int)ND);
       cu_mark(ws, CU_PH_MIX);
       cu_mlp_core(ws, l, ws->ym, ws->mpart, x, bias);
@@ -1046,7 +1048,7 @@ static void cu_mlp_layer_fwd(cu_ws *ws, int l, float *x, int bias) {
     cu_gemm_bf16(ws, 0, 0, 1, (int)ND, n, 1.0f, ws->z_bf + g->readers[r].edge_offset, n, ws->delta_bf, (int)ND,
                  0.0f, ws->ym, (int)ND);
   else if (n > 0)
-    cu_gemm(ws, 0, 0, 1, (int)ND, n, 1.0f, ws->zd + g->readers[r].edge_offset, n, ws->delta, (int)ND, 0.0f, ws->ym,
+    cu_gemm(ws, 0, 0, 1, (int)ND, n, 1.0f, ws->zd + g->readers[r].edge_offset, n, cu_delta32(ws), (int)ND, 0.0f, ws->ym,
             (int)ND);
   else EP_CHECK_CUDA(cudaMemsetAsync(ws->ym, 0, ND * sizeof(float), ws->st));
   cu_mark(ws, CU_PH_MIX);
@@ -1094,6 +1096,28 @@ static void cu_kl_finish(cu_ws *ws, float *out, double *loss) {
   *loss = s;
 }
 
+/* Does this step need fp32 delta next to TF32's fp16 copy? Not when the copy serves every
+ * reader: each layer's q/k/v readers, with the MLP reader's inputs before the layer merged
+ * in (kept activations), in the persistent mixing kernel; the MLP reader's heads in the
+ * fp32 mixing kernel (D <= 768); all edge gradients in edge_tc.cu (N D a multiple of 8);
+ * resid_post in its own kernels. Then the fp32 stores (a third of the delta write's
+ * bytes) are left out. Any other reader checks ws->delta32 (cu_delta32). */
+static int cu_delta32_needed(const cu_ws *ws) {
+  const ep_graph *g = ws->g;
+  const ep_model_config *c = &ws->m->cfg;
+  if (!cu_delta16_on(ws) || ws->delta32_force || !ws->keep_acts || !ws->merge || !ws->merge_fwd || !ws->edge_tc ||
+      !cu_mixnorm_tc_on(ws) || (ws->N * (size_t)ws->D) % 8 || ws->D > 768)
+    return 1;
+  for (int l = 0; l < ws->L; l++) {
+    if (c->has_mlp[l] && !cu_merged(ws, l)) return 1; /* the MLP reader mixed by a GEMM */
+    if (!c->has_attn[l]) continue;
+    const int n = g->readers[g->layer_q_reader[l]].n_in, R = 3 * ws->H + (c->has_mlp[l] ? 1 : 0);
+    if (n == 0 && c->has_mlp[l]) return 1; /* no q/k/v mixing to merge into: a GEMM over the heads */
+    if (n > 0 && !cu_mix_norm_tc_fp16(ws, R, n)) return 1;
+  }
+  return 0;
+}
+
 /* Masked forward on the device: masks into ws->zd (from the pinned staging ws->h_z, or
  * drawn on the device from ws->h_la when ws->dev_sample), the difference stack,
  * resid_post at the loss positions in ws->yf. */
@@ -1107,6 +1131,7 @@ static void cu_faith_fwd_dev(cu_ws *ws) {
   const float *zn = ws->zd + E;
   if (ws->compute == 2) cu_to_bf16(ws, ws->zd, ws->z_bf, E);
   if (cu_delta16_on(ws)) EP_CHECK_CUDA(cudaMemsetAsync(ws->ovf_d, 0, sizeof(int), ws->st));
+  ws->delta32 = cu_delta32_needed(ws);
   if (g->embedding_nodes) {
     cu_delta_write(ws, ws->xtok, ws->c, zn, ws->delta, 1);
     cu_delta_write(ws, ws->xpos, ws->c + ND, zn + 1, ws->delta + ND, 1);

@@ -192,7 +192,6 @@ typedef struct {
   double *la_d;  /* [2 + E + W] h_la on the device */
   int dev_sample; /* 1: this step's masks are drawn on the device (cu_faith_sampled) */
   double *part;  /* [W, CU_RED_BLOCKS] reduction partials */
-  double *part2; /* [CU_CHUNK_SLICES, 3H + 1, W] edge-gradient slice sums */
   float *xo;     /* [N, D] MLP writer output */
   int keep_acts;       /* 1: per-layer forward state kept for the backward */
   cu_lstate shared;    /* the scratch versions of the working pointers */
@@ -233,6 +232,9 @@ typedef struct {
                               folded weights in fp16 (f16 tensor cores: the 10 mantissa bits TF32
                               keeps) and the norm backward reads it (EP_CUDA_XHAT16=0: off) */
   int *ovf_d, *ovf_h;      /* a step's flag: some delta_h value left fp16's range (host: pinned) */
+  int delta32;             /* this step writes fp32 delta (else only delta_h: every reader takes
+                              the fp16 copy; cu_delta32_needed) */
+  int delta32_force;       /* EP_CUDA_DELTA32=1: always write fp32 delta */
   int mixnorm;              /* reader mixing fused with the reader norms (mixnorm.cu): 0 never,
                                1 in fp32 and bf16 (TF32 mixes through cuBLAS), 2 in every precision */
   int mixnorm_split;        /* 1: the q/k/v readers in groups of 12 (see cu_mix_norm) */
@@ -273,8 +275,17 @@ typedef struct {
 /* ws->delta_h is written and read (TF32 with delta16, allocated). */
 static inline int cu_delta16_on(const cu_ws *ws) { return ws->compute == 1 && ws->delta16 && ws->delta_h; }
 
-/* Slices of the two-level edge-gradient row sums (fixed: deterministic sums). */
-#define CU_CHUNK_SLICES 32
+/* fp32 delta, for a reader the fp16 copy does not serve: the step must have written it
+ * (ws->delta32, decided by cu_delta32_needed at the step's start). */
+static inline const float *cu_delta32(const cu_ws *ws) {
+  EP_CHECK(ws->delta32, "cuda: fp32 differences read in a step that wrote only their fp16 copy (a shape the "
+                        "fp16 kernels do not cover; EP_CUDA_DELTA32=1 writes both)");
+  return ws->delta;
+}
+
+/* Edge-gradient chunk partials up to this many are summed a thread an output, more by
+ * groups of threads (mixing.cu k_sum_chunks_g); both orders fixed: deterministic sums. */
+#define CU_CHUNK_ONE_PASS 128
 /* Fewest token-row chunks of the cuBLAS edge-gradient GEMM (cu_edge_grad: bf16, shapes
  * edge_tc.cu does not cover, EP_CUDA_EDGE_TC=0): 256 gives 320 chunks
  * of 2 rows at 32 x 20 tokens (measured on an H200: 13.9 ms a TF32 step against 14.1 with
@@ -372,6 +383,9 @@ extern "C" int cu_edge_tc(cu_ws *ws, const float *dY, int R, const float *delta,
 extern "C" int cu_mix_norm_tc(cu_ws *ws, const float *Z, int R, int Rn, int n, const float *base, float *Y,
                               float *Xn, float *mu, float *rs, const float *lw, const float *lb,
                               const float *base2, float *Y2, int fold, int yh);
+
+/* cu_mix_norm_tc with R readers over n writers runs the persistent kernel on fp16 delta. */
+extern "C" int cu_mix_norm_tc_fp16(const cu_ws *ws, int R, int n);
 
 /* ---- mixnorm.cu ---- */
 /* R readers with the same n inputs, writers [w0, w0 + n), masks Z [R, n] (ld n):

@@ -212,15 +212,28 @@ static __global__ void __launch_bounds__(ET_WARPS * 32, 2)
 }
 
 /* One reader (R = 1, the MLP reader's edges from its layer's heads) and n <= ET_DOT_MAX
- * writers: plain fp32 dot products, no tensor cores. Block s of S takes the float4 columns
+ * writers: plain fp32 dot products (of the fp16 copy's values with delta_h), no tensor
+ * cores. Block s of S takes the float4 columns
  * s 256 + i, + S 256, ... and writes part[s] [n]: each thread keeps n + 1 float4 loads in
  * flight, where the tile kernel's 16-row m-tile would be 15 rows of zeros. */
 #define ET_DOT_MAX 16
+/* four delta elements as floats: fp32, or fp16 (TF32's copy) */
+static __device__ __forceinline__ float4 et_ld4(const float *d, size_t i) {
+  return __ldg(reinterpret_cast<const float4 *>(d) + i);
+}
+static __device__ __forceinline__ float4 et_ld4(const __half *d, size_t i) {
+  const uint2 u = __ldg(reinterpret_cast<const uint2 *>(d) + i);
+  const float2 a = __half22float2(*reinterpret_cast<const __half2 *>(&u.x));
+  const float2 b = __half22float2(*reinterpret_cast<const __half2 *>(&u.y));
+  return make_float4(a.x, a.y, b.x, b.y);
+}
+
+template <typename TD>
 static __global__ void __launch_bounds__(ET_WARPS * 32)
-    k_edge_dot(const float *__restrict__ dY, const float *__restrict__ delta, int n, size_t ND4,
+    k_edge_dot(const float *__restrict__ dY, const TD *__restrict__ delta, int n, size_t ND4,
                float *__restrict__ part) {
   __shared__ float red[ET_WARPS][ET_DOT_MAX]; /* launched with ET_WARPS warps */
-  const float4 *y4 = reinterpret_cast<const float4 *>(dY), *d4 = reinterpret_cast<const float4 *>(delta);
+  const float4 *y4 = reinterpret_cast<const float4 *>(dY);
   float acc[ET_DOT_MAX];
 #pragma unroll
   for (int w = 0; w < ET_DOT_MAX; w++) acc[w] = 0.0f;
@@ -230,7 +243,7 @@ static __global__ void __launch_bounds__(ET_WARPS * 32)
 #pragma unroll
     for (int w = 0; w < ET_DOT_MAX; w++) {
       if (w >= n) break;
-      const float4 d = __ldg(d4 + (size_t)w * ND4 + i);
+      const float4 d = et_ld4(delta, (size_t)w * ND4 + i);
       acc[w] = fmaf(y.x, d.x, fmaf(y.y, d.y, fmaf(y.z, d.z, fmaf(y.w, d.w, acc[w]))));
     }
   }
@@ -288,8 +301,10 @@ extern "C" int cu_edge_tc(cu_ws *ws, const float *dY, int R, const float *delta,
   if (!ws->edge_tc || R < 1 || R > 48 || n < 1 || ND % 4 || ((uintptr_t)dY | (uintptr_t)delta) % 16)
     return 0;
   if (x3 || ND % 8 || (uintptr_t)delta_h % 16) delta_h = NULL; /* fp32 delta */
+  if (!delta_h) (void)cu_delta32(ws); /* which the step must have written */
   if (R == 1 && n <= ET_DOT_MAX) {
-    k_edge_dot<<<CU_EDGE_SPLITS, ET_WARPS * 32, 0, ws->st>>>(dY, delta, n, ND / 4, part);
+    if (delta_h) k_edge_dot<<<CU_EDGE_SPLITS, ET_WARPS * 32, 0, ws->st>>>(dY, delta_h, n, ND / 4, part);
+    else k_edge_dot<<<CU_EDGE_SPLITS, ET_WARPS * 32, 0, ws->st>>>(dY, delta, n, ND / 4, part);
     EP_CHECK_LAUNCH();
     return CU_EDGE_SPLITS;
   }

@@ -92,15 +92,15 @@ extern "C" void cu_add_bias(cu_ws *ws, float *y, const float *b, size_t rows, in
   EP_CHECK_LAUNCH();
 }
 
-/* delta (and, in bf16 mode, its bf16 copy dbf at the same offset; with delta16, its fp16
+/* delta (when d32; and, in bf16 mode, its bf16 copy dbf at the same offset; with delta16, its fp16
  * copy dh: each value rounded to TF32, which fp16 holds exactly in its range, the flag
  * *ovf set when one is past it); with a bias b, first x[i] += scale b[i mod D] (written
  * back: x is the writer's output). Grid (blocks, nw): writer blockIdx.y, V floats at a
  * time (V = 4: D a multiple of 4, 16-byte aligned). */
 template <int V>
 static __global__ void k_delta_write(float *x, const float *b, float scale, const float *c, const float *zn,
-                                     float *delta, __nv_bfloat16 *dbf, __half *dh, int *ovf, unsigned ndv,
-                                     int Dv) {
+                                     float *delta, int d32, __nv_bfloat16 *dbf, __half *dh, int *ovf,
+                                     unsigned ndv, int Dv) {
   typedef typename std::conditional<V == 4, float4, float>::type vec;
   const size_t o = (size_t)blockIdx.y * ndv; /* this writer's first vector */
   const float z = zn[blockIdx.y];
@@ -122,7 +122,7 @@ static __global__ void k_delta_write(float *x, const float *b, float scale, cons
     float *df = reinterpret_cast<float *>(&d);
 #pragma unroll
     for (int e = 0; e < V; e++) df[e] = z * (xf[e] - cf[e]);
-    dv[i] = d;
+    if (d32) dv[i] = d;
     if (dbf)
 #pragma unroll
       for (int e = 0; e < V; e++) dbf[(o + i) * V + e] = __float2bfloat16(df[e]);
@@ -149,8 +149,10 @@ extern "C" void cu_delta_write_bias(cu_ws *ws, float *x, const float *b, float s
   const int v4 = ws->D % 4 == 0 && !(((uintptr_t)x | (uintptr_t)c | (uintptr_t)delta) & 15);
   const unsigned ndv = (unsigned)(ND / (v4 ? 4 : 1));
   const dim3 grid(cu_blocks(ndv, 256), (unsigned)nw);
-  if (v4) k_delta_write<4><<<grid, 256, 0, ws->st>>>(x, b, scale, c, zn, delta, dbf, dh, ws->ovf_d, ndv, ws->D / 4);
-  else k_delta_write<1><<<grid, 256, 0, ws->st>>>(x, b, scale, c, zn, delta, dbf, dh, ws->ovf_d, ndv, ws->D);
+  const int d32 = ws->delta32 || !dh;
+  if (v4)
+    k_delta_write<4><<<grid, 256, 0, ws->st>>>(x, b, scale, c, zn, delta, d32, dbf, dh, ws->ovf_d, ndv, ws->D / 4);
+  else k_delta_write<1><<<grid, 256, 0, ws->st>>>(x, b, scale, c, zn, delta, d32, dbf, dh, ws->ovf_d, ndv, ws->D);
   EP_CHECK_LAUNCH();
 }
 
@@ -224,21 +226,29 @@ extern "C" void cu_node_grad(cu_ws *ws, const float *x, const float *c, const fl
   if (dz) sum_rows(ws, ws->part, nb, nw, dz);
 }
 
-/* Sums of the per-chunk partials, deterministic and coalesced in two levels:
- * block (x, s) sums rows s, s + S, s + 2S, ... of columns [128 x, 128 x + 128) into
- * part2[s] (double); then out[j] = sum_s part2[s * cnt + j]. */
-static __global__ void k_sum_chunks_1(const float *part, int nb, int cnt, double *part2) {
-  const int j = blockIdx.x * blockDim.x + threadIdx.x, s = blockIdx.y;
-  if (j >= cnt) return;
+/* out[j] = sum_b part[b * cnt + j] over many chunks, in double and in a fixed order, one
+ * coalesced pass: a block takes 32 outputs x CU_SUM_GROUPS groups; group y sums chunks y,
+ * y + CU_SUM_GROUPS, ... in order, then the group sums are added in order. */
+#define CU_SUM_GROUPS 8
+static __global__ void __launch_bounds__(32 * CU_SUM_GROUPS)
+    k_sum_chunks_g(const float *__restrict__ part, int nb, int cnt, double *__restrict__ out) {
+  __shared__ double red[CU_SUM_GROUPS][32];
+  const int j = blockIdx.x * 32 + threadIdx.x, y = threadIdx.y;
   double acc = 0;
-  for (int b = s; b < nb; b += gridDim.y) acc += part[(size_t)b * cnt + j];
-  part2[(size_t)s * cnt + j] = acc;
+  if (j < cnt)
+#pragma unroll 8
+    for (int b = y; b < nb; b += CU_SUM_GROUPS) acc += part[(size_t)b * cnt + j];
+  red[y][threadIdx.x] = acc;
+  __syncthreads();
+  if (y == 0 && j < cnt) {
+    double t = 0;
+    for (int g = 0; g < CU_SUM_GROUPS; g++) t += red[g][threadIdx.x];
+    out[j] = t;
+  }
 }
 
-/* out[j] = sum_s part[s * cnt + j] in order, in double: the chunk partials themselves
- * (float, few chunks: one pass) or k_sum_chunks_1's slice sums (double). */
-template <typename T>
-static __global__ void k_sum_chunks_2(const T *part, int ns, int cnt, double *out) {
+/* out[j] = sum_s part[s * cnt + j] in order, in double (few chunks: a thread an output). */
+static __global__ void k_sum_chunks_2(const float *part, int ns, int cnt, double *out) {
   const int j = blockIdx.x * blockDim.x + threadIdx.x;
   if (j >= cnt) return;
   double acc = 0;
@@ -388,18 +398,14 @@ extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int w0, int n, c
     cu_gemm_batched_bf16(ws, 0, 1, R, n, K, ws->dy_bf, ND, K, ws->delta_bf + off, ND, K, ws->gchunk, n,
                          (long long)R * n, nb);
   else
-    cu_gemm_batched(ws, 0, 1, R, n, K, 1.0f, dY, ND, K, ws->delta + off, ND, K, 0.0f, ws->gchunk, n,
+    cu_gemm_batched(ws, 0, 1, R, n, K, 1.0f, dY, ND, K, cu_delta32(ws) + off, ND, K, 0.0f, ws->gchunk, n,
                     (long long)R * n, nb);
   const int cnt = R * n;
-  if (nb <= CU_CHUNK_SLICES * 4) { /* few chunks: each output sums its nb chunks in order, in one pass */
+  if (nb <= CU_CHUNK_ONE_PASS) { /* few chunks: each output sums its nb chunks in order */
     k_sum_chunks_2<<<(cnt + 127) / 128, 128, 0, ws->st>>>(ws->gchunk, nb, cnt, dz);
     EP_CHECK_LAUNCH();
   } else {
-    const int ns = nb < CU_CHUNK_SLICES ? nb : CU_CHUNK_SLICES;
-    k_sum_chunks_1<<<dim3((unsigned)(cnt + 127) / 128, (unsigned)ns), 128, 0, ws->st>>>(ws->gchunk, nb, cnt,
-                                                                                       ws->part2);
-    EP_CHECK_LAUNCH();
-    k_sum_chunks_2<<<(cnt + 127) / 128, 128, 0, ws->st>>>(ws->part2, ns, cnt, dz);
+    k_sum_chunks_g<<<(cnt + 31) / 32, dim3(32, CU_SUM_GROUPS), 0, ws->st>>>(ws->gchunk, nb, cnt, dz);
     EP_CHECK_LAUNCH();
   }
   cu_mark(ws, CU_PH_EDGE);
@@ -413,8 +419,10 @@ extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int w0, int n, c
   cu_mark(ws, CU_PH_DDELTA);
 }
 
-/* yf[p, d] = base[row, d] + sum_w z[w] delta_w[row, d] (writer order, as the CPU). */
-static __global__ void k_resid_fwd(const float *__restrict__ base, const float *__restrict__ delta,
+/* yf[p, d] = base[row, d] + sum_w z[w] delta_w[row, d] (writer order, as the CPU); delta
+ * fp32, or TF32's fp16 copy. */
+template <typename TD>
+static __global__ void k_resid_fwd(const float *__restrict__ base, const TD *__restrict__ delta,
                                    const float *__restrict__ z, int n, const int32_t *__restrict__ prow,
                                    int P, int D, size_t ND, float *__restrict__ yf) {
   const size_t total = (size_t)P * D;
@@ -422,7 +430,7 @@ static __global__ void k_resid_fwd(const float *__restrict__ base, const float *
     const size_t p = i / D, d = i % D, row = (size_t)prow[p] * D + d;
     float y = base[row];
 #pragma unroll 8
-    for (int w = 0; w < n; w++) y += z[w] * delta[(size_t)w * ND + row];
+    for (int w = 0; w < n; w++) y += z[w] * (float)delta[(size_t)w * ND + row];
     yf[i] = y;
   }
 }
@@ -430,16 +438,21 @@ static __global__ void k_resid_fwd(const float *__restrict__ base, const float *
 extern "C" void cu_resid_fwd(cu_ws *ws, const float *base, const float *z, int n, float *yf) {
   const size_t total = (size_t)ws->P * ws->D;
   if (total == 0) return;
-  k_resid_fwd<<<cu_blocks(total, 128), 128, 0, ws->st>>>(base, ws->delta, z, n, ws->prow_d, (int)ws->P, ws->D,
-                                                         ws->N * (size_t)ws->D, yf);
+  const size_t ND = ws->N * (size_t)ws->D;
+  if (cu_delta16_on(ws))
+    k_resid_fwd<<<cu_blocks(total, 128), 128, 0, ws->st>>>(base, ws->delta_h, z, n, ws->prow_d, (int)ws->P, ws->D,
+                                                           ND, yf);
+  else
+    k_resid_fwd<<<cu_blocks(total, 128), 128, 0, ws->st>>>(base, ws->delta, z, n, ws->prow_d, (int)ws->P, ws->D,
+                                                           ND, yf);
   EP_CHECK_LAUNCH();
 }
 
 /* One block per writer: loss positions are distinct rows, so each ddelta entry has one
  * writer thread. V = 4: float4 columns (D a multiple of 4), else V = 1. */
-template <int V>
+template <int V, typename TD>
 static __global__ void __launch_bounds__(RESID_THREADS)
-    k_resid_bwd(const float *__restrict__ dy, const float *__restrict__ delta, float *__restrict__ ddelta,
+    k_resid_bwd(const float *__restrict__ dy, const TD *__restrict__ delta, float *__restrict__ ddelta,
                 const float *__restrict__ z, const int32_t *__restrict__ prow, int P, int D, size_t ND,
                 double *__restrict__ dz) {
   typedef typename std::conditional<V == 4, float4, float>::type vec;
@@ -452,10 +465,12 @@ static __global__ void __launch_bounds__(RESID_THREADS)
     const int p = i / DV, dv = i - p * DV;
     const size_t row = w * ND + (size_t)prow[p] * D;
     const vec g = reinterpret_cast<const vec *>(dy + (size_t)p * D)[dv];
-    const vec x = reinterpret_cast<const vec *>(delta + row)[dv];
+    float xf[V];
+#pragma unroll
+    for (int e = 0; e < V; e++) xf[e] = (float)delta[row + (size_t)dv * V + e];
     vec *o = reinterpret_cast<vec *>(ddelta + row) + dv;
     vec a = *o;
-    const float *gf = reinterpret_cast<const float *>(&g), *xf = reinterpret_cast<const float *>(&x);
+    const float *gf = reinterpret_cast<const float *>(&g);
     float *af = reinterpret_cast<float *>(&a);
 #pragma unroll
     for (int e = 0; e < V; e++) {
@@ -472,12 +487,14 @@ extern "C" void cu_resid_bwd(cu_ws *ws, const float *dy, const float *z, int n, 
   if (n == 0) return;
   const size_t ND = ws->N * (size_t)ws->D;
   const int v4 = ws->D % 4 == 0 && !(((uintptr_t)dy | (uintptr_t)ws->delta | (uintptr_t)ws->ddelta) & 15);
-  if (v4)
-    k_resid_bwd<4><<<n, RESID_THREADS, 0, ws->st>>>(dy, ws->delta, ws->ddelta, z, ws->prow_d, (int)ws->P,
-                                                    ws->D, ND, dz);
-  else
-    k_resid_bwd<1><<<n, RESID_THREADS, 0, ws->st>>>(dy, ws->delta, ws->ddelta, z, ws->prow_d, (int)ws->P,
-                                                    ws->D, ND, dz);
+  const int P = (int)ws->P, D = ws->D;
+  if (cu_delta16_on(ws) && v4)
+    k_resid_bwd<4><<<n, RESID_THREADS, 0, ws->st>>>(dy, ws->delta_h, ws->ddelta, z, ws->prow_d, P, D, ND, dz);
+  else if (cu_delta16_on(ws))
+    k_resid_bwd<1><<<n, RESID_THREADS, 0, ws->st>>>(dy, ws->delta_h, ws->ddelta, z, ws->prow_d, P, D, ND, dz);
+  else if (v4)
+    k_resid_bwd<4><<<n, RESID_THREADS, 0, ws->st>>>(dy, ws->delta, ws->ddelta, z, ws->prow_d, P, D, ND, dz);
+  else k_resid_bwd<1><<<n, RESID_THREADS, 0, ws->st>>>(dy, ws->delta, ws->ddelta, z, ws->prow_d, P, D, ND, dz);
   EP_CHECK_LAUNCH();
 }
 

@@ -6,7 +6,8 @@
  * the R reader rows in registers (fp32, masks in fp32 from shared memory), and writes Y
  * (the reader input, read by the norm backward), the normed rows Xn, mu and rs. The
  * cuBLAS path it replaces wrote Y, read it back for the norm and wrote it again; TF32 or
- * bf16 there rounded the masks and delta, here every precision mixes in exact fp32.
+ * bf16 there rounded the masks and delta, here every precision mixes in exact fp32 (of
+ * TF32's fp16 copy of delta when it has one, cu_delta16_on).
  * Statistics in double as k_norm_fwd (layernorm.cu), same formulas. */
 #include "cuda_internal.h"
 #include "cuda_util.cuh"
@@ -20,9 +21,9 @@
  * read from DRAM once and from L2 by the others); thread t holds columns d0 = t and
  * d1 = t + blockDim.x (when < D), so D <= 2 * blockDim.x. MR accumulators per column
  * (compile-time: registers); MINB blocks per SM asked of the compiler. */
-template <int MR, int MINB>
+template <int MR, int MINB, typename TD>
 static __global__ void __launch_bounds__(MIXNORM_MAX_THREADS, MINB)
-    k_mix_norm(const float *__restrict__ Z, int R, int G, int n, const float *__restrict__ delta, size_t ND,
+    k_mix_norm(const float *__restrict__ Z, int R, int G, int n, const TD *__restrict__ delta, size_t ND,
                const float *__restrict__ base, float *__restrict__ Y, float *__restrict__ Xn, float *mu, float *rs,
                const float *__restrict__ lw, const float *__restrict__ lb, int D, size_t N, int kind, double eps) {
   __shared__ __align__(16) float zs[MIXNORM_WCH * MR];
@@ -44,7 +45,7 @@ static __global__ void __launch_bounds__(MIXNORM_MAX_THREADS, MINB)
   float a0[MR], a1[MR];
 #pragma unroll
   for (int r = 0; r < MR; r++) a0[r] = a1[r] = 0.0f;
-  const float *drow = delta + row * D;
+  const TD *drow = delta + row * D;
   for (int w0 = 0; w0 < n; w0 += MIXNORM_WCH) {
     const int wc = n - w0 < MIXNORM_WCH ? n - w0 : MIXNORM_WCH;
     __syncthreads(); /* the previous chunk's zs is no longer read */
@@ -55,8 +56,8 @@ static __global__ void __launch_bounds__(MIXNORM_MAX_THREADS, MINB)
     __syncthreads();
 #pragma unroll 4
     for (int wl = 0; wl < wc; wl++) {
-      const float *dp = drow + (size_t)(w0 + wl) * ND;
-      const float x0 = h0 ? __ldg(dp + d0) : 0.0f, x1 = h1 ? __ldg(dp + d1) : 0.0f;
+      const TD *dp = drow + (size_t)(w0 + wl) * ND;
+      const float x0 = h0 ? (float)__ldg(dp + d0) : 0.0f, x1 = h1 ? (float)__ldg(dp + d1) : 0.0f;
       const float *zr = zs + wl * MR;
       if (MR % 4 == 0) {
 #pragma unroll
@@ -159,10 +160,15 @@ static void cu_mix_norm_launch(cu_ws *ws, const float *Z, int R, int w0, int n, 
   const size_t ND = ws->N * (size_t)ws->D;
   const int G = (R + MR - 1) / MR;
   EP_CHECK(ws->N * (size_t)G <= 0x7fffffffu, "too many rows for the mixing kernel (%zu)", ws->N);
-  const float *delta = ws->delta + (size_t)w0 * ND; /* writer w0's row */
-  k_mix_norm<MR, MINB><<<(unsigned)(ws->N * G), threads, 0, ws->st>>>(Z, R, G, n, delta, ND, base, Y, Xn, mu, rs,
-                                                                       lw, lb, ws->D, ws->N, (int)ws->m->cfg.norm,
-                                                                       (double)ws->m->cfg.norm_eps);
+  const unsigned blocks = (unsigned)(ws->N * G);
+  const int kind = (int)ws->m->cfg.norm;
+  const double eps = (double)ws->m->cfg.norm_eps;
+  if (cu_delta16_on(ws)) /* TF32: the fp16 copy (TF32 values) from writer w0's row */
+    k_mix_norm<MR, MINB><<<blocks, threads, 0, ws->st>>>(Z, R, G, n, ws->delta_h + (size_t)w0 * ND, ND, base, Y, Xn,
+                                                         mu, rs, lw, lb, ws->D, ws->N, kind, eps);
+  else
+    k_mix_norm<MR, MINB><<<blocks, threads, 0, ws->st>>>(Z, R, G, n, ws->delta + (size_t)w0 * ND, ND, base, Y, Xn,
+                                                         mu, rs, lw, lb, ws->D, ws->N, kind, eps);
   EP_CHECK_LAUNCH();
 }
 

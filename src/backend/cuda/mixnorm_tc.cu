@@ -475,24 +475,33 @@ static int cu_mix_norm_tcp_launch(cu_ws *ws, const TD *delta, const float *Z, in
 /* The persistent kernel for R <= 48 readers, D a multiple of 8 spread over at most 16
  * warps of NT n-tiles (MT NT <= 18 accumulator fragments a thread); 0: not covered, 2:
  * launched with xhat in fp16 (fp16 delta, fold and yh), 1: launched. */
-static int cu_mix_norm_tcp(cu_ws *ws, const float *Z, int R, int Rn, int n, const float *base, float *Y, float *Xn,
-                           float *mu, float *rs, const float *lw, const float *lb, const float *base2, float *Y2,
-                           int fold, int yh) {
+/* The persistent kernel's n-tiles a warp for R readers over n writers with delta elements
+ * of esz bytes, or 0 when it does not cover the shape. */
+static int tcp_nt(const cu_ws *ws, int R, int n, int esz) {
   const int D = ws->D, MT = (R + 15) / 16, tiles = D / 8;
   if (D % 8 || ws->N > 0x7fffffff || (size_t)ws->N * D > ((size_t)1 << 40)) return 0;
   int nt = 0;
   static const int nts[] = {1, 2, 3, 4, 6, 8};
   for (int i = 0; i < 6 && !nt; i++)
     if (tiles % nts[i] == 0 && tiles / nts[i] <= CU_TC_MAX_WARPS) nt = nts[i];
+  if (!nt || MT * nt > 18 || tcp_smem(MT, n, D, esz) > (size_t)ws->smem_optin) return 0;
+  return nt;
+}
+
+static int cu_mix_norm_tcp(cu_ws *ws, const float *Z, int R, int Rn, int n, const float *base, float *Y, float *Xn,
+                           float *mu, float *rs, const float *lw, const float *lb, const float *base2, float *Y2,
+                           int fold, int yh) {
+  const int MT = (R + 15) / 16;
   const int h = cu_delta16_on(ws); /* the fp16 copy of delta */
-  if (!nt || MT * nt > 18 || tcp_smem(MT, n, D, h ? 2 : 4) > (size_t)ws->smem_optin) return 0;
+  const int nt = tcp_nt(ws, R, n, h ? 2 : 4);
+  if (!nt) return 0;
   yh = h && fold && yh && ws->m->cfg.norm != EP_NORM_NONE;
 #define TCP_CASE(mt, t)                                                                                         \
   if (MT == mt && nt == t)                                                                                     \
     return h ? (cu_mix_norm_tcp_launch<mt, t>(ws, ws->delta_h, Z, R, Rn, n, base, Y, Xn, mu, rs, lw, lb, base2,  \
                                               Y2, fold, yh) ? 1 + yh : 0)                                      \
-             : cu_mix_norm_tcp_launch<mt, t>(ws, ws->delta, Z, R, Rn, n, base, Y, Xn, mu, rs, lw, lb, base2, Y2, \
-                                             fold, 0);
+             : cu_mix_norm_tcp_launch<mt, t>(ws, cu_delta32(ws), Z, R, Rn, n, base, Y, Xn, mu, rs, lw, lb, base2,  \
+                                             Y2, fold, 0);
   TCP_CASE(1, 1) TCP_CASE(1, 2) TCP_CASE(1, 3) TCP_CASE(1, 4) TCP_CASE(1, 6) TCP_CASE(1, 8)
   TCP_CASE(2, 1) TCP_CASE(2, 2) TCP_CASE(2, 3) TCP_CASE(2, 4) TCP_CASE(2, 6) TCP_CASE(2, 8)
   TCP_CASE(3, 1) TCP_CASE(3, 2) TCP_CASE(3, 3) TCP_CASE(3, 4) TCP_CASE(3, 6)
@@ -512,9 +521,14 @@ static void cu_mix_norm_tc_launch(cu_ws *ws, const float *Z, int R, int Rn, int 
     attr_set = true;
   }
   k_mix_norm_tc<MT, TPW><<<(unsigned)(ws->N * G), warps * 32, smem, ws->st>>>(
-      Z, R, Rn, G, n, ws->delta, ws->N * (size_t)D, base, Y, Xn, mu, rs, lw, lb, base2, Y2, D, ws->N,
+      Z, R, Rn, G, n, cu_delta32(ws), ws->N * (size_t)D, base, Y, Xn, mu, rs, lw, lb, base2, Y2, D, ws->N,
       (int)ws->m->cfg.norm, (double)ws->m->cfg.norm_eps, fold);
   EP_CHECK_LAUNCH();
+}
+
+extern "C" int cu_mix_norm_tc_fp16(const cu_ws *ws, int R, int n) {
+  return R >= 1 && R <= 48 && n >= 1 && ws->D % 16 == 0 && ws->N > 0 && ws->tc_persist && !ws->tc_split &&
+         cu_delta16_on(ws) && tcp_nt(ws, R, n, 2) > 0;
 }
 
 extern "C" int cu_mix_norm_tc(cu_ws *ws, const float *Z, int R, int Rn, int n, const float *base, float *Y,
