@@ -1241,7 +1241,8 @@ static void cu_faith_graph(cu_ws *ws, int nm, int want_out, int grad) {
 /* After a step that ran with the fp16 copy of delta (its flag copied to ovf_h): when a
  * value was past fp16's range, so that the TF32 kernels read an infinity, delta16 goes
  * off for good and the caller runs the step again on fp32 delta (returns 1). GPT-2's and
- * Llama's activations stay far below 65504; this keeps a model whose do from a wrong step. */
+ * Llama's activations stay far below 65504; a model whose differences do not still gets
+ * right steps, at fp32 delta's speed. */
 static int cu_delta16_overflowed(cu_ws *ws) {
   if (!*ws->ovf_h) return 0;
   *ws->ovf_h = 0;
