@@ -36,7 +36,8 @@ void backend_cuda_profiler_range(int on);
 void backend_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
 
 /* Arithmetic of workspace ws (backend_select.h ep_compute): 0 fp32 (the default),
- * 1 TF32 tensor-core GEMMs, 2 bf16 difference stack and reader gradients in the
+ * 1 TF32 tensor-core GEMMs (the difference stack and the normed reader rows also kept in
+ * fp16, which holds their TF32-rounded values exactly: backend_cuda_delta16), 2 bf16 difference stack and reader gradients in the
  * edge-gradient and ddelta GEMMs (fp32 accumulation; the reader mixing in fp32, TF32 for
  * the other GEMMs; masks, mask gradients, norms and losses in fp32/double). bf16 moves a
  * step's gradients by up to ~1e-2 relative to their scale (the test allows 1e-1). */

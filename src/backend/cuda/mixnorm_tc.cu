@@ -19,7 +19,8 @@
  * reader whose other inputs come later (the MLP reader's writers before the layer's
  * heads, in the same pass over delta as the q/k/v readers).
  *
- * Two forms: the persistent k_mix_norm_tcp (below; the default) and the one-row
+ * Two forms: the persistent k_mix_norm_tcp (below; the default; on TF32's fp16 copy of
+ * delta it runs f16 MMAs, 16 writers a stage, and can store xhat in fp16) and the one-row
  * k_mix_norm_tc described above (EP_CUDA_TC_PERSIST=0, EP_CUDA_TC_SPLIT=1, and shapes the
  * persistent one does not cover). Shapes: D a multiple of 16 with D / 16 n-tiles spread
  * over at most 16 warps (D <= 1024), at most 48 readers; the persistent form D a multiple
@@ -193,7 +194,13 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, MT == 1 ? 2 : 1)
  * columns [8 NT w, 8 NT (w + 1)); the norm works on the accumulators in place (row sums
  * over the four lanes of a row by shuffles, over the warps through shared memory), so no
  * [16 MT, D] staging of Y. The row's base (and base2) come with its first stage into one
- * of S slots. */
+ * of S slots.
+ *
+ * TD = __half (TF32's fp16 copy of delta, every value already TF32): the masks go to
+ * shared memory in fp16 too (rounded to TF32 first: the same values down to 2^-14), a
+ * stage is 16 writers, one m16n8k16 f16 MMA step (fp32 accumulation), A comes by ldmatrix
+ * and B by ldmatrix.trans from the [writer][column] stage; with yh and folded readers Y
+ * gets xhat in fp16. */
 
 /* stage row stride (elements): fp32, 8 more than a multiple of 32, so the B fragments'
  * scalar loads (lane (g, t) reads writer t, column g) hit 32 different banks; fp16, 8
