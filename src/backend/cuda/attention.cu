@@ -20,15 +20,19 @@
 /* ---- projections ---------------------------------------------------------------------- */
 
 /* Pointer arrays of the 3H per-head projections, entry i = c H + h (c: 0 q, 1 k, 2 v):
- * A[i] = a[c] + h sa, B[i] = w[c] + h dh, C[i] = o[c] + h so. Written on the device in
- * stream order (and so inside a captured graph) right before the GEMM that reads them. */
-typedef struct {
-  const float *a[3], *w[3];
+ * A[i] = a[c] + h sa, B[i] = w[c] + h dh, C[i] = o[c] + h so (elements of T: fp32, or
+ * fp16 inputs and weights). Written on the device in stream order (and so inside a
+ * captured graph) right before the GEMM that reads them. */
+template <typename T>
+struct qkv_ops_t {
+  const T *a[3], *w[3];
   float *o[3];
-} qkv_ops;
+};
+typedef qkv_ops_t<float> qkv_ops;
 
-static __global__ void k_qkv_ptrs(qkv_ops p, long long sa, long long so, int dh, int H, const float **A,
-                                  const float **B, float **C) {
+template <typename T>
+static __global__ void k_qkv_ptrs(qkv_ops_t<T> p, long long sa, long long so, int dh, int H, const T **A,
+                                  const T **B, float **C) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= 3 * H) return;
   const int c = i / H, h = i % H;
@@ -72,31 +76,19 @@ extern "C" void cu_qkv(cu_ws *ws, int l, const float *X, long long sX, long long
 
 /* As cu_qkv from fp16 xhat (reader (c, h)'s rows at X + c offX + h sX halves) and the
  * fp16 folded weights: f16 tensor cores, fp32 accumulation and output. */
-static __global__ void k_qkv_ptrs_h(const __half *X, long long sX, long long offX, const __half *w0,
-                                    const __half *w1, const __half *w2, float *q, float *k, float *v, long long so,
-                                    int dh, int H, const void **A, const void **B, void **C) {
-  const int i = blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= 3 * H) return;
-  const int c = i / H, h = i % H;
-  const __half *w = c == 0 ? w0 : c == 1 ? w1 : w2;
-  float *o = c == 0 ? q : c == 1 ? k : v;
-  A[i] = X + c * offX + h * sX;
-  B[i] = w + (size_t)h * dh;
-  C[i] = o + h * so;
-}
-
 extern "C" void cu_qkv_h(cu_ws *ws, int l, const __half *X, long long sX, long long offX) {
   const cu_lw *w = &ws->lw[l];
   const int N = (int)ws->N, D = ws->D, dh = ws->dh, H = ws->H, Q = H * dh;
-  const void **A = (const void **)ws->qkv_ptr, **B = A + 3 * H;
-  void **C = (void **)(B + 3 * H);
-  k_qkv_ptrs_h<<<(3 * H + 127) / 128, 128, 0, ws->st>>>(X, sX, offX, w->hw_q, w->hw_k, w->hw_v, ws->q, ws->k,
-                                                        ws->v, (long long)N * dh, dh, H, A, B, C);
+  const __half **A = (const __half **)ws->qkv_ptr, **B = A + 3 * H;
+  float **C = (float **)(B + 3 * H);
+  const qkv_ops_t<__half> p = {{X, X + offX, X + 2 * offX}, {w->hw_q, w->hw_k, w->hw_v}, {ws->q, ws->k, ws->v}};
+  k_qkv_ptrs<<<(3 * H + 127) / 128, 128, 0, ws->st>>>(p, sX, (long long)N * dh, dh, H, A, B, C);
   EP_CHECK_LAUNCH();
   const float one = 1.0f, zero = 0.0f;
   /* row-major q_i [N, dh] = X_i [N, D] W_i [D, dh] (ld Q), as column-major C^T = W^T X^T */
-  EP_CHECK_CUBLAS(cublasGemmBatchedEx(ws->blas, CUBLAS_OP_N, CUBLAS_OP_N, dh, N, D, &one, B, CUDA_R_16F, Q, A,
-                                      CUDA_R_16F, D, &zero, C, CUDA_R_32F, dh, 3 * H, CUBLAS_COMPUTE_32F,
+  EP_CHECK_CUBLAS(cublasGemmBatchedEx(ws->blas, CUBLAS_OP_N, CUBLAS_OP_N, dh, N, D, &one, (const void *const *)B,
+                                      CUDA_R_16F, Q, (const void *const *)A, CUDA_R_16F, D, &zero,
+                                      (void *const *)C, CUDA_R_32F, dh, 3 * H, CUBLAS_COMPUTE_32F,
                                       CUBLAS_GEMM_DEFAULT));
 }
 

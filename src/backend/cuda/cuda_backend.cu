@@ -1099,14 +1099,14 @@ static void cu_kl_finish(cu_ws *ws, float *out, double *loss) {
 /* Does this step need fp32 delta next to TF32's fp16 copy? Not when the copy serves every
  * reader: each layer's q/k/v readers, with the MLP reader's inputs before the layer merged
  * in (kept activations), in the persistent mixing kernel; the MLP reader's heads in the
- * fp32 mixing kernel (D <= 768); all edge gradients in edge_tc.cu (N D a multiple of 8);
+ * fp32 mixing kernel (cu_mix_norm_covers); all edge gradients in edge_tc.cu (N D a multiple of 8);
  * resid_post in its own kernels. Then the fp32 stores (a third of the delta write's
  * bytes) are left out. Any other reader checks ws->delta32 (cu_delta32). */
 static int cu_delta32_needed(const cu_ws *ws) {
   const ep_graph *g = ws->g;
   const ep_model_config *c = &ws->m->cfg;
   if (!cu_delta16_on(ws) || ws->delta32_force || !ws->keep_acts || !ws->merge || !ws->merge_fwd || !ws->edge_tc ||
-      !cu_mixnorm_tc_on(ws) || (ws->N * (size_t)ws->D) % 8 || ws->D > 768)
+      !cu_mixnorm_tc_on(ws) || (ws->N * (size_t)ws->D) % 8 || !cu_mix_norm_covers(ws, 1))
     return 1;
   for (int l = 0; l < ws->L; l++) {
     if (c->has_mlp[l] && !cu_merged(ws, l)) return 1; /* the MLP reader mixed by a GEMM */

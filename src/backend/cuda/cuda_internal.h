@@ -389,9 +389,11 @@ extern "C" int cu_mix_norm_tc_fp16(const cu_ws *ws, int R, int n);
 
 /* ---- mixnorm.cu ---- */
 /* R readers with the same n inputs, writers [w0, w0 + n), masks Z [R, n] (ld n):
- * Y [R, N, D] = base + Z delta[w0 : w0 + n] (fp32, from ws->delta), Xn = norm(Y) with
- * weight lw / bias lb, mu / rs [R, N] as cu_norm_fwd. Returns 0 (nothing done) for shapes it does not cover (R > 48,
- * D > 1024): the caller then uses the GEMM and cu_norm_fwd. */
+ * Y [R, N, D] = base + Z delta[w0 : w0 + n] (fp32 products, from ws->delta or TF32's
+ * fp16 copy), Xn = norm(Y) with weight lw / bias lb, mu / rs [R, N] as cu_norm_fwd.
+ * Returns 0 (nothing done) for shapes it does not cover (cu_mix_norm_covers: R > 48,
+ * D > 768): the caller then uses the GEMM and cu_norm_fwd. */
+extern "C" int cu_mix_norm_covers(const cu_ws *ws, int R);
 extern "C" int cu_mix_norm(cu_ws *ws, const float *Z, int R, int w0, int n, const float *base, float *Y,
                            float *Xn, float *mu, float *rs, const float *lw, const float *lb);
 

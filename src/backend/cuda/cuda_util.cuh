@@ -1,6 +1,7 @@
 /* cuda_util.cuh — device helpers shared by the backend's kernels. */
 #pragma once
 
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
 
@@ -49,6 +50,13 @@ static __device__ __forceinline__ void cu_cp_commit() { asm volatile("cp.async.c
 template <int K>
 static __device__ __forceinline__ void cu_cp_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(K));
+}
+
+/* Four halves (8 bytes, lowest address first) as a float4. */
+__device__ __forceinline__ float4 cu_half4_float4(uint2 u) {
+  const float2 a = __half22float2(*reinterpret_cast<const __half2 *>(&u.x));
+  const float2 b = __half22float2(*reinterpret_cast<const __half2 *>(&u.y));
+  return make_float4(a.x, a.y, b.x, b.y);
 }
 
 /* x rounded to TF32 (10 mantissa bits; the low 13 bits zero), to nearest with ties away

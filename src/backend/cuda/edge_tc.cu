@@ -222,10 +222,7 @@ static __device__ __forceinline__ float4 et_ld4(const float *d, size_t i) {
   return __ldg(reinterpret_cast<const float4 *>(d) + i);
 }
 static __device__ __forceinline__ float4 et_ld4(const __half *d, size_t i) {
-  const uint2 u = __ldg(reinterpret_cast<const uint2 *>(d) + i);
-  const float2 a = __half22float2(*reinterpret_cast<const __half2 *>(&u.x));
-  const float2 b = __half22float2(*reinterpret_cast<const __half2 *>(&u.y));
-  return make_float4(a.x, a.y, b.x, b.y);
+  return cu_half4_float4(__ldg(reinterpret_cast<const uint2 *>(d) + i));
 }
 
 template <typename TD>

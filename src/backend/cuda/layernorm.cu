@@ -107,10 +107,7 @@ static __device__ __forceinline__ float4 norm_ld4(const float *x, int c) {
   return reinterpret_cast<const float4 *>(x)[c];
 }
 static __device__ __forceinline__ float4 norm_ld4(const __half *x, int c) {
-  const uint2 u = reinterpret_cast<const uint2 *>(x)[c];
-  const float2 a = __half22float2(*reinterpret_cast<const __half2 *>(&u.x));
-  const float2 b = __half22float2(*reinterpret_cast<const __half2 *>(&u.y));
-  return make_float4(a.x, a.y, b.x, b.y);
+  return cu_half4_float4(reinterpret_cast<const uint2 *>(x)[c]);
 }
 
 template <int NV, typename XT>

@@ -172,12 +172,20 @@ static void cu_mix_norm_launch(cu_ws *ws, const float *Z, int R, int w0, int n, 
   EP_CHECK_LAUNCH();
 }
 
+/* Threads a block for D columns (two a thread). */
+static int mix_norm_threads(int D) {
+  const int threads = ((D + 1) / 2 + 31) / 32 * 32;
+  return threads < 32 ? 32 : threads;
+}
+
+extern "C" int cu_mix_norm_covers(const cu_ws *ws, int R) {
+  return mix_norm_threads(ws->D) <= MIXNORM_MAX_THREADS && R >= 1 && R <= 48 && ws->N > 0;
+}
+
 extern "C" int cu_mix_norm(cu_ws *ws, const float *Z, int R, int w0, int n, const float *base, float *Y,
                            float *Xn, float *mu, float *rs, const float *lw, const float *lb) {
-  const int D = ws->D;
-  int threads = ((D + 1) / 2 + 31) / 32 * 32;
-  if (threads < 32) threads = 32;
-  if (threads > MIXNORM_MAX_THREADS || R < 1 || R > 48 || ws->N == 0) return 0;
+  if (!cu_mix_norm_covers(ws, R)) return 0;
+  const int threads = mix_norm_threads(ws->D);
   /* with EP_CUDA_MIXNORM_SPLIT=1, more than 12 readers go in groups of 12 (80 registers, two
    * blocks per SM; delta rows re-read from L2): on an H200 (GPT-2 small, 36 readers) no
    * faster than one block per row with all 36 accumulators (168 registers, small spills) */
