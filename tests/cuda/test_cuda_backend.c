@@ -1,9 +1,9 @@
 /* test_cuda_backend.c — every entry point of backend_cuda() against backend_cpu().
  *
- * Random tiny GPT-2-shaped models (three sizes) and a Tracr-shaped model (no norms, ReLU,
- * bidirectional, numeric head, a layer without MLP); embedding nodes on/off, node masks
- * on/off, interchange/zero/mean ablation, every loss kind; a full-size batch and a
- * smaller one in the same workspace. Compared: writer_outputs, prepare's P and full
+ * Random tiny GPT-2-shaped models (four sizes, one with GPT-2's 12 heads) and a
+ * Tracr-shaped model (no norms, ReLU, bidirectional, numeric head, a layer without MLP);
+ * embedding nodes on/off, node masks on/off, interchange/zero/mean ablation, every loss
+ * kind; a full-size batch and a smaller one in the same workspace. Compared: writer_outputs, prepare's P and full
  * outputs, faith's loss and masked outputs (forward only and with backward), dz_edge
  * and dz_node; the same bits with kept activations instead of recomputation and with
  * prepare served by the device cache; masks drawn on the device (faith_sampled) against
@@ -466,11 +466,16 @@ int main(void) {
    * not about) moves by up to 1.07e-2 of the gradients' scale on an H200, over the 1e-2
    * check, so only its fp32 and bf16 steps are compared. */
   fx_gpt2_tiny(&g_wide, 2, 6, 96, 23, 4);
+  /* 12 heads, as GPT-2 small: 37 q/k/v and MLP readers a layer, so the ddelta update of a
+   * pair of layers (cu_layer_ddelta) takes 74 reduction rows, k_ddelta_tc's widest shape */
+  ep_model g_heads;
+  fx_gpt2_tiny(&g_heads, 3, 12, 48, 29, 5);
   const model_case cases[] = {
       {"gpt2 L3 H4 D32", &g_small, 4, 12, 2, {EP_LOSS_KL, EP_LOSS_KL_SUM}, 1},
       {"gpt2 L2 H2 D8", &g_tiny, 3, 7, 1, {EP_LOSS_KL_SUM, EP_LOSS_MSE}, 1},
       {"tracr", &tracr, 3, 6, 3, {EP_LOSS_POSITION_KL, EP_LOSS_MSE}, 1},
       {"gpt2 L2 H6 D96", &g_wide, 3, 5, 1, {EP_LOSS_KL, EP_LOSS_KL_SUM}, 0},
+      {"gpt2 L3 H12 D48", &g_heads, 2, 6, 1, {EP_LOSS_KL_SUM, EP_LOSS_KL}, 1},
   };
   int k = 0;
   for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
@@ -489,5 +494,6 @@ int main(void) {
   model_free(&g_tiny);
   model_free(&tracr);
   model_free(&g_wide);
+  model_free(&g_heads);
   return t_done();
 }

@@ -324,7 +324,9 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
    * the paired forward's attention in the per-head layout (cu_rows_weights);
    * EP_CUDA_ATTN_WARPS=16 attention blocks of 16 warps instead of 8; EP_CUDA_SIDE=0 prepare
    * on the masked step's stream (one batch state); EP_CUDA_DDPIPE=0 k_ddelta without its
-   * next writers' loads in flight; EP_CUDA_TC_PERSIST=0 the TF32 mixing kernel one block a
+   * next writers' loads in flight; EP_CUDA_DDELTA_TC=0 the ddelta update in k_ddelta's fp32
+   * FMAs instead of on tensor cores (k_ddelta_tc); EP_CUDA_DDPAIR=0 each layer's ddelta
+   * update on its own (cu_layer_ddelta); EP_CUDA_TC_PERSIST=0 the TF32 mixing kernel one block a
    * row (k_mix_norm_tc) instead of the persistent one (k_mix_norm_tcp); EP_CUDA_DELTA16=0
    * the TF32 mixing and edge-gradient kernels read fp32 delta instead of its fp16 copy;
    * EP_CUDA_XHAT16=0 the TF32 readers' xhat kept in fp32 (fp32 q/k/v projections);
@@ -339,6 +341,8 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   ws->merge_fwd = cu_env_int("EP_CUDA_MERGE_FWD", 1) != 0;
   ws->ddelta_kernel = cu_env_int("EP_CUDA_DDELTA", 1) != 0;
   ws->dd_pipe = cu_env_int("EP_CUDA_DDPIPE", 1) != 0;
+  ws->ddelta_tc = cu_env_int("EP_CUDA_DDELTA_TC", 1) != 0 && ws->ddelta_kernel;
+  ws->dd_pair = cu_env_int("EP_CUDA_DDPAIR", 1) != 0 && ws->ddelta_tc;
   ws->edge_tc = cu_env_int("EP_CUDA_EDGE_TC", 1) != 0;
   ws->edge_rows = cu_env_int("EP_CUDA_EDGE_ROWS", 0);
   ws->fold = cu_env_int("EP_CUDA_FOLD", 1) != 0;
@@ -437,6 +441,8 @@ static void *cu_create(const ep_model *m, const ep_graph *g, const ep_engine_opt
   }
   DALLOC(Y, float, 3 * H * N * D);
   DALLOC(Xn, float, (3 * H + 1) * N * D); /* + the MLP reader's gradient (merged backward) */
+  ws->xn_buf[0] = ws->Xn;
+  if (ws->dd_pair) ws->xn_buf[1] = (float *)cu_dalloc(ws, (3 * H + 1) * N * D, sizeof(float));
   DALLOC(mu, float, 3 * H * N);
   DALLOC(rs, float, 3 * H * N);
   DALLOC(q, float, H * N * dh);
@@ -986,6 +992,34 @@ static void cu_attn_layer_fwd(cu_ws *ws, int l, int store) {
   }
 }
 
+/* ddelta += Z^T dY for layer l's q/k/v reader group (dY in ws->Xn, R rows, writers [0, n)).
+ * Pairs of layers share one pass: the update streams the ddelta of every writer before
+ * the layer through memory, so layer l (when layer l - 1 has a q/k/v group that
+ * k_ddelta_tc covers together with this one) adds its part at once only to the writers of layer
+ * l - 1, [m, n), which the backward reaches next, and leaves the rest waiting in
+ * ws->dd_pend with its dY; ws->Xn moves to the other buffer. Layer l - 1 then adds both
+ * groups to the writers [0, m) in one pass. Every writer's ddelta is complete before its
+ * node gradient: the writers before layer l - 1's readers come after them. */
+static void cu_layer_ddelta(cu_ws *ws, int l, int R, int n, const float *Z) {
+  const ep_graph *g = ws->g;
+  const cu_dd_src cur = {Z, ws->Xn, R, n}, none = {NULL, NULL, 0, 0};
+  if (ws->dd_pend.R) { /* layer l + 1's group, over the writers [0, n) */
+    cu_ddelta_add(ws, ws->dd_pend, cur, 0, n);
+    ws->dd_pend = none;
+    return;
+  }
+  const int lo = l - 1, m = lo >= 0 && ws->m->cfg.has_attn[lo] ? g->readers[g->layer_q_reader[lo]].n_in : -1;
+  const int Rlo = lo >= 0 && cu_merged(ws, lo) ? 3 * ws->H + 1 : 3 * ws->H;
+  if (ws->dd_pair && m >= 0 && m < n && cu_ddelta_tc_covers(ws, R + Rlo, m)) {
+    const cu_dd_src now = {Z + m, ws->Xn, R, n};
+    cu_ddelta_add(ws, now, none, m, n - m);
+    ws->dd_pend = cur;
+    ws->Xn = ws->xn_buf[ws->Xn == ws->xn_buf[0]];
+    return;
+  }
+  cu_ddelta_add(ws, cur, none, 0, n);
+}
+
 /* Backward through layer l's attention (after cu_attn_layer_fwd(store=0) recomputed it,
  * or with its kept activations). */
 static void cu_attn_layer_bwd(cu_ws *ws, int l, int node_masks) {
@@ -1009,8 +1043,10 @@ static void cu_attn_layer_bwd(cu_ws *ws, int l, int node_masks) {
   else cu_norm_bwd(ws, ws->Y, ws->mu, ws->rs, w->ln1_w, ws->Xn, ws->Xn, (size_t)R3 * ws->N);
   cu_mark(ws, CU_PH_NORM);
   /* merged: Xn's slot R3 holds the MLP reader's gradient (cu_mlp_layer_bwd) */
-  cu_edge_grad(ws, ws->Xn, cu_merged(ws, l) ? R3 + 1 : R3, 0, n, ws->zd + g->readers[r0].edge_offset,
-               ws->dzd + g->readers[r0].edge_offset);
+  const int R = cu_merged(ws, l) ? R3 + 1 : R3;
+  cu_edge_grad(ws, ws->Xn, R, 0, n, ws->zd + g->readers[r0].edge_offset, ws->dzd + g->readers[r0].edge_offset, 0);
+  cu_layer_ddelta(ws, l, R, n, ws->zd + g->readers[r0].edge_offset);
+  cu_mark(ws, CU_PH_DDELTA);
 }
 
 /* MLP reader input of layer l (ws->ym = base + z delta), then the MLP into x (its output
@@ -1080,9 +1116,9 @@ static void cu_mlp_layer_bwd(cu_ws *ws, int l, int node_masks) {
   const int64_t off = g->readers[r].edge_offset;
   if (merged) { /* here only the edges from this layer's heads, writers [n - H, n) */
     const int hw = g->layer_head_writer[l];
-    cu_edge_grad(ws, dm, 1, hw, n - hw, ws->zd + off + hw, ws->dzd + off + hw);
+    cu_edge_grad(ws, dm, 1, hw, n - hw, ws->zd + off + hw, ws->dzd + off + hw, 1);
   } else {
-    cu_edge_grad(ws, dm, 1, 0, n, ws->zd + off, ws->dzd + off);
+    cu_edge_grad(ws, dm, 1, 0, n, ws->zd + off, ws->dzd + off, 1);
   }
 }
 
@@ -1179,6 +1215,7 @@ static void cu_faith_bwd_dev(cu_ws *ws, int nm) {
   const ep_reader *rf = &g->readers[g->resid_reader];
   EP_CHECK_CUDA(cudaMemsetAsync(ws->ddelta, 0, W * ND * sizeof(float), ws->st));
   EP_CHECK_CUDA(cudaMemsetAsync(ws->dzd, 0, (E + W) * sizeof(double), ws->st));
+  ws->dd_pend.R = 0;
   cu_mark(ws, CU_PH_HEAD);
   cu_head_logits_bwd(ws);
   cu_mark(ws, CU_PH_LOGITS);
@@ -1192,6 +1229,8 @@ static void cu_faith_bwd_dev(cu_ws *ws, int nm) {
       cu_attn_layer_bwd(ws, l, nm);
     }
   }
+  EP_CHECK(ws->dd_pend.R == 0, "a ddelta update was left waiting after the backward");
+  ws->Xn = ws->xn_buf[0];
   if (g->embedding_nodes && nm) {
     cu_node_grad(ws, ws->xtok, ws->c, ws->ddelta, zn, ws->dzd + E, NULL, 1);
     cu_node_grad(ws, ws->xpos, ws->c + ND, ws->ddelta + ND, zn + 1, ws->dzd + E + 1, NULL, 1);

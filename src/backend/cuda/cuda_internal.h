@@ -73,6 +73,13 @@ typedef struct {
   const float *w_qkv, *w_oa;
 } cu_lw;
 
+/* One source of a ddelta update (cu_ddelta_add): R reader gradients dY [R, N, D] and their
+ * masks, Z[r * ldz + w] for the updated writers w. */
+typedef struct {
+  const float *Z, *dY;
+  int R, ldz;
+} cu_dd_src;
+
 /* A layer's forward state that the backward reads: the working pointers of cu_ws point
  * either at shared scratch (recomputed in the backward, the CPU reference's way) or, with
  * keep_acts, at per-layer storage filled by the forward (no recomputation). */
@@ -220,6 +227,7 @@ typedef struct {
   int compute;
   __nv_bfloat16 *delta_bf; /* [W, N, D] (allocated when bf16 is first chosen) */
   __nv_bfloat16 *dy_bf;    /* [3H + 1, N, D] */
+  const float *dy_bf_of;   /* the reader gradients dy_bf was last converted from */
   __nv_bfloat16 *z_bf;     /* [E] edge masks */
   int delta16;             /* 1: TF32 keeps delta_h next to delta, each value rounded to TF32 and
                               stored in fp16 (the same 10 mantissa bits), for the TF32 mixing and
@@ -247,6 +255,13 @@ typedef struct {
   int ddelta_kernel;        /* 1: ddelta += Z^T dY in k_ddelta (EP_CUDA_DDELTA=0: cuBLAS GEMM) */
   int dd_pipe;              /* 1: k_ddelta loads the next writers' ddelta while it sums
                                (EP_CUDA_DDPIPE=0: off) */
+  int ddelta_tc;            /* 1: the ddelta update in k_ddelta_tc where it covers the shape
+                               (EP_CUDA_DDELTA_TC=0: k_ddelta's fp32 FMAs) */
+  int dd_pair;              /* 1: two layers' q/k/v reader groups update the writers before
+                               both in one k_ddelta_tc pass (cu_layer_ddelta; EP_CUDA_DDPAIR=0: off) */
+  cu_dd_src dd_pend;        /* the upper layer's group of a pair, waiting (R = 0: none) */
+  float *xn_buf[2];         /* the reader-gradient buffers ws->Xn alternates between in the
+                               backward (one holds dd_pend's dY); xn_buf[1] NULL without pairs */
   int edge_tc;              /* 1: edge gradients in k_edge_tc (EP_CUDA_EDGE_TC=0: cuBLAS over row chunks) */
   int sm_count;             /* multiprocessors of the device */
   int smem_optin;           /* shared memory a block may opt in to (bytes) */
@@ -353,8 +368,15 @@ extern "C" void cu_node_grad(cu_ws *ws, const float *x, const float *c, const fl
                              double *dz, float *dx, int nw);
 /* Reader group backward over writers [w0, w0 + n): dY [R, N, D], Z [R, n] (ld n):
  * dz[j*n + w] = <dY_j, delta_{w0+w}> (fp32 over column slices in edge_tc.cu, or over chunks
- * of token rows in cuBLAS, the slices summed in double) and ddelta[w0 : w0 + n] += Z^T dY. */
-extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int w0, int n, const float *Z, double *dz);
+ * of token rows in cuBLAS, the slices summed in double) and, with dd, ddelta[w0 : w0 + n]
+ * += Z^T dY (else the caller adds it with cu_ddelta_add). */
+extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int w0, int n, const float *Z, double *dz,
+                             int dd);
+/* ddelta[w0 : w0 + n] += a.Z^T a.dY + b.Z^T b.dY (b.R = 0: a alone; Z[r * ldz + w] the mask
+ * of writer w0 + w for reduction row r, dY [R, N, D]): 3xTF32 in k_ddelta_tc where it
+ * covers the shape (two sources only there), else exact fp32 in k_ddelta, else a GEMM
+ * (in bf16 on the dY cu_edge_grad just converted). */
+extern "C" void cu_ddelta_add(cu_ws *ws, cu_dd_src a, cu_dd_src b, int w0, int n);
 /* resid_post at the loss positions: yf[p] = base[prow[p]] + sum_{w<n} z[w] delta_w[prow[p]]. */
 extern "C" void cu_resid_fwd(cu_ws *ws, const float *base, const float *z, int n, float *yf);
 /* Its backward: dz[w] = sum_p <dy[p], delta_w[prow[p]]>, ddelta_w[prow[p]] += z[w] dy[p]. */
@@ -371,6 +393,12 @@ extern "C" void cu_gather_rows(cu_ws *ws, const float *x, float *yf);
  * cover. part holds CU_EDGE_SPLITS R n floats. */
 extern "C" int cu_edge_tc(cu_ws *ws, const float *dY, int R, const float *delta, const __half *delta_h, int n,
                           int x3, float *part);
+
+/* ---- ddelta_tc.cu ---- */
+/* ddelta[:n] (at dd) += a.Z^T a.dY + b.Z^T b.dY on tensor cores (3xTF32), for shapes
+ * cu_ddelta_tc_covers admits (up to 80 reduction rows). */
+extern "C" void cu_ddelta_tc(cu_ws *ws, cu_dd_src a, cu_dd_src b, int n, float *dd);
+extern "C" int cu_ddelta_tc_covers(const cu_ws *ws, int R, int n);
 
 /* ---- mixnorm_tc.cu ---- */
 /* As cu_mix_norm, on TF32 tensor cores (masks and delta rounded to TF32, fp32

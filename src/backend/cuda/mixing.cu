@@ -257,8 +257,10 @@ static __global__ void k_sum_chunks_2(const float *part, int ns, int cnt, double
   out[j] = acc;
 }
 
-/* ddelta[w, j] += sum_{r < R} Z[r, w] dY[r, j] for writers w < n and columns j of the
- * N*D token-row space: the reader-gradient columns j, j + 1 of a thread stay in registers
+/* ddelta[w, j] += sum_{r < R} Z[r, w] dY[r, j] (one cu_dd_src: Z[r * ldz + w]) for writers
+ * w < n and columns j of the N*D token-row space, in exact fp32 FMAs (k_ddelta_tc,
+ * ddelta_tc.cu, takes the shapes it covers; this one the rest, or all with
+ * EP_CUDA_DDELTA_TC=0): the reader-gradient columns j, j + 1 of a thread stay in registers
  * (2 MR floats, MR >= R, zero above R), Z^T in shared memory ([n][MR], broadcast reads),
  * and each writer's ddelta pair is read and written once: the update is bound by the
  * ddelta traffic, which this keeps at one read and one write per writer and column
@@ -268,13 +270,14 @@ static __global__ void k_sum_chunks_2(const float *part, int ns, int cnt, double
  * ddelta loads are issued before this four's sums (tf32 masked step 8.94-9.00 -> 8.82-8.83
  * ms at 32 x 20, an H200, two runs each). */
 template <int MR, bool PIPE>
-static __global__ void __launch_bounds__(256) k_ddelta(const float *__restrict__ Z, int R, int n,
-                                                       const float *__restrict__ dY, size_t ND,
+static __global__ void __launch_bounds__(256) k_ddelta(const cu_dd_src a, int n, size_t ND,
                                                        float *__restrict__ dd) {
   extern __shared__ __align__(16) float zt[]; /* [n][MR] */
+  const int R = a.R;
+  const float *__restrict__ dY = a.dY;
   for (int i = threadIdx.x; i < n * MR; i += blockDim.x) {
     const int w = i / MR, r = i % MR;
-    zt[i] = r < R ? Z[(size_t)r * n + w] : 0.0f;
+    zt[i] = r < R ? a.Z[(size_t)r * a.ldz + w] : 0.0f;
   }
   __syncthreads();
   const size_t npair = ND / 2;
@@ -341,28 +344,58 @@ static __global__ void __launch_bounds__(256) k_ddelta(const float *__restrict__
 }
 
 template <int MR>
-static void cu_ddelta_launch(cu_ws *ws, const float *Z, int R, int n, const float *dY, float *dd) {
+static void cu_ddelta_launch(cu_ws *ws, const cu_dd_src &a, int n, float *dd) {
   const size_t ND = ws->N * (size_t)ws->D, smem = (size_t)n * MR * sizeof(float);
   unsigned blocks = cu_blocks(ND / 2, 256);
   const unsigned cap = (unsigned)ws->sm_count * 4u; /* Z^T is loaded once per block */
   if (blocks > cap) blocks = cap;
-  if (ws->dd_pipe) k_ddelta<MR, true><<<blocks, 256, smem, ws->st>>>(Z, R, n, dY, ND, dd);
-  else k_ddelta<MR, false><<<blocks, 256, smem, ws->st>>>(Z, R, n, dY, ND, dd);
+  if (ws->dd_pipe) k_ddelta<MR, true><<<blocks, 256, smem, ws->st>>>(a, n, ND, dd);
+  else k_ddelta<MR, false><<<blocks, 256, smem, ws->st>>>(a, n, ND, dd);
   EP_CHECK_LAUNCH();
 }
 
-/* ddelta[:n] (at dd) += Z^T dY through k_ddelta; 0 when the shape is not covered (more
- * than 48 readers, odd N*D, Z^T over 48 KiB of shared memory). */
-static int cu_ddelta(cu_ws *ws, const float *Z, int R, int n, const float *dY, float *dd) {
+/* Reduction rows k_ddelta is compiled for at R rows (0: more than it covers). */
+static int cu_ddelta_mr(int R) {
+  static const int mr[] = {4, 8, 16, 24, 40, 48};
+  for (int i = 0; i < (int)(sizeof mr / sizeof mr[0]); i++)
+    if (R <= mr[i]) return mr[i];
+  return 0;
+}
+
+/* Does k_ddelta cover R reduction rows over n writers? */
+static int cu_ddelta_covers(const cu_ws *ws, int R, int n) {
+  const int mr = cu_ddelta_mr(R);
   const size_t ND = ws->N * (size_t)ws->D;
-  if (!ws->ddelta_kernel || R > 48 || ND % 2 || (size_t)n * 48 * sizeof(float) > 48 * 1024) return 0;
-  if (R <= 4) cu_ddelta_launch<4>(ws, Z, R, n, dY, dd);
-  else if (R <= 8) cu_ddelta_launch<8>(ws, Z, R, n, dY, dd);
-  else if (R <= 16) cu_ddelta_launch<16>(ws, Z, R, n, dY, dd);
-  else if (R <= 24) cu_ddelta_launch<24>(ws, Z, R, n, dY, dd);
-  else if (R <= 40) cu_ddelta_launch<40>(ws, Z, R, n, dY, dd);
-  else cu_ddelta_launch<48>(ws, Z, R, n, dY, dd);
-  return 1;
+  return ws->ddelta_kernel && mr && ND % 2 == 0 && (size_t)n * mr * sizeof(float) <= 48 * 1024;
+}
+
+extern "C" void cu_ddelta_add(cu_ws *ws, cu_dd_src a, cu_dd_src b, int w0, int n) {
+  const size_t ND = ws->N * (size_t)ws->D;
+  const int R = a.R + b.R;
+  if (n == 0 || R == 0) return;
+  float *dd = ws->ddelta + (size_t)w0 * ND;
+  EP_CHECK(w0 + n <= ws->W, "ddelta of writers [%d, %d) of %d", w0, w0 + n, ws->W);
+  if (cu_ddelta_tc_covers(ws, R, n)) { /* 3xTF32 on tensor cores */
+    cu_ddelta_tc(ws, a, b, n, dd);
+    return;
+  }
+  EP_CHECK(b.R == 0, "a two-source ddelta update of %d + %d rows over %d writers is not covered", a.R, b.R, n);
+  if (cu_ddelta_covers(ws, R, n)) { /* exact fp32 in k_ddelta */
+    switch (cu_ddelta_mr(R)) {
+    case 4: cu_ddelta_launch<4>(ws, a, n, dd); break;
+    case 8: cu_ddelta_launch<8>(ws, a, n, dd); break;
+    case 16: cu_ddelta_launch<16>(ws, a, n, dd); break;
+    case 24: cu_ddelta_launch<24>(ws, a, n, dd); break;
+    case 40: cu_ddelta_launch<40>(ws, a, n, dd); break;
+    default: cu_ddelta_launch<48>(ws, a, n, dd); break;
+    }
+    return;
+  }
+  if (ws->compute == 2) { /* bf16: the operands cu_edge_grad converted */
+    EP_CHECK(ws->dy_bf_of == a.dY, "ddelta in bf16 from reader gradients that were not converted");
+    cu_gemm_bf16(ws, 1, 0, n, (int)ND, a.R, 1.0f, ws->z_bf + (a.Z - ws->zd), a.ldz, ws->dy_bf, (int)ND, 1.0f, dd,
+                 (int)ND);
+  } else cu_gemm(ws, 1, 0, n, (int)ND, a.R, 1.0f, a.Z, a.ldz, a.dY, (int)ND, 1.0f, dd, (int)ND);
 }
 
 /* Token rows per edge-gradient chunk: the largest divisor c of N that still leaves at
@@ -377,7 +410,8 @@ static int cu_edge_rows(const cu_ws *ws) {
   return best;
 }
 
-extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int w0, int n, const float *Z, double *dz) {
+extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int w0, int n, const float *Z, double *dz,
+                             int dd) {
   if (n == 0) return;
   const int D = ws->D, ND = (int)(ws->N * (size_t)D);
   const int bf = ws->compute == 2;
@@ -385,7 +419,10 @@ extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int w0, int n, c
   int nb = (int)(ws->N / (size_t)crow);
   const size_t off = (size_t)w0 * ND; /* first writer's row of delta / ddelta */
   EP_CHECK(R <= 3 * ws->H + 1 && w0 + n <= ws->W, "edge gradient of %d readers x writers [%d, %d)", R, w0, w0 + n);
-  if (bf) cu_to_bf16(ws, dY, ws->dy_bf, (size_t)R * ND);
+  if (bf) {
+    cu_to_bf16(ws, dY, ws->dy_bf, (size_t)R * ND);
+    ws->dy_bf_of = dY;
+  }
   /* gchunk[b] [R, n] = dY[:, chunk b] x delta[:, chunk b]^T over nb column chunks, then
    * the chunks summed in double: the tensor-core kernel's slices (fp32 and TF32), or a
    * strided-batched GEMM over chunks of crow token rows (bf16, or shapes the kernel does
@@ -410,12 +447,9 @@ extern "C" void cu_edge_grad(cu_ws *ws, const float *dY, int R, int w0, int n, c
   }
   cu_mark(ws, CU_PH_EDGE);
   /* ddelta[w0 : w0 + n] += Z^T dY (fp32 accumulation into fp32 ddelta in every mode) */
-  if (!cu_ddelta(ws, Z, R, n, dY, ws->ddelta + off)) { /* else exact fp32 in k_ddelta */
-    if (bf)
-      cu_gemm_bf16(ws, 1, 0, n, ND, R, 1.0f, ws->z_bf + (Z - ws->zd), n, ws->dy_bf, ND, 1.0f, ws->ddelta + off,
-                   ND);
-    else cu_gemm(ws, 1, 0, n, ND, R, 1.0f, Z, n, dY, ND, 1.0f, ws->ddelta + off, ND);
-  }
+  if (!dd) return;
+  const cu_dd_src src = {Z, dY, R, n}, none = {NULL, NULL, 0, 0};
+  cu_ddelta_add(ws, src, none, w0, n);
   cu_mark(ws, CU_PH_DDELTA);
 }
 
