@@ -3,13 +3,13 @@
  * Random tiny GPT-2-shaped models (four sizes, one with GPT-2's 12 heads) and a
  * Tracr-shaped model (no norms, ReLU, bidirectional, numeric head, a layer without MLP);
  * embedding nodes on/off, node masks on/off, interchange/zero/mean ablation, every loss
- * kind; a full-size batch and a smaller one in the same workspace. Compared: writer_outputs, prepare's P and full
- * outputs, faith's loss and masked outputs (forward only and with backward), dz_edge
- * and dz_node; the same bits with kept activations instead of recomputation and with
- * prepare served by the device cache; masks drawn on the device (faith_sampled) against
- * the host's draw, also queued with another batch prepared behind it (faith_sampled_start
- * / _end); TF32 steps within 1e-2 of fp32 (not on the D96 model, see main), bf16
- * steps within 1e-1 (see lowp_cmp).
+ * kind; a full-size batch and a smaller one in the same workspace. Compared:
+ * writer_outputs, prepare's P and full outputs, faith's loss and masked outputs (forward
+ * only and with backward), dz_edge and dz_node; the same bits with kept activations
+ * instead of recomputation and with prepare served by the device cache; masks drawn on
+ * the device (faith_sampled) against the host's draw, also queued with another batch
+ * prepared behind it (faith_sampled_start / _end); TF32 steps within 1e-2 of fp32 (not
+ * on the D96 model, see main), bf16 steps within 1e-1 (see lowp_cmp).
  *
  * Tolerance. Both backends compute in fp32 with different summation orders (cuBLAS
  * blocking, float attention scores on the device, double ones on the host), so each

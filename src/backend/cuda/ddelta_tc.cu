@@ -144,11 +144,11 @@ static void dt_launch(cu_ws *ws, const cu_dd_src &a, const cu_dd_src &b, int n, 
   static int optin = 0;
   smem_optin(k_ddelta_tc<KS>, optin);
   const size_t ND = ws->N * (size_t)ws->D, smem = dt_smem(KS, n);
-  int per_sm = 0; /* Z^T is loaded once per block: no more blocks than fit at once */
-  EP_CHECK_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_ddelta_tc<KS>, dt_warps(KS) * 32, smem));
+  /* Z^T is loaded once per block: no more blocks than are resident at once */
+  const size_t cap = resident_blocks(k_ddelta_tc<KS>, dt_warps(KS) * 32, smem, ws->sm_count);
+  EP_CHECK(cap > 0, "k_ddelta_tc<%d>: no block of %zu bytes of shared memory fits", KS, smem);
   const size_t tiles = ND / DT_COLS, per_block = (size_t)dt_warps(KS);
   size_t blocks = (tiles + per_block - 1) / per_block;
-  const size_t cap = (size_t)ws->sm_count * (size_t)(per_sm > 0 ? per_sm : 1);
   if (blocks > cap) blocks = cap;
   k_ddelta_tc<KS><<<(unsigned)blocks, dt_warps(KS) * 32, smem, ws->st>>>(a, b, n, ND, dd);
   EP_CHECK_LAUNCH();

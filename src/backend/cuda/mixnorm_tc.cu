@@ -466,11 +466,8 @@ static int cu_mix_norm_tcp_launch(cu_ws *ws, const TD *delta, const float *Z, in
   const size_t smem = tcp_smem(MT, n, D, sizeof(TD));
   static int attr_set = 0; /* per instantiation */
   smem_optin(k_mix_norm_tcp<MT, NT, TD>, attr_set);
-  int per_sm = 0;
-  EP_CHECK_CUDA(
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_mix_norm_tcp<MT, NT, TD>, threads, smem));
-  if (per_sm < 1) return 0;
-  size_t blocks = (size_t)ws->sm_count * (size_t)per_sm;
+  size_t blocks = resident_blocks(k_mix_norm_tcp<MT, NT, TD>, threads, smem, ws->sm_count);
+  if (blocks == 0) return 0;
   if (blocks > ws->N) blocks = ws->N;
   k_mix_norm_tcp<MT, NT, TD><<<(unsigned)blocks, threads, smem, ws->st>>>(
       Z, R, Rn, n, delta, (int)ws->N, base, Y, Xn, mu, rs, lw, lb, base2, Y2, D, (int)ws->m->cfg.norm,

@@ -1,6 +1,6 @@
 /* tc_util.cuh — tensor-core helpers for the backend's mma.sync kernels (edge_tc.cu,
- * mixnorm_tc.cu): TF32 operands, 3xTF32 products, f16 products, ldmatrix, the
- * shared-memory opt-in.
+ * mixnorm_tc.cu, ddelta_tc.cu): TF32 operands, 3xTF32 products, f16 products, ldmatrix,
+ * the shared-memory opt-in, the resident grid of a persistent kernel.
  *
  * Fragment layouts (PTX ISA, mma.m16n8k8 .tf32; g = lane / 4, t = lane % 4):
  *   A (16 x 8, row):  a0 = A[g][t], a1 = A[g + 8][t], a2 = A[g][t + 4], a3 = A[g + 8][t + 4]
@@ -22,6 +22,15 @@ static void smem_optin(F *f, int &done) {
   EP_CHECK_CUDA(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
   EP_CHECK_CUDA(cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, optin));
   done = 1;
+}
+
+/* Blocks of kernel f (threads and smem bytes a block) that are resident on the device at
+ * once, sm_count multiprocessors: a persistent kernel's grid (0: not one block fits). */
+template <typename F>
+static size_t resident_blocks(F *f, int threads, size_t smem, int sm_count) {
+  int per_sm = 0;
+  EP_CHECK_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, f, threads, smem));
+  return per_sm > 0 ? (size_t)sm_count * (size_t)per_sm : 0;
 }
 
 /* x = head + tail: the head rounded to TF32, the tail the exact rest (the tensor cores
