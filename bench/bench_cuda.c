@@ -111,7 +111,7 @@ static timing run_steps(const ep_backend_ops *be, void *ws, const ep_graph *g, c
   prune_adamw_init(&opt, &p, lr);
   timing t = {0, 0, 0, 0, 0};
   const int warm = bs->n > 3 ? bs->n : 3;
-  int64_t launches, cap0 = 0, cap1, timed_captures = 0;
+  int64_t launches, cap0 = 0, cap1, kernels, timed_captures = 0;
   const char *pe = getenv("EP_BENCH_PROFILE");
   const int prof = pe && atoi(pe);
   for (int queued = 0; queued < 2; queued++) {
@@ -119,7 +119,7 @@ static timing run_steps(const ep_backend_ops *be, void *ws, const ep_graph *g, c
     for (int s = 0; s < warm + steps; s++) {
       if (comm != MPI_COMM_NULL) EP_CHECK_MPI(MPI_Barrier(comm));
       if (prof && !queued && s == warm) backend_cuda_profiler_range(1);
-      if (s == warm) backend_cuda_graph_stats(ws, &launches, &cap0);
+      if (s == warm) backend_cuda_graph_stats(ws, &launches, &cap0, &kernels);
       const double a = ep_time_now();
       double b = a;
       if (queued) { /* as training does: the next batch prepared while the device runs this step */
@@ -155,7 +155,7 @@ static timing run_steps(const ep_backend_ops *be, void *ws, const ep_graph *g, c
       }
     }
     if (queued) backend_cuda_wait(ws); /* the unused last prepare */
-    backend_cuda_graph_stats(ws, &launches, &cap1);
+    backend_cuda_graph_stats(ws, &launches, &cap1, &kernels);
     timed_captures += cap1 - cap0;
   }
   t.prep *= 1e3 / steps;
@@ -336,8 +336,11 @@ int main(int argc, char **argv) {
              B, Tm);
       print_timing("cold", &cold, f_cold / 1e9);
       print_timing("cached", &hot, f_hot / 1e9);
-      printf("  graphs: %lld step graphs captured while timing (cold), %lld (cached)\n", (long long)cap_cold,
-             (long long)cap_hot);
+      int64_t launches, captures, kernels;
+      backend_cuda_graph_stats(ws, &launches, &captures, &kernels);
+      printf("  graphs: %lld step graphs captured while timing (cold), %lld (cached); %lld kernels in a step's "
+             "graph\n",
+             (long long)cap_cold, (long long)cap_hot, (long long)kernels);
       printf("  masks drawn on the device; the host draw they replace: %.2f ms/step on this node's CPU\n",
              host_draw_ms(&g, steps));
       printf("  device memory: %.2f GiB in use at the end (peak: nothing is freed during steps; max over ranks): "

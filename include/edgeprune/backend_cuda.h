@@ -81,9 +81,10 @@ void backend_cuda_cache_stats(const void *ws, int64_t *entries, int64_t *hits, i
  * work queued). */
 void backend_cuda_wait(void *ws);
 
-/* Masked steps launched as a CUDA graph, and graphs captured for them (one per launch
- * shape and option set, CU_GRAPH_SLOTS kept; a capture costs about a step). */
-void backend_cuda_graph_stats(const void *ws, int64_t *launches, int64_t *captures);
+/* Masked steps launched as a CUDA graph, graphs captured for them (one per launch shape
+ * and option set, CU_GRAPH_SLOTS kept; a capture costs about a step), and the kernels
+ * in the last graph captured (0 before any). */
+void backend_cuda_graph_stats(const void *ws, int64_t *launches, int64_t *captures, int64_t *kernels);
 
 /* The CUDA backend's operations. */
 const ep_backend_ops *backend_cuda(void);

@@ -1241,6 +1241,22 @@ static void cu_faith_bwd_dev(cu_ws *ws, int nm) {
   cu_mark(ws, CU_PH_HEAD);
 }
 
+/* Kernel nodes in graph (cuBLAS's included). */
+static int64_t cu_graph_kernel_nodes(cudaGraph_t graph) {
+  size_t n = 0;
+  EP_CHECK_CUDA(cudaGraphGetNodes(graph, NULL, &n));
+  cudaGraphNode_t *nodes = (cudaGraphNode_t *)ep_malloc(n * sizeof *nodes + 1);
+  EP_CHECK_CUDA(cudaGraphGetNodes(graph, nodes, &n));
+  int64_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    cudaGraphNodeType t;
+    EP_CHECK_CUDA(cudaGraphNodeGetType(nodes[i], &t));
+    k += t == cudaGraphNodeTypeKernel;
+  }
+  free(nodes);
+  return k;
+}
+
 /* The device-KL step as one CUDA graph: captured on first use of a (B, T, P, outputs,
  * backward, node masks, precision, kept activations, mixing kernel) combination and
  * replayed while it recurs; up to CU_GRAPH_SLOTS combinations are kept, the least
@@ -1268,6 +1284,7 @@ static void cu_faith_graph(cu_ws *ws, int nm, int want_out, int grad) {
     cu_faith_kl_dev(ws, want_out, grad);
     if (grad) cu_faith_bwd_dev(ws, nm);
     EP_CHECK_CUDA(cudaStreamEndCapture(ws->st, &graph));
+    ws->graph_kernels = cu_graph_kernel_nodes(graph);
     EP_CHECK_CUDA(cudaGraphInstantiate(&gs->exec, graph, 0));
     EP_CHECK_CUDA(cudaGraphDestroy(graph));
     memcpy(gs->key, key, sizeof key);
@@ -1547,10 +1564,11 @@ extern "C" size_t backend_cuda_workspace_bytes(const void *p) {
 
 extern "C" void backend_cuda_wait(void *p) { EP_CHECK_CUDA(cudaStreamSynchronize(((cu_ws *)p)->st)); }
 
-extern "C" void backend_cuda_graph_stats(const void *p, int64_t *launches, int64_t *captures) {
+extern "C" void backend_cuda_graph_stats(const void *p, int64_t *launches, int64_t *captures, int64_t *kernels) {
   const cu_ws *ws = (const cu_ws *)p;
   *launches = (int64_t)ws->graph_clock;
   *captures = ws->graph_captures;
+  *kernels = ws->graph_kernels;
 }
 
 extern "C" void backend_cuda_set_prepare_cache(void *p, size_t bytes) {

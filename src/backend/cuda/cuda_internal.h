@@ -272,6 +272,7 @@ typedef struct {
   cu_graph_slot graph[CU_GRAPH_SLOTS]; /* captured steps by key (cu_faith_graph) */
   uint64_t graph_clock;     /* graph launches so far */
   int64_t graph_captures;   /* graphs captured so far */
+  int64_t graph_kernels;    /* kernel nodes in the last graph captured */
   struct cu_cache *cache;  /* prepare outputs of examples seen before (cache.cu), or NULL */
   /* phase timing */
   int prof;
