@@ -100,13 +100,7 @@ static __global__ void __launch_bounds__(ET_WARPS * 32, 2)
     cu_cp_commit();
   }
 
-  float acc[MT][ET_NTW][4];
-#pragma unroll
-  for (int m = 0; m < MT; m++)
-#pragma unroll
-    for (int j = 0; j < ET_NTW; j++)
-#pragma unroll
-      for (int e = 0; e < 4; e++) acc[m][j][e] = 0.0f;
+  float acc[MT][ET_NTW][4] = {};
 
   /* fp32 delta, ldmatrix addresses: A (x4) matrix lm = rows +8 (lm & 1), columns +4
    * (lm >> 1); B (x2) matrix lm & 1 = columns +4 (lm & 1). fp16 delta: lane (g, t)'s

@@ -311,13 +311,7 @@ static __global__ void __launch_bounds__(CU_TC_MAX_WARPS * 32, 1)
     else zs[i] = z;
   }
 
-  float acc[MT][NT][4];
-#pragma unroll
-  for (int m = 0; m < MT; m++)
-#pragma unroll
-    for (int j = 0; j < NT; j++)
-#pragma unroll
-      for (int e = 0; e < 4; e++) acc[m][j][e] = 0.0f;
+  float acc[MT][NT][4] = {};
   /* fp32: A by ldmatrix (x4: matrix lm = rows + 8 (lm & 1), columns + 4 (lm >> 1)), B
    * scalar. fp16: A by ldmatrix (x4: rows + 8 (lm & 1), writers + 8 (lm >> 1)), B by
    * ldmatrix.trans from the [writer][column] stage (x4: writers + 8 (lm & 1), two n-tiles) */
